@@ -1,0 +1,188 @@
+//! Command-line definition. Every path the tool reads or writes can be redirected,
+//! so tests run against disk images and fake trees instead of a live machine.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "abguard",
+    version,
+    about = "Health-gated A/B updates with automatic rollback for Flatcar Container Linux"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where to find the running system; defaults are the live machine's.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Probe {
+    /// Kernel command line to read [default: /proc/cmdline].
+    #[arg(long, value_name = "FILE")]
+    pub cmdline: Option<PathBuf>,
+    /// sysfs root [default: /sys].
+    #[arg(long, value_name = "DIR")]
+    pub sysfs: Option<PathBuf>,
+    /// Device directory [default: /dev].
+    #[arg(long, value_name = "DIR")]
+    pub dev: Option<PathBuf>,
+    /// Mount table [default: /proc/self/mountinfo].
+    #[arg(long, value_name = "FILE")]
+    pub mountinfo: Option<PathBuf>,
+    /// Mount point of the booted /usr [default: /sysusr/usr or SYSROOT/usr in the initrd, /usr otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub usr: Option<PathBuf>,
+    /// Runtime state directory [default: /run].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Root of the booted system, for os-release and the history [default: / ; /sysroot for initrd].
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+}
+
+impl Probe {
+    /// True when the caller pointed at a system other than this one.
+    pub fn explicit(&self) -> bool {
+        self.cmdline.is_some()
+            || self.sysfs.is_some()
+            || self.mountinfo.is_some()
+            || self.usr.is_some()
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DiskArg {
+    /// Disk or image file holding the GPT [default: the disk of the booted /usr].
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(rename_all = "kebab-case")]
+pub enum Command {
+    /// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
+    Status {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// History entries to show.
+        #[arg(long, default_value_t = 10)]
+        history: usize,
+    },
+    /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
+    Next {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Only print the choice; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
+    Stage {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Partition number of the slot to stage.
+        #[arg(long)]
+        partition: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
+    MarkGood {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Partition number [default: the booted slot].
+        #[arg(long)]
+        partition: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the other slot boot next.
+    Rollback {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Slot to roll back to [default: the slot other than the booted one].
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Roll back to a slot that never booted successfully (gives it one try).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assess this boot from the initrd: write /run flags and the boot record; on a
+    /// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
+    Initrd {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Decide and write, but do not reboot.
+        #[arg(long)]
+        no_reboot: bool,
+        /// Print the boot record as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Test input: `dmsetup status usr` output instead of the DM ioctl.
+        #[arg(long, value_name = "FILE", hide = true, requires = "dm_table")]
+        dm_status: Option<PathBuf>,
+        /// Test input: `dmsetup table usr` output instead of the DM ioctl.
+        #[arg(long, value_name = "FILE", hide = true, requires = "dm_status")]
+        dm_table: Option<PathBuf>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_verbs() {
+        let c = Cli::try_parse_from(["abguard", "next", "--disk", "d.img", "--dry-run", "--json"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Next {
+                dry_run: true,
+                json: true,
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from(["abguard", "stage", "--disk", "d"]).is_err(),
+            "--partition is required"
+        );
+        let c = Cli::try_parse_from(["abguard", "mark-good", "--partition", "4"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::MarkGood {
+                partition: Some(4),
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,268 @@
+//! The verbs that read or change the slots: status, next, stage, mark-good, rollback.
+
+use crate::ab::{self, Refusal, Slot};
+use crate::assess;
+use crate::cli::{DiskArg, Probe};
+use crate::gpt::{Disk, Table};
+use crate::probe::{self, Env};
+use crate::record;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::Path;
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Re-read the table through the writable handle, apply `change` to the slots and
+/// write the result; nothing is written when `change` refuses.
+fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
+where
+    F: FnOnce(&mut Vec<Slot>) -> Result<()>,
+{
+    let (mut disk, mut table) = probe::read_table(path, true)?;
+    let before = table.slots();
+    let mut after = before.clone();
+    change(&mut after)?;
+    if after != before || table.needs_repair() {
+        for p in &table.problems {
+            log::warn!("{}: repairing: {p}", path.display());
+        }
+        table.set_slots(&after);
+        write_table(&mut disk, &table)
+            .with_context(|| format!("writing the GPT of {}", path.display()))?;
+    }
+    Ok((before, after))
+}
+
+pub fn write_table(disk: &mut Disk, table: &Table) -> Result<()> {
+    table.write(&mut disk.file)
+}
+
+/// Which slot booted, using the same rules as the initrd assessment. `None` when it
+/// cannot be told, or when the disk is an image and no probe input points at it.
+fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
+    let is_block = std::fs::metadata(disk)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false);
+    if !is_block && !env.explicit {
+        return (
+            None,
+            vec!["the disk is an image file: no booted slot".into()],
+        );
+    }
+    let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
+    let a = assess::assess(&f);
+    (a.booted, a.reasons)
+}
+
+fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
+    Ok(ab::find_partition(slots, n)?)
+}
+
+pub fn status(d: &DiskArg, p: &Probe, json: bool, history: usize) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let (_, table) = probe::read_table(&path, false)?;
+    let slots = table.slots();
+    let next = ab::next_boot(&slots);
+    let (booted, booted_notes) = booted(&env, &path, &table);
+    let last: Option<serde_json::Value> = std::fs::read(env.run_dir.join("abguard/boot.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let hist = record::read_history(&env.sysroot);
+    let hist = &hist[hist.len().saturating_sub(history)..];
+    if json {
+        print_json(&json!({
+            "disk": path,
+            "table": table.used,
+            "problems": table.problems,
+            "slots": slots,
+            "next_boot": next.map(|i| slots[i].partition),
+            "booted": booted.map(|i| slots[i].partition),
+            "booted_notes": booted_notes,
+            "last_assessment": last,
+            "history": hist,
+        }));
+        return Ok(0);
+    }
+    println!(
+        "disk: {} (GPT read from the {} copy)",
+        path.display(),
+        table.used
+    );
+    for p in &table.problems {
+        println!("  warning: {p}");
+    }
+    for (i, s) in slots.iter().enumerate() {
+        let mut tags = Vec::new();
+        if Some(i) == next {
+            tags.push("next boot");
+        }
+        if Some(i) == booted {
+            tags.push("booted");
+        }
+        println!(
+            "  {:<6} partition {:<2} {}  {}{}",
+            s.label,
+            s.partition,
+            s.partuuid,
+            s.attrs,
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", tags.join(", "))
+            }
+        );
+    }
+    if next.is_none() {
+        println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
+    }
+    if let Some(l) = &last {
+        println!(
+            "last assessment: {} ({})",
+            l["verdict"].as_str().unwrap_or("?"),
+            l["reasons"]
+                .as_array()
+                .map(|r| r
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        );
+    }
+    if !hist.is_empty() {
+        println!("history:");
+        for h in hist {
+            println!(
+                "  {} {:<12} {:<6} {:<10} {}",
+                h["time"].as_str().unwrap_or("?"),
+                h["event"].as_str().unwrap_or("?"),
+                h["booted"]["label"].as_str().unwrap_or("-"),
+                h["version_id"].as_str().unwrap_or("-"),
+                h["verdict"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let mut pick = None;
+    let result = |slots: &Vec<Slot>| -> Result<usize> {
+        ab::next_boot(slots).ok_or_else(|| Refusal::NothingBootable.into())
+    };
+    let (before, after) = if dry_run {
+        let (_, t) = probe::read_table(&path, false)?;
+        let s = t.slots();
+        let i = result(&s)?;
+        let mut a = s.clone();
+        a[i].attrs = ab::spend_try(a[i].attrs);
+        pick = Some(i);
+        (s, a)
+    } else {
+        change_slots(&path, |s| {
+            let i = result(s)?;
+            s[i].attrs = ab::spend_try(s[i].attrs);
+            pick = Some(i);
+            Ok(())
+        })?
+    };
+    let i = pick.expect("set on success");
+    if json {
+        print_json(&json!({
+            "partition": after[i].partition,
+            "partuuid": after[i].partuuid,
+            "label": after[i].label,
+            "tries_before": before[i].attrs.tries,
+            "tries_after": after[i].attrs.tries,
+            "dry_run": dry_run,
+        }));
+    } else {
+        println!("{}", after[i].partition);
+    }
+    Ok(0)
+}
+
+fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
+    if json {
+        print_json(&json!({ "disk": path, "action": what, "before": before, "after": after }));
+        return;
+    }
+    for (b, a) in before.iter().zip(after) {
+        let mark = if b == a { "" } else { "  (changed)" };
+        println!(
+            "{:<6} partition {:<2} {}  →  {}{mark}",
+            a.label, a.partition, b.attrs, a.attrs
+        );
+    }
+}
+
+pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let (before, after) = change_slots(&path, |s| {
+        let i = slot_by_partition(s, partition)?;
+        ab::stage(s, i);
+        Ok(())
+    })?;
+    report_change("stage", &path, &before, &after, json);
+    Ok(0)
+}
+
+pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let (before, after) = change_slots(&path, |s| {
+        let i = match partition {
+            Some(n) => slot_by_partition(s, n)?,
+            None => booted_index(&env, &path)?,
+        };
+        ab::mark_good(s, i);
+        Ok(())
+    })?;
+    report_change("mark-good", &path, &before, &after, json);
+    Ok(0)
+}
+
+fn booted_index(env: &Env, path: &Path) -> Result<usize> {
+    let (_, table) = probe::read_table(path, false)?;
+    match booted(env, path, &table) {
+        (Some(i), _) => Ok(i),
+        (None, why) => bail!(
+            "cannot tell which slot booted ({}); pass --partition",
+            why.join("; ")
+        ),
+    }
+}
+
+pub fn rollback(
+    d: &DiskArg,
+    p: &Probe,
+    partition: Option<u32>,
+    force: bool,
+    json: bool,
+) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let (before, after) = change_slots(&path, |s| {
+        let target = match partition {
+            Some(n) => slot_by_partition(s, n)?,
+            None => {
+                // from the booted slot; on an image, from the slot GRUB would boot now
+                let from = match booted_index(&env, &path) {
+                    Ok(i) => i,
+                    Err(_) => ab::next_boot(s).ok_or(Refusal::NothingBootable)?,
+                };
+                ab::other_slot(s, from)?
+            }
+        };
+        ab::rollback(s, target, force)?;
+        Ok(())
+    })?;
+    report_change("rollback", &path, &before, &after, json);
+    Ok(0)
+}

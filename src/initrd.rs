@@ -1,0 +1,199 @@
+//! `abguard initrd`: probe, decide, act — before pivot-root, on every boot.
+//!
+//! Effects are the /run flags the booted system keys on, the boot record, the history
+//! on the root filesystem and, only for a failed dm-verity check on the first boot
+//! after an upgrade, spending the slot and rebooting.
+
+use crate::ab::Slot;
+use crate::assess::{self, Assessment, Verdict};
+use crate::cli::{DiskArg, Probe};
+use crate::probe::{self, Env};
+use crate::record::{self, Booted, Record};
+use crate::safefs::SafeDir;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The seed's flag name, so units written for it keep working.
+pub const HEALTHY_FLAG: &str = "first-boot-healthy";
+pub const STATE_DIR: &str = "abguard";
+pub const NEEDS_CHECK: &str = "needs-health-check";
+pub const INDETERMINATE: &str = "indeterminate";
+pub const BOOT_JSON: &str = "boot.json";
+
+pub struct Options<'a> {
+    pub no_reboot: bool,
+    pub json: bool,
+    pub dm_test: Option<(&'a Path, &'a Path)>,
+}
+
+pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
+    let env = Env::new(p, true);
+    let disk = probe::disk_path(d.disk.as_ref(), &env);
+    let table = match &disk {
+        Ok(path) => probe::read_table(path, false)
+            .map(|(_, t)| t)
+            .map_err(|e| format!("{e:#}")),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let disk_for_facts = disk
+        .as_ref()
+        .cloned()
+        .unwrap_or_else(|_| PathBuf::from("/nonexistent"));
+    let (facts, _) = probe::facts(&env, &disk_for_facts, &table, o.dm_test, true);
+    let mut a = assess::assess(&facts);
+    let slots = facts.slots.clone().unwrap_or_default();
+
+    let mut rec = Record::new("initrd", a.verdict.as_str());
+    rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
+    rec.table = table.as_ref().ok().map(|t| t.used);
+    if let Ok(t) = &table {
+        rec.reasons
+            .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
+    }
+    rec.version_id = probe::version_id(&version_dirs(&env));
+    rec.verity = Some(facts.verity.clone());
+
+    let mut reboot = false;
+    if a.verdict == Verdict::Rollback {
+        match spend(disk.as_ref().ok(), &slots, &a) {
+            Ok(msg) => {
+                rec.actions.push(msg);
+                reboot = !o.no_reboot;
+            }
+            Err(e) => {
+                // GRUB already spent the try on this boot, so the next reboot falls back
+                // anyway; without our write we must not force one.
+                a.reasons.push(format!("could not spend the slot: {e:#}"));
+                a.verdict = Verdict::NeedsHealthCheck;
+            }
+        }
+    }
+    rec.verdict = a.verdict.as_str().to_string();
+    rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
+    rec.booted = a
+        .booted
+        .map(|i| booted(&slots[i], a.booted_source.unwrap_or("?")));
+    rec.slots = a.new_slots.clone().unwrap_or(slots);
+    rec.reasons.extend(a.reasons.iter().cloned());
+
+    let flags = write_flags(&env.run_dir, &a, &mut rec);
+    if let Err(e) = &flags {
+        log::error!("{e:#}");
+    }
+    if env.sysroot.is_dir() {
+        if let Err(e) = record::append_history(&env.sysroot, &rec) {
+            log::warn!("history not updated: {e:#}");
+        }
+    }
+    log_summary(&rec);
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+    }
+    flags?;
+    if reboot {
+        log::warn!("rebooting so GRUB falls back");
+        crate::reboot::reboot()?;
+    }
+    Ok(0)
+}
+
+fn version_dirs(env: &Env) -> Vec<PathBuf> {
+    let mut v = env.usr_candidates.clone();
+    v.push(env.sysroot.join("usr"));
+    v
+}
+
+fn booted(s: &Slot, source: &str) -> Booted {
+    Booted {
+        partition: s.partition,
+        label: s.label.clone(),
+        partuuid: s.partuuid.clone(),
+        source: source.to_string(),
+    }
+}
+
+/// Write the spent slot, refusing if the table changed since it was probed.
+fn spend(disk: Option<&PathBuf>, probed: &[Slot], a: &Assessment) -> Result<String> {
+    let (Some(path), Some(new), Some(i)) = (disk, a.new_slots.as_ref(), a.booted) else {
+        bail!("nothing to write");
+    };
+    let (mut d, mut table) = probe::read_table(path, true)?;
+    if table.slots() != probed {
+        bail!("the partition table changed while the boot was assessed");
+    }
+    table.set_slots(new);
+    crate::commands::write_table(&mut d, &table)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(format!(
+        "spent {} (partition {}): tries=0 successful=0",
+        new[i].label, new[i].partition
+    ))
+}
+
+/// The flags the booted system's units key on, then the record. A failure is an
+/// error to report, not a reason to stop: the boot goes on either way.
+fn write_flags(run_dir: &Path, a: &Assessment, rec: &mut Record) -> Result<()> {
+    let run = SafeDir::open(run_dir)?;
+    let state = run.subdir(STATE_DIR, true)?;
+    match a.verdict {
+        Verdict::NeedsHealthCheck | Verdict::Rollback => {
+            run.remove(HEALTHY_FLAG)?;
+            state.remove(INDETERMINATE)?;
+            if a.verdict == Verdict::NeedsHealthCheck {
+                let body = rec.booted.as_ref().map_or(String::new(), |b| {
+                    format!("{} {}\n", b.partition, b.partuuid)
+                });
+                state.write_atomic(NEEDS_CHECK, body.as_bytes())?;
+                rec.actions.push(format!(
+                    "wrote {}",
+                    state.path().join(NEEDS_CHECK).display()
+                ));
+            }
+        }
+        Verdict::Healthy | Verdict::Indeterminate | Verdict::Mismatch => {
+            state.remove(NEEDS_CHECK)?;
+            if a.verdict == Verdict::Healthy {
+                state.remove(INDETERMINATE)?;
+            } else {
+                state.write_atomic(
+                    INDETERMINATE,
+                    format!("{}\n", a.reasons.join("\n")).as_bytes(),
+                )?;
+                rec.actions.push(format!(
+                    "wrote {}",
+                    state.path().join(INDETERMINATE).display()
+                ));
+            }
+            run.write_atomic(HEALTHY_FLAG, b"")?;
+            rec.actions
+                .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+        }
+    }
+    state.write_atomic(BOOT_JSON, serde_json::to_string_pretty(rec)?.as_bytes())
+}
+
+fn log_summary(rec: &Record) {
+    let booted = rec.booted.as_ref().map_or("unknown".to_string(), |b| {
+        format!("{}(partition {})", b.label, b.partition)
+    });
+    let verity = rec
+        .verity
+        .as_ref()
+        .and_then(|v| v.status.clone())
+        .unwrap_or_else(|| "-".into());
+    log::warn!(
+        "verdict={} booted={} version={} first-boot-after-upgrade={} verity={}",
+        rec.verdict,
+        booted,
+        rec.version_id.as_deref().unwrap_or("?"),
+        rec.first_boot_after_upgrade
+            .map_or("?", |f| if f { "yes" } else { "no" }),
+        verity
+    );
+    for r in &rec.reasons {
+        log::warn!("{r}");
+    }
+    for a in &rec.actions {
+        log::info!("{a}");
+    }
+}

@@ -1,0 +1,93 @@
+//! abguard: health-gated A/B updates with automatic rollback for Flatcar Container Linux.
+//!
+//! Probe (gpt, sysfs, cmdline, dm, osrelease) → decide (ab, assess) → act (gpt writes,
+//! safefs, record, reboot). The decision modules are pure and table-tested.
+
+pub mod ab;
+pub mod assess;
+pub mod attrs;
+pub mod cli;
+pub mod cmdline;
+pub mod commands;
+pub mod dm;
+pub mod fail;
+pub mod gpt;
+pub mod initrd;
+pub mod kmsg;
+pub mod osrelease;
+pub mod probe;
+pub mod reboot;
+pub mod record;
+pub mod safefs;
+pub mod sysfs;
+
+use cli::{Cli, Command};
+
+/// Exit codes, documented in the README.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_REFUSED: i32 = 3;
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Status {
+            disk,
+            probe,
+            json,
+            history,
+        } => commands::status(disk, probe, *json, *history),
+        Command::Next {
+            disk,
+            probe,
+            dry_run,
+            json,
+        } => commands::next(disk, probe, *dry_run, *json),
+        Command::Stage {
+            disk,
+            probe,
+            partition,
+            json,
+        } => commands::stage(disk, probe, *partition, *json),
+        Command::MarkGood {
+            disk,
+            probe,
+            partition,
+            json,
+        } => commands::mark_good(disk, probe, *partition, *json),
+        Command::Rollback {
+            disk,
+            probe,
+            partition,
+            force,
+            json,
+        } => commands::rollback(disk, probe, *partition, *force, *json),
+        Command::Initrd {
+            disk,
+            probe,
+            no_reboot,
+            json,
+            dm_status,
+            dm_table,
+        } => {
+            let dm_test = dm_status.as_deref().zip(dm_table.as_deref());
+            initrd::run(
+                disk,
+                probe,
+                &initrd::Options {
+                    no_reboot: *no_reboot,
+                    json: *json,
+                    dm_test,
+                },
+            )
+        }
+    }
+}
+
+/// Exit code for an error: refusals (nothing bootable, never-successful target) are 3.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.downcast_ref::<ab::Refusal>().is_some() {
+        EXIT_REFUSED
+    } else {
+        EXIT_ERROR
+    }
+}

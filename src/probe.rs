@@ -1,0 +1,247 @@
+//! Turning the machine into plain facts: which disk, which slots, which slot booted
+//! (from the command line and, independently, from sysfs), the dm-verity state and the
+//! booted version. Failures become reasons, never panics: the decision decides.
+
+use crate::ab::Slot;
+use crate::cli::Probe;
+use crate::cmdline::{self, Cmdline, UsrRef};
+use crate::dm::{self, Verity};
+use crate::gpt::{Disk, Table};
+use crate::osrelease;
+use crate::sysfs::{self, Backing, Sysfs};
+use anyhow::{anyhow, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The probe options with the defaults for where we run filled in.
+pub struct Env {
+    pub cmdline: PathBuf,
+    pub sysfs: Sysfs,
+    pub mountinfo: PathBuf,
+    pub usr_candidates: Vec<PathBuf>,
+    pub run_dir: PathBuf,
+    pub sysroot: PathBuf,
+    pub explicit: bool,
+}
+
+impl Env {
+    pub fn new(p: &Probe, initrd: bool) -> Env {
+        let sysroot = p
+            .sysroot
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(if initrd { "/sysroot" } else { "/" }));
+        let usr_candidates = match &p.usr {
+            Some(u) => vec![u.clone()],
+            None if initrd => vec![PathBuf::from("/sysusr/usr"), sysroot.join("usr")],
+            None => vec![PathBuf::from("/usr")],
+        };
+        Env {
+            cmdline: p.cmdline.clone().unwrap_or_else(|| "/proc/cmdline".into()),
+            sysfs: Sysfs {
+                root: p.sysfs.clone().unwrap_or_else(|| "/sys".into()),
+                dev: p.dev.clone().unwrap_or_else(|| "/dev".into()),
+            },
+            mountinfo: p
+                .mountinfo
+                .clone()
+                .unwrap_or_else(|| "/proc/self/mountinfo".into()),
+            usr_candidates,
+            run_dir: p.run_dir.clone().unwrap_or_else(|| "/run".into()),
+            sysroot,
+            explicit: p.explicit(),
+        }
+    }
+
+    pub fn read_cmdline(&self) -> Result<Cmdline, String> {
+        std::fs::read(&self.cmdline)
+            .map(|b| cmdline::parse(&String::from_utf8_lossy(&b)))
+            .map_err(|e| format!("reading {}: {e}", self.cmdline.display()))
+    }
+
+    /// The mount point of /usr in use and its backing partition, as rootdev finds it.
+    pub fn usr_backing(&self) -> Result<(PathBuf, String, Backing), String> {
+        let text = std::fs::read_to_string(&self.mountinfo)
+            .map_err(|e| format!("reading {}: {e}", self.mountinfo.display()))?;
+        let mounts = sysfs::parse_mountinfo(&text);
+        let (dir, m) = self
+            .usr_candidates
+            .iter()
+            .find_map(|c| sysfs::usr_mount(&mounts, &c.to_string_lossy()).map(|m| (c.clone(), m)))
+            .ok_or_else(|| {
+                let tried: Vec<_> = self
+                    .usr_candidates
+                    .iter()
+                    .map(|c| c.display().to_string())
+                    .collect();
+                format!("no /usr mount at {}", tried.join(" or "))
+            })?;
+        // btrfs reports an anonymous device number; rootdev then stats the source instead
+        let name = if m.major != 0 {
+            self.sysfs.name_of(m.major, m.minor)
+        } else {
+            self.sysfs.name_of_path(Path::new(&m.source))
+        }
+        .map_err(|e| format!("{e:#}"))?;
+        let b = self
+            .sysfs
+            .backing_partition(&name)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok((dir, name, b))
+    }
+}
+
+/// Partition number the command line names, mapped through the slots (PARTUUID,
+/// PARTLABEL) or sysfs (a /dev path).
+pub fn cmdline_partition(
+    c: &Result<Cmdline, String>,
+    slots: &[Slot],
+    sys: &Sysfs,
+) -> Option<Result<u32, String>> {
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e.clone())),
+    };
+    let (key, r) = match c.usr.as_ref()? {
+        Ok(kr) => kr,
+        Err(e) => return Some(Err(e.clone())),
+    };
+    Some(match r {
+        UsrRef::PartUuid(u) => slots
+            .iter()
+            .find(|s| &s.partuuid == u)
+            .map(|s| s.partition)
+            .ok_or_else(|| format!("{key}=PARTUUID={u} matches no USR partition on the disk")),
+        UsrRef::PartLabel(l) => {
+            let hits: Vec<_> = slots.iter().filter(|s| &s.label == l).collect();
+            match hits.as_slice() {
+                [one] => Ok(one.partition),
+                [] => Err(format!(
+                    "{key}=PARTLABEL={l} matches no USR partition on the disk"
+                )),
+                _ => Err(format!(
+                    "{key}=PARTLABEL={l} matches {} USR partitions",
+                    hits.len()
+                )),
+            }
+        }
+        UsrRef::Device(p) => sys
+            .name_of_path(p)
+            .ok()
+            .and_then(|n| sys.backing_partition(&n).ok().map(|b| b.partition))
+            .or_else(|| {
+                p.file_name()
+                    .and_then(|n| sysfs::partition_number_from_name(&n.to_string_lossy()))
+            })
+            .ok_or_else(|| format!("{key}={} names no partition", p.display())),
+    })
+}
+
+/// dm-verity state of the device backing /usr. Test inputs replace the ioctl.
+pub fn verity(
+    env: &Env,
+    usr_dev: Option<&str>,
+    expected: Option<String>,
+    test_files: Option<(&Path, &Path)>,
+) -> Verity {
+    let unavailable = |why: String| Verity {
+        expected_hash: expected.clone(),
+        unavailable: Some(why),
+        ..Verity::default()
+    };
+    let lines = |p: &Path| -> Result<Vec<dm::Target>, String> {
+        let t = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+        Ok(t.lines().filter_map(dm::parse_line).collect())
+    };
+    let (status, table) = if let Some((s, t)) = test_files {
+        match (lines(s), lines(t)) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return unavailable(e),
+        }
+    } else {
+        let Some(dev) = usr_dev else {
+            return unavailable("the /usr device is unknown".into());
+        };
+        if !dev.starts_with("dm-") {
+            return unavailable(format!("/usr is on {dev}, not on a device-mapper device"));
+        }
+        let name = match std::fs::read_to_string(
+            env.sysfs.root.join("class/block").join(dev).join("dm/name"),
+        ) {
+            Ok(n) => n.trim().to_string(),
+            Err(e) => return unavailable(format!("reading the dm name of {dev}: {e}")),
+        };
+        let control = env.sysfs.dev.join("mapper/control");
+        match (
+            dm::query(&control, &name, false),
+            dm::query(&control, &name, true),
+        ) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return unavailable(e),
+        }
+    };
+    Verity::from_targets(&status, &table, expected)
+}
+
+/// VERSION_ID of the booted /usr.
+pub fn version_id(usr_dirs: &[PathBuf]) -> Option<String> {
+    usr_dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("lib/os-release")).ok())
+        .and_then(|t| osrelease::get(&t, "VERSION_ID"))
+}
+
+/// The disk to work on: the one given, else the disk under the booted /usr.
+pub fn disk_path(given: Option<&PathBuf>, env: &Env) -> Result<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.clone());
+    }
+    let (_, _, b) = env
+        .usr_backing()
+        .map_err(|e| anyhow!("cannot find the disk of the booted /usr ({e}); pass --disk"))?;
+    Ok(env.sysfs.dev.join(&b.disk))
+}
+
+pub fn read_table(path: &Path, writable: bool) -> Result<(Disk, Table)> {
+    let mut disk = Disk::open(path, writable)?;
+    let ss = disk.sector_size;
+    let table = Table::read(&mut disk.file, ss)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
+    Ok((disk, table))
+}
+
+/// Everything `assess` needs. `dm_test` replaces the DM ioctl with dmsetup-style files.
+pub fn facts(
+    env: &Env,
+    disk: &Path,
+    table: &Result<Table, String>,
+    dm_test: Option<(&Path, &Path)>,
+    with_verity: bool,
+) -> (crate::assess::Facts, Option<Backing>) {
+    let cmd = env.read_cmdline();
+    let backing = env.usr_backing();
+    let slots = table.as_ref().map(Table::slots).map_err(Clone::clone);
+    let from_cmdline = cmdline_partition(&cmd, slots.as_deref().unwrap_or(&[]), &env.sysfs);
+    let expected = cmd
+        .as_ref()
+        .ok()
+        .and_then(|c| c.usrhash.clone())
+        .and_then(Result::ok);
+    let usr_dev = backing.as_ref().ok().map(|(_, name, _)| name.as_str());
+    let verity = if with_verity {
+        verity(env, usr_dev, expected, dm_test)
+    } else {
+        Verity::default()
+    };
+    let same_disk = backing
+        .as_ref()
+        .ok()
+        .and_then(|(_, _, b)| env.sysfs.is_disk(disk, &b.disk));
+    let b = backing.as_ref().ok().map(|(_, _, b)| b.clone());
+    let f = crate::assess::Facts {
+        slots,
+        from_cmdline,
+        from_sysfs: backing.map(|(_, _, b)| b),
+        same_disk,
+        verity,
+    };
+    (f, b)
+}

@@ -1,0 +1,218 @@
+//! Crash-safe file writes that never follow a symlink.
+//!
+//! Every file is written to a temporary name in the same directory and renamed over the
+//! target; directories below the caller-given base are opened with O_NOFOLLOW, and an
+//! existing target that is a symlink is refused rather than replaced, so a planted link
+//! in /run or /var cannot redirect a write.
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct SafeDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn at_cwd() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a valid "fd" for *at() calls for the life of the process.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(nix::libc::AT_FDCWD) }
+}
+
+impl SafeDir {
+    /// Open `base` (which the caller chose, so it may itself be reached through a link).
+    pub fn open(base: &Path) -> Result<SafeDir> {
+        let fd = openat(
+            at_cwd(),
+            base,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening directory {}", base.display()))?;
+        Ok(SafeDir {
+            fd,
+            path: base.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Open (and with `create`, make) a direct subdirectory, refusing a symlink.
+    pub fn subdir(&self, name: &str, create: bool) -> Result<SafeDir> {
+        let path = self.path.join(name);
+        if create {
+            match mkdirat(self.fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating directory {}", path.display()))
+                }
+            }
+        }
+        self.refuse_symlink(name)?;
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening directory {}", path.display()))?;
+        Ok(SafeDir { fd, path })
+    }
+
+    /// Open a nested path such as `var/lib/abguard` one component at a time.
+    pub fn subpath(&self, rel: &str, create: bool) -> Result<SafeDir> {
+        let mut dir = self.subdir(".", false)?;
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            dir = dir.subdir(part, create)?;
+        }
+        Ok(dir)
+    }
+
+    fn refuse_symlink(&self, name: &str) -> Result<bool> {
+        match fstatat(
+            self.fd.as_fd(),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+                bail!(
+                    "{} is a symlink; refusing to write through it",
+                    self.path.join(name).display()
+                )
+            }
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("checking {}", self.path.join(name).display()))
+            }
+        }
+    }
+
+    /// Write `bytes` to `name` atomically: temp file, fsync, rename, fsync the directory.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.path.join(name);
+        self.refuse_symlink(name)?;
+        let tmp = format!(".{name}.tmp{}", std::process::id());
+        let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        let fd = openat(
+            self.fd.as_fd(),
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .with_context(|| format!("creating {}", self.path.join(&tmp).display()))?;
+        let mut f = File::from(fd);
+        let written = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", target.display()));
+        let renamed = written.and_then(|()| {
+            renameat(self.fd.as_fd(), tmp.as_str(), self.fd.as_fd(), name)
+                .with_context(|| format!("renaming into {}", target.display()))
+        });
+        if renamed.is_err() {
+            let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        renamed?;
+        fsync(self.fd.as_fd()).with_context(|| format!("syncing {}", self.path.display()))?;
+        Ok(())
+    }
+
+    /// Remove `name` if present (a symlink is removed, never followed).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        match unlinkat(self.fd.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("removing {}", self.path.join(name).display()))
+            }
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        fstatat(
+            self.fd.as_fd(),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
+    }
+
+    /// Read `name` without following a symlink; `None` when it does not exist.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let mut buf = Vec::new();
+                File::from(fd)
+                    .read_to_end(&mut buf)
+                    .with_context(|| format!("reading {}", self.path.join(name).display()))?;
+                Ok(Some(buf))
+            }
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.path.join(name).display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_and_replace() {
+        let t = tempfile::tempdir().unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        d.write_atomic("f", b"one").unwrap();
+        d.write_atomic("f", b"two").unwrap();
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"two");
+        let leftovers: Vec<_> = std::fs::read_dir(t.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn symlinked_target_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, t.path().join("flag")).unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        let err = d.write_atomic("flag", b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn symlinked_subdir_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), t.path().join("abguard")).unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        assert!(d.subdir("abguard", true).is_err());
+        assert!(d.subpath("abguard/x", true).is_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn nested_create() {
+        let t = tempfile::tempdir().unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        let h = d.subpath("var/lib/abguard", true).unwrap();
+        h.write_atomic("a.jsonl", b"{}\n").unwrap();
+        assert!(t.path().join("var/lib/abguard/a.jsonl").is_file());
+        assert_eq!(h.read("a.jsonl").unwrap().unwrap(), b"{}\n");
+        assert_eq!(h.read("missing").unwrap(), None);
+    }
+}

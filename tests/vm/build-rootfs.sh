@@ -1,0 +1,46 @@
+#!/bin/bash
+# Minimal Debian bookworm tree (systemd as init) that the disk builder splits into /usr + ROOT.
+# Usage: build-rootfs.sh [CACHE]   env: ROOTFS_PKGS (extra packages, comma-separated)
+# Prints the rootfs directory on stdout: CACHE/rootfs/<hash of this script + package list>.
+# Mirrors come from the host's apt config at run time; nothing is hard-coded.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+C=${1:-$ABGUARD_CACHE}/rootfs
+SUITE=bookworm
+# cgpt: lets a guest-side probe or a human read the USR attributes of /dev/vda.
+PKGS="systemd-sysv,udev,cgpt${ROOTFS_PKGS:+,$ROOTFS_PKGS}"
+KEY=$( { cat "$0"; echo "$SUITE $PKGS"; } | sha256sum | cut -c1-16)
+OUT=$C/$KEY
+if [ -x "$OUT/usr/bin/systemctl" ]; then echo "$OUT"; exit 0; fi
+
+mapfile -t MIRRORS < <(apt-get indextargets 'Identifier: Packages' \
+    --format 'deb $(REPO_URI) $(RELEASE) $(COMPONENT)' |
+  awk -v s="$SUITE" '$3==s || $3==s"-updates" || $3==s"-security"' | sort -u)
+[ ${#MIRRORS[@]} -gt 0 ] || die "no apt source for $SUITE in the host apt config (apt-get update?)"
+
+mkdir -p "$C"
+rm -rf "$OUT.tmp"; trap 'rm -rf "$OUT.tmp"' EXIT
+# fast-tweaks: the harness never logs in and the VM lives for seconds, so gettys, periodic
+# timers and a persistent journal only cost boot time.
+# machine-id stays empty: systemd then generates one without ConditionFirstBoot (which would
+# run systemd-firstboot and preset-all, +4 s).
+# shellcheck disable=SC2016 # $1 is expanded by mmdebstrap's hook shell
+TWEAK='set -e; S="$1/etc/systemd/system"
+  rm -f "$S"/getty.target.wants/getty@tty1.service "$S"/multi-user.target.wants/e2scrub_reap.service
+  rm -f "$S"/timers.target.wants/*.timer
+  ln -sf /dev/null "$S/getty-static.service"; ln -sf /dev/null "$S/serial-getty@ttyS0.service"
+  mkdir -p "$1/etc/systemd/journald.conf.d"
+  printf "[Journal]\nStorage=volatile\n" >"$1/etc/systemd/journald.conf.d/10-volatile.conf"
+  : >"$1/etc/machine-id"; echo abguard-vm >"$1/etc/hostname"
+  rm -f "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*
+  rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
+mmdebstrap --quiet --mode=root --variant=minbase --include="$PKGS" \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
+  --customize-hook="$TWEAK" "$SUITE" "$OUT.tmp" "${MIRRORS[@]}" >&2
+mv "$OUT.tmp" "$OUT"
+# older keys are dead weight (~170 MB each)
+find "$C" -mindepth 1 -maxdepth 1 ! -name "$KEY" -exec rm -rf {} +
+log "rootfs $KEY: $(du -sh --apparent-size "$OUT" | cut -f1) ($(du -sh --apparent-size "$OUT/usr" | cut -f1) in /usr)"
+echo "$OUT"

@@ -1,0 +1,74 @@
+#!/bin/bash
+# One USR slot payload, Flatcar style: [squashfs|erofs /usr, zero-padded to FS_BLOCKS*4096]
+# [dm-verity superblock + hash tree]. FS_BLOCKS is Flatcar's fs_blocks: the largest n for which
+# n + the hash tree fits the partition, so HASH_OFFSET depends on USR_MB only and the initrd can
+# carry it built in, as Flatcar's does.
+# Usage: build-usr.sh ROOTFS VERSION_ID OUT.part
+# env: USRFS=squashfs|erofs (both lz4, to fit 128 MiB)  USR_MB=128
+#      EXTRA_USR="DIR[:DIR...]" trees laid out like / whose usr/ is copied over /usr, in order
+#      PROBE=1 install the bootprobe reporter (guest/) and the emergency->reboot drop-in
+# Output: OUT.part (exactly USR_MB MiB, sparse) and OUT.env (VERSION_ID ROOTHASH HASH_OFFSET ...)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ROOTFS=${1:?rootfs}; VER=${2:?version}; OUTP=${3:?out.part}
+USRFS=${USRFS:-squashfs}; USR_MB=${USR_MB:-128}
+ROOTFS=${ROOTFS%/}
+# staging next to the rootfs: same filesystem, so the hard-link copy below works
+W=$(mktemp -d "$ROOTFS.stage.XXXX"); trap 'rm -rf "$W"' EXIT
+
+part_blocks=$((USR_MB * 256))
+hash_blocks() { local n=$1 t=1; while [ "$n" -gt 1 ]; do n=$(((n + 127) / 128)); t=$((t + n)); done; echo "$t"; }
+fs_blocks=$part_blocks
+while [ $((fs_blocks + $(hash_blocks $fs_blocks))) -gt $part_blocks ]; do fs_blocks=$((fs_blocks - 1)); done
+HASH_OFFSET=$((fs_blocks * 4096))
+
+# Hard-link copy is instant; from here on files are replaced, never written in place,
+# or the cached rootfs would change too.
+cp -al "$ROOTFS/usr" "$W/usr"
+rm -f "$W/usr/lib/os-release"
+cat >"$W/usr/lib/os-release" <<OSR
+NAME="abguard test OS"
+ID=abguard-test
+ID_LIKE=debian
+VERSION="$VER"
+VERSION_ID=$VER
+PRETTY_NAME="abguard test OS $VER (Debian 12 based)"
+OSR
+if [ "${PROBE:-1}" = 1 ]; then
+  S=$W/usr/lib/systemd/system
+  install -m 0755 "$VM_DIR/guest/bootprobe" "$W/usr/libexec/bootprobe"
+  install -m 0644 "$VM_DIR/guest/bootprobe.service" "$S/bootprobe.service"
+  mkdir -p "$S/multi-user.target.wants" "$S/emergency.service.d"
+  ln -sf ../bootprobe.service "$S/multi-user.target.wants/bootprobe.service"
+  install -m 0644 "$VM_DIR/guest/emergency-reboot.conf" "$S/emergency.service.d/50-abguard-test.conf"
+fi
+IFS=: read -ra extra <<<"${EXTRA_USR:-}"
+for d in "${extra[@]}"; do
+  [ -n "$d" ] || continue
+  [ -d "$d/usr" ] || die "EXTRA_USR $d has no usr/ (only usr/ goes into a USR image)"
+  cp -a --no-preserve=ownership --remove-destination "$d/usr/." "$W/usr/"
+done
+
+case "$USRFS" in
+  squashfs) FSTYPE=squashfs; mksquashfs "$W/usr" "$W/fs.img" -noappend -quiet -no-progress -comp lz4 >/dev/null ;;
+  erofs) FSTYPE=erofs; mkfs.erofs --quiet -zlz4hc "$W/fs.img" "$W/usr" ;;
+  *) die "USRFS=$USRFS: squashfs or erofs" ;;
+esac
+fs_real=$(stat -c %s "$W/fs.img")
+[ "$fs_real" -le "$HASH_OFFSET" ] || die "/usr fs is $((fs_real >> 20)) MiB, slot data area $((HASH_OFFSET >> 20)) MiB: raise USR_MB"
+mv "$W/fs.img" "$OUTP"
+truncate -s $((USR_MB << 20)) "$OUTP"
+veritysetup format --hash-offset=$HASH_OFFSET --data-blocks=$fs_blocks \
+  --data-block-size=4096 --hash-block-size=4096 "$OUTP" "$OUTP" >"$W/verity.txt"
+[ "$(stat -c %s "$OUTP")" -eq $((USR_MB << 20)) ] || die "verity tree overflowed the slot"
+ROOTHASH=$(awk '/^Root hash:/{print $3}' "$W/verity.txt")
+cat >"${OUTP%.part}.env" <<ENV
+VERSION_ID=$VER
+ROOTHASH=$ROOTHASH
+HASH_OFFSET=$HASH_OFFSET
+FS_BLOCKS=$fs_blocks
+USRFS=$USRFS
+USR_FSTYPE=$FSTYPE
+USR_MB=$USR_MB
+ENV
+log "usr $VER: $USRFS $((fs_real >> 20)) MiB in a $USR_MB MiB slot, hash offset $HASH_OFFSET, root hash ${ROOTHASH:0:16}..."

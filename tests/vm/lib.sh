@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# Shared helpers for the VM tests. Source it; it sets no shell options of its own.
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$VM_DIR/../.." && pwd)
+# Big downloads and the rootfs live outside the repo and survive `cargo clean`.
+ABGUARD_CACHE=${ABGUARD_CACHE:-/var/cache/abguard-e2e}
+E2E_WORK=${E2E_WORK:-$REPO_DIR/target/e2e}
+
+# Flatcar's GUIDs (flatcar/scripts build_library/disk_layout.json, cgpt's coreos types).
+T_EFI=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+T_BIOS=21686148-6449-6E6F-744E-656564454649
+T_USR=5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6
+T_DATA=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+T_RESERVED=C95DC21A-DF0E-4340-8D7B-26CBFA9A03E0
+T_RESIZE=3884DD41-8582-4404-B9A8-E9B84F2DF50E
+U_USR_A=7130c94a-213a-4e5a-8e26-6cce9662f132
+U_USR_B=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
+USR_PARTS="3 4"
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+# assert DESCRIPTION EXPECTED ACTUAL
+ASSERTS_OK=0
+assert() {
+  if [ "$2" = "$3" ]; then ASSERTS_OK=$((ASSERTS_OK + 1)); log "ok: $1 = '$3'"
+  else die "$1: expected '$2', got '$3'"; fi
+}
+
+# secs_since T0_NS -> seconds with one decimal
+secs_since() { awk -v d=$(( $(date +%s%N) - $1 )) 'BEGIN{printf "%.1f", d/1e9}'; }
+
+# timed LABEL CMD... : runs CMD, records "LABEL seconds" in TIMINGS, keeps CMD's status.
+TIMINGS=()
+timed() {
+  local label=$1 t0 rc=0 s note=""; shift
+  t0=$(date +%s%N)
+  "$@" || rc=$?
+  s=$(secs_since "$t0")
+  [ "$rc" = 0 ] || note=" (rc=$rc)"
+  TIMINGS+=("$label ${s}s$note")
+  log "time: $label ${s}s$note"
+  return "$rc"
+}
+print_timings() { local t; for t in "${TIMINGS[@]}"; do printf '  %s\n' "$t"; done; }
+
+# --- GPT on the image file (no loop device) -------------------------------------------
+# Debian's cgpt only prints priority/tries/successful for ChromeOS kernel partitions in a
+# plain `cgpt show`, so every field is read on its own.
+gpt_attr() { cgpt show -i "$2" "-$3" "$1"; }                       # DISK N P|T|S|A|u|l|b|s
+gpt_pts() { echo "P$(gpt_attr "$1" "$2" P) T$(gpt_attr "$1" "$2" T) S$(gpt_attr "$1" "$2" S)"; }
+gpt_set() { cgpt add -i "$2" -P "$3" -T "$4" -S "$5" "$1"; }        # DISK N PRIO TRIES SUCCESSFUL
+gpt_state() { echo "A($(gpt_pts "$1" 3)) B($(gpt_pts "$1" 4))"; }  # e.g. A(P1 T0 S1) B(P2 T1 S0)
+
+# part_range DISK N -> "OFFSET_BYTES SIZE_BYTES"
+part_range() { echo "$(( $(gpt_attr "$1" "$2" b) * 512 )) $(( $(gpt_attr "$1" "$2" s) * 512 ))"; }
+
+# The host plays GRUB's gptprio.next: among USR partitions with (tries>0 || successful),
+# the highest priority (>0, ties to the lower number) wins, and one try is spent if any
+# is left. Prints the same JSON as `abguard next --disk DISK --json`; rc 3, no write,
+# when nothing qualifies. Swap the body for that command once it exists.
+grub_next() {
+  local disk=$1 best="" bp=0 n p t s
+  for n in $USR_PARTS; do
+    p=$(gpt_attr "$disk" "$n" P); t=$(gpt_attr "$disk" "$n" T); s=$(gpt_attr "$disk" "$n" S)
+    if { [ "$t" -gt 0 ] || [ "$s" = 1 ]; } && [ "$p" -gt "$bp" ]; then best=$n; bp=$p; fi
+  done
+  [ -n "$best" ] || return 3
+  t=$(gpt_attr "$disk" "$best" T)
+  [ "$t" -gt 0 ] && cgpt add -i "$best" -T $((t - 1)) "$disk"
+  printf '{"partition":%s,"partuuid":"%s","tries_before":%s,"tries_after":%s}\n' \
+    "$best" "$(gpt_attr "$disk" "$best" u | tr 'A-F' 'a-f')" "$t" "$(gpt_attr "$disk" "$best" T)"
+}
+
+# json_get JSON KEY: flat one-line JSON objects only (what grub_next prints).
+json_get() { sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p" <<<"$1"; }
+
+# --- ROOT (ext4, partition 9) on the host, no mount ---------------------------------------
+# debugfs accepts unix_io options after '?', so it reads the partition in place.
+root_debugfs() { # DISK DEBUGFS-REQUEST
+  local off; off=$(( $(gpt_attr "$1" 9 b) * 512 ))
+  debugfs -R "$2" "$1?offset=$off" 2>&1 | sed '/^debugfs [0-9.]* (/d'
+}
+# root_cat DISK PATH: file content on stdout; rc 1 when the file does not exist.
+root_cat() {
+  local off; off=$(( $(gpt_attr "$1" 9 b) * 512 ))
+  debugfs -R "stat $2" "$1?offset=$off" 2>&1 | grep -q '^Inode:' || return 1
+  debugfs -R "cat $2" "$1?offset=$off" 2>/dev/null
+}
+
+# --- serial log ----------------------------------------------------------------------
+strip_ansi() { sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\r$//' "$@"; }
+# probe_field LOG KEY: value of KEY= in the first BOOTPROBE line (empty if none)
+probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
