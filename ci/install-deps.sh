@@ -1,0 +1,20 @@
+#!/bin/bash
+# Install what the build and every test tier need on a fresh Debian 12 machine.
+# Idempotent and quick when everything is present.
+set -euo pipefail
+
+pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs-utils
+      util-linux file shellcheck hyperfine)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade --no-install-recommends "${missing[@]}"
+fi
+
+# The static initrd binary is built for musl; rustup ships the target's libc.
+target=x86_64-unknown-linux-musl
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"

@@ -1,0 +1,242 @@
+//! Every read and write cross-checked against the real cgpt and sgdisk on images:
+//! random attribute states, foreign attribute bits, and writes byte-identical to
+//! `cgpt add` making the same change.
+
+mod common;
+use abguard::ab;
+use abguard::gpt::Table;
+use common::*;
+use std::fs::OpenOptions;
+
+fn read(img: &std::path::Path) -> Table {
+    let mut f = std::fs::File::open(img).unwrap();
+    Table::read(&mut f, 512).unwrap()
+}
+
+#[test]
+fn random_states_agree_with_cgpt_and_sgdisk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let ours = copy(dir.path(), "ours.img");
+    let theirs = copy(dir.path(), "theirs.img");
+    // foreign bits that must survive: legacy-bootable, read-only, no-auto, reserved 57
+    run_ok(
+        "sgdisk",
+        &[
+            "-A",
+            "3:set:2",
+            "-A",
+            "3:set:60",
+            "-A",
+            "4:set:63",
+            "-A",
+            "4:set:57",
+            "-A",
+            "4:set:0",
+            ours.to_str().unwrap(),
+        ],
+    );
+    std::fs::copy(&ours, &theirs).unwrap();
+    let foreign = [
+        sgdisk_attr_bits(&ours, 3) & !(0x1ff << 48),
+        sgdisk_attr_bits(&ours, 4) & !(0x1ff << 48),
+    ];
+    for round in 0..60 {
+        let mut table = read(&ours);
+        let mut slots = table.slots();
+        for s in slots.iter_mut() {
+            s.attrs.priority = rng.below(16) as u8;
+            s.attrs.tries = rng.below(16) as u8;
+            s.attrs.successful = rng.below(2) == 1;
+        }
+        table.set_slots(&slots);
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&ours)
+            .unwrap();
+        table.write(&mut f).unwrap();
+        drop(f);
+        for s in &slots {
+            cgpt_add(
+                &theirs,
+                s.partition,
+                s.attrs.priority,
+                s.attrs.tries,
+                s.attrs.successful,
+            );
+        }
+        assert!(
+            sha(&ours) == sha(&theirs),
+            "round {round}: not byte-identical to cgpt add for {slots:?}"
+        );
+        let back = read(&ours).slots();
+        assert_eq!(back, slots, "round {round}: read back");
+        for (i, s) in slots.iter().enumerate() {
+            let (p, t, ok, a) = cgpt_attrs(&ours, s.partition);
+            assert_eq!(
+                (p, t, ok),
+                (s.attrs.priority, s.attrs.tries, s.attrs.successful),
+                "round {round} cgpt"
+            );
+            let bits = sgdisk_attr_bits(&ours, s.partition);
+            assert_eq!(bits >> 48, u64::from(a), "cgpt -A is bits 48..63");
+            assert_eq!(
+                bits & !(0x1ff << 48),
+                foreign[i],
+                "round {round}: foreign bits kept"
+            );
+        }
+    }
+    // sgdisk agrees the table is sound and numbering is unchanged (no 5 and 8)
+    let p = run_ok("sgdisk", &["-p", ours.to_str().unwrap()]);
+    let numbers: Vec<&str> = p
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(numbers, ["1", "2", "3", "4", "6", "7", "9"]);
+}
+
+#[test]
+fn verbs_are_byte_identical_to_cgpt() {
+    // (verb args, expected USR-A and USR-B (P, T, S) after, starting from the fresh image)
+    type Row = (&'static [&'static str], (u8, u8, bool), (u8, u8, bool));
+    let cases: &[Row] = &[
+        (&["stage", "--partition", "4"], (1, 0, true), (2, 1, false)),
+        (
+            &["mark-good", "--partition", "4"],
+            (1, 0, true),
+            (2, 0, true),
+        ),
+        (
+            &["rollback", "--partition", "4", "--force"],
+            (1, 0, true),
+            (2, 1, false),
+        ),
+        (
+            &["mark-good", "--partition", "3"],
+            (1, 0, true),
+            (0, 0, false),
+        ),
+        (&["next"], (1, 0, true), (0, 0, false)),
+    ];
+    for (args, a, b) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = copy(dir.path(), "ours.img");
+        let theirs = copy(dir.path(), "theirs.img");
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--disk", ours.to_str().unwrap()]);
+        let o = abguard(&full);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        cgpt_add(&theirs, 3, a.0, a.1, a.2);
+        cgpt_add(&theirs, 4, b.0, b.1, b.2);
+        assert!(sha(&ours) == sha(&theirs), "{args:?} differs from cgpt add");
+    }
+}
+
+#[test]
+fn stage_then_next_then_fallback_on_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(dir.path(), "d.img");
+    let d = img.to_str().unwrap();
+    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
+        .status
+        .success());
+    let o = abguard(&["next", "--disk", d, "--json"]);
+    let j = json(&o);
+    assert_eq!(
+        (
+            j["partition"].as_u64(),
+            j["tries_before"].as_u64(),
+            j["tries_after"].as_u64()
+        ),
+        (Some(4), Some(1), Some(0))
+    );
+    assert_eq!(j["partuuid"], B_UUID);
+    assert_eq!(cgpt_attrs(&img, 4), (2, 0, false, 0x2));
+    // no mark-good: the next boot falls back to A and writes nothing (A has no tries)
+    let before = sha(&img);
+    assert_eq!(stdout(&abguard(&["next", "--disk", d])).trim(), "3");
+    assert!(sha(&img) == before, "spending nothing must write nothing");
+    // dry run never writes
+    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
+        .status
+        .success());
+    let before = sha(&img);
+    let o = abguard(&["next", "--disk", d, "--dry-run", "--json"]);
+    assert_eq!(json(&o)["tries_after"], 0);
+    assert!(sha(&img) == before);
+}
+
+#[test]
+fn nothing_bootable_is_exit_3_without_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(dir.path(), "d.img");
+    cgpt_add(&img, 3, 1, 0, false);
+    cgpt_add(&img, 4, 2, 0, false);
+    let before = sha(&img);
+    let o = abguard(&["next", "--disk", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("no USR partition qualifies"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sha(&img) == before);
+}
+
+#[test]
+fn rollback_refuses_a_never_good_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(dir.path(), "d.img");
+    let before = sha(&img);
+    // from the fresh image, the other slot (B) never booted
+    let o = abguard(&["rollback", "--disk", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("never booted successfully"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sha(&img) == before);
+    // after B became good, rolling back to A needs no force
+    assert!(abguard(&[
+        "mark-good",
+        "--disk",
+        img.to_str().unwrap(),
+        "--partition",
+        "4"
+    ])
+    .status
+    .success());
+    let o = abguard(&["rollback", "--disk", img.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(cgpt_attrs(&img, 3).0, 2);
+    assert_eq!(
+        ab::next_boot(&read(&img).slots()).map(|i| read(&img).slots()[i].partition),
+        Some(3)
+    );
+}
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let o = abguard(&["status", "--disk", sample().img.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["table"], "primary");
+    assert_eq!(j["next_boot"], 3);
+    let s = &j["slots"][1];
+    for k in [
+        "label",
+        "partition",
+        "partuuid",
+        "priority",
+        "tries",
+        "successful",
+    ] {
+        assert!(!s[k].is_null(), "slot field {k}");
+    }
+    assert_eq!(s["partuuid"], B_UUID);
+    assert_eq!(j["slots"][0]["label"], "USR-A");
+}

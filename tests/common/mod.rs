@@ -1,0 +1,315 @@
+//! Shared helpers for the integration tests: sample images built once per test binary
+//! by images/mkimage.sh, the real cgpt/sgdisk as oracles, and the abguard binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const A_UUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
+pub const B_UUID: &str = "e03dd35c-7c2d-4a47-b3fe-27f15780a57c";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The binary under test: ABGUARD_BIN (e.g. the static release build) or cargo's.
+pub fn bin() -> PathBuf {
+    std::env::var_os("ABGUARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_abguard")))
+}
+
+pub fn abguard(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("running abguard")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} is needed for this test ({e}); run ./ci/install-deps.sh")
+    });
+    o
+}
+
+pub fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let o = run(cmd, args);
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+pub struct Sample {
+    _dir: tempfile::TempDir,
+    pub img: PathBuf,
+    pub env: String,
+}
+
+impl Sample {
+    pub fn var(&self, key: &str) -> String {
+        self.env
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing in the image env"))
+            .trim_matches('"')
+            .to_string()
+    }
+}
+
+fn build(args: &[&str]) -> Sample {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.img");
+    let mut a: Vec<&str> = vec!["-q"];
+    a.extend_from_slice(args);
+    let img_s = img.to_str().unwrap().to_string();
+    a.push(&img_s);
+    run_ok(repo().join("images/mkimage.sh").to_str().unwrap(), &a);
+    let env = std::fs::read_to_string(dir.path().join("disk.env")).unwrap();
+    Sample {
+        _dir: dir,
+        img,
+        env,
+    }
+}
+
+/// A fresh Flatcar-layout image with real verity filesystems (A=1.0.0, B=2.0.0),
+/// built once per test binary; use `copy` to get a private writable copy.
+pub fn sample() -> &'static Sample {
+    static S: OnceLock<Sample> = OnceLock::new();
+    S.get_or_init(|| build(&["--version-a", "1.0.0", "--version-b", "2.0.0"]))
+}
+
+/// A private copy of the sample image.
+pub fn copy(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::copy(&sample().img, &p).unwrap();
+    p
+}
+
+/// cgpt's view of one partition: (priority, tries, successful, -A value).
+pub fn cgpt_attrs(img: &Path, n: u32) -> (u8, u8, bool, u16) {
+    let i = n.to_string();
+    let q = |flag: &str| {
+        run_ok("cgpt", &["show", "-i", &i, flag, img.to_str().unwrap()])
+            .trim()
+            .to_string()
+    };
+    let a = q("-A");
+    (
+        q("-P").parse().unwrap(),
+        q("-T").parse().unwrap(),
+        q("-S") == "1",
+        u16::from_str_radix(a.trim_start_matches("0x"), 16).unwrap(),
+    )
+}
+
+/// sgdisk's full 64-bit attribute field of partition `n`.
+pub fn sgdisk_attr_bits(img: &Path, n: u32) -> u64 {
+    let out = run_ok("sgdisk", &["-i", &n.to_string(), img.to_str().unwrap()]);
+    let hex = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Attribute flags: "))
+        .expect("sgdisk prints the attribute flags");
+    u64::from_str_radix(hex.trim(), 16).unwrap()
+}
+
+pub fn cgpt_add(img: &Path, n: u32, p: u8, t: u8, s: bool) {
+    run_ok(
+        "cgpt",
+        &[
+            "add",
+            "-i",
+            &n.to_string(),
+            "-P",
+            &p.to_string(),
+            "-T",
+            &t.to_string(),
+            "-S",
+            if s { "1" } else { "0" },
+            img.to_str().unwrap(),
+        ],
+    );
+}
+
+/// Deterministic xorshift so failures reproduce.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub fn sha(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+/// A fake initrd view of a machine booted from partition `part` of vda: sysfs with
+/// dm-0 ("usr") on top of vdaN, a mountinfo with /sysusr/usr on dm-0, a command line,
+/// dm status/table files, and empty /run and sysroot directories.
+pub struct FakeMachine {
+    pub dir: tempfile::TempDir,
+    pub disk: PathBuf,
+}
+
+impl FakeMachine {
+    pub fn new(disk: &Path) -> FakeMachine {
+        let dir = tempfile::tempdir().unwrap();
+        let m = FakeMachine {
+            dir,
+            disk: disk.to_path_buf(),
+        };
+        for d in ["sys/class/block", "sys/dev/block", "run", "sysroot/usr/lib"] {
+            std::fs::create_dir_all(m.p(d)).unwrap();
+        }
+        m.node("devices/pci0000:00/block/vda", "vda", "254:0", None);
+        for n in [1u32, 2, 3, 4, 6, 7, 9] {
+            m.node(
+                &format!("devices/pci0000:00/block/vda/vda{n}"),
+                &format!("vda{n}"),
+                &format!("254:{n}"),
+                Some(n),
+            );
+        }
+        m
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn node(&self, devpath: &str, name: &str, majmin: &str, partition: Option<u32>) {
+        let d = self.p("sys").join(devpath);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("dev"), format!("{majmin}\n")).unwrap();
+        if let Some(n) = partition {
+            std::fs::write(d.join("partition"), format!("{n}\n")).unwrap();
+        }
+        std::os::unix::fs::symlink(
+            format!("../../{devpath}"),
+            self.p("sys/class/block").join(name),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../{devpath}"),
+            self.p("sys/dev/block").join(majmin),
+        )
+        .unwrap();
+    }
+
+    /// /usr really comes from partition `sysfs_part`; the command line claims `cmdline`.
+    pub fn boot(&self, sysfs_part: u32, cmdline: &str, dm_status: &str, dm_roothash: &str) {
+        let dm = self.p("sys/devices/virtual/block/dm-0");
+        let _ = std::fs::remove_dir_all(&dm);
+        let _ = std::fs::remove_file(self.p("sys/class/block/dm-0"));
+        let _ = std::fs::remove_file(self.p("sys/dev/block/253:0"));
+        std::fs::create_dir_all(dm.join("slaves")).unwrap();
+        std::fs::create_dir_all(dm.join("dm")).unwrap();
+        std::fs::write(dm.join("dm/name"), "usr\n").unwrap();
+        self.node_links("devices/virtual/block/dm-0", "dm-0", "253:0");
+        std::fs::write(dm.join("dev"), "253:0\n").unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../../../pci0000:00/block/vda/vda{sysfs_part}"),
+            dm.join("slaves").join(format!("vda{sysfs_part}")),
+        )
+        .unwrap();
+        std::fs::write(self.p("mountinfo"), "1 0 254:9 / / rw - ext4 /dev/vda9 rw\n25 1 253:0 / /sysusr/usr ro - ext4 /dev/mapper/usr ro\n")
+            .unwrap();
+        std::fs::write(self.p("cmdline"), format!("{cmdline}\n")).unwrap();
+        std::fs::write(self.p("dm-status"), format!("0 32496 verity {dm_status}\n")).unwrap();
+        std::fs::write(
+            self.p("dm-table"),
+            format!("0 32496 verity 1 254:{sysfs_part} 254:{sysfs_part} 4096 4096 4062 4063 sha256 {dm_roothash} 00\n"),
+        )
+        .unwrap();
+    }
+
+    fn node_links(&self, devpath: &str, name: &str, majmin: &str) {
+        std::os::unix::fs::symlink(
+            format!("../../{devpath}"),
+            self.p("sys/class/block").join(name),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../{devpath}"),
+            self.p("sys/dev/block").join(majmin),
+        )
+        .unwrap();
+    }
+
+    pub fn os_release(&self, version: &str) {
+        std::fs::write(
+            self.p("sysroot/usr/lib/os-release"),
+            format!("ID=flatcar\nVERSION_ID={version}\n"),
+        )
+        .unwrap();
+    }
+
+    pub fn initrd(&self, extra: &[&str]) -> Output {
+        let s = |r: &str| self.p(r).to_str().unwrap().to_string();
+        let mut args: Vec<String> = vec![
+            "initrd".into(),
+            "--no-reboot".into(),
+            "--json".into(),
+            "--disk".into(),
+            self.disk.to_str().unwrap().into(),
+            "--cmdline".into(),
+            s("cmdline"),
+            "--sysfs".into(),
+            s("sys"),
+            "--dev".into(),
+            s("dev"),
+            "--mountinfo".into(),
+            s("mountinfo"),
+            "--usr".into(),
+            "/sysusr/usr".into(),
+            "--sysroot".into(),
+            s("sysroot"),
+            "--run-dir".into(),
+            s("run"),
+            "--dm-status".into(),
+            s("dm-status"),
+            "--dm-table".into(),
+            s("dm-table"),
+        ];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        abguard(&refs)
+    }
+
+    pub fn history(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.p("sysroot/var/lib/abguard/attempts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub fn verity_cmdline(uuid: &str, hash: &str) -> String {
+    format!("BOOT_IMAGE=/flatcar/vmlinuz-a mount.usr=/dev/mapper/usr verity.usr=PARTUUID={uuid} rootflags=rw mount.usrflags=ro root=LABEL=ROOT verity.usrhash={hash}")
+}
