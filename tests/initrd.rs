@@ -148,7 +148,8 @@ fn disagreeing_sources_are_a_mismatch() {
 #[test]
 fn indeterminate_inputs_never_block_the_boot() {
     // (what breaks, how)
-    let cases: Vec<(&str, Box<dyn Fn(&Case)>)> = vec![
+    type Breaker = Box<dyn Fn(&Case)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "unreadable GPT",
             Box::new(|c: &Case| {

@@ -2,7 +2,8 @@
 # Boot the test disk once under qemu. The caller plays the bootloader: it picks the slot and
 # passes its PARTUUID and root hash, from which the kernel command line is built.
 # Usage: run-vm.sh TAG PARTUUID ROOTHASH [extra kernel args...]
-# env: WORK ($E2E_WORK: layout.env, disk.img, initrd.img)  DISK INITRD KERNEL (default: cache)
+# env: WORK ($E2E_WORK: layout.env, disk.img, initrd.img)  LAYOUT DISK INITRD KERNEL (cache)
+#      (LAYOUT may also be an images/mkimage.sh OUT.env)
 #      TIMEOUT=180 s  ACCEL=tcg  SMP=2  MEM=512  CPU=max  QUIET=1  SNAPSHOT=0 (1: discard writes)
 #      PAYLOAD=FILE (extra read-only virtio disk, /dev/disk/by-id/virtio-payload in the guest)
 # Output: WORK/logs/TAG.serial.log (+ TAG.cmdline); stdout "BOOT TAG: slot=A wall=12.3s end=poweroff"
@@ -11,9 +12,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 TAG=${1:?tag}; PARTUUID=${2:?partuuid}; ROOTHASH=${3:?roothash}; shift 3
 WORK=${WORK:-$E2E_WORK}
-# shellcheck disable=SC1091
-. "$WORK/layout.env"
-DISK=${DISK:-$WORK/disk.img}; INITRD=${INITRD:-$WORK/initrd.img}
+disk=${DISK:-}
+# shellcheck disable=SC1090
+. "${LAYOUT:-$WORK/layout.env}"
+DISK=${disk:-${DISK:-$WORK/disk.img}}; INITRD=${INITRD:-$WORK/initrd.img}
+FSTYPE=${USR_FSTYPE:-${USR_FS:-squashfs}}   # USR_FS: images/mkimage.sh's OUT.env
 if [ -z "${KERNEL:-}" ]; then
   # shellcheck disable=SC1091
   . "$ABGUARD_CACHE/kernel/kernel.env"; KERNEL=$VMLINUX
@@ -23,13 +26,15 @@ mkdir -p "$WORK/logs"; SERIAL=$WORK/logs/$TAG.serial.log; rm -f "$SERIAL"
 
 case ${PARTUUID,,} in "${USR_A_PARTUUID,,}") slot=A ;; "${USR_B_PARTUUID,,}") slot=B ;; *) slot=$PARTUUID ;; esac
 verbosity=quiet; [ "${QUIET:-1}" = 1 ] || verbosity=loglevel=6
-CMDLINE="root=LABEL=ROOT rootflags=rw rw mount.usr=/dev/mapper/usr mount.usrfstype=$USR_FSTYPE mount.usrflags=ro \
+CMDLINE="root=LABEL=ROOT rootflags=rw rw mount.usr=/dev/mapper/usr mount.usrfstype=$FSTYPE mount.usrflags=ro \
 verity.usr=PARTUUID=$PARTUUID verity.usrhash=$ROOTHASH systemd.gpt_auto=0 console=ttyS0 $verbosity \
 rd.shell=0 rd.emergency=reboot panic=-1${*:+ $*}"
 echo "$CMDLINE" >"$WORK/logs/$TAG.cmdline"
 
 snap=""; [ "${SNAPSHOT:-0}" = 1 ] && snap=,snapshot=on
+# shellcheck disable=SC2054 # the commas belong to qemu options
 DRIVES=(-drive "file=$DISK,format=raw,if=none,id=disk0,cache=unsafe$snap" -device virtio-blk-pci,drive=disk0)
+# shellcheck disable=SC2054
 [ -z "${PAYLOAD:-}" ] || DRIVES+=(-drive "file=$PAYLOAD,format=raw,if=none,id=pay0,readonly=on"
                                  -device virtio-blk-pci,drive=pay0,serial=payload)
 

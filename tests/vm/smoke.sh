@@ -31,8 +31,9 @@ boot() {
   case $PART in 3) hash=$USR_A_ROOTHASH ;; 4) hash=$USR_B_ROOTHASH ;; *) die "partition $PART" ;; esac
   log "$tag: bootloader picked $next"
   LOG=$W/logs/$tag.serial.log
-  timed "boot $tag" env WORK="$W" "$VM_DIR/run-vm.sh" "$tag" "$(json_get "$next" partuuid)" "$hash" "$@" |
-    tee "$W/$tag.result" >&2 || true
+  timed "boot $tag" env WORK="$W" "$VM_DIR/run-vm.sh" "$tag" "$(json_get "$next" partuuid)" "$hash" "$@" \
+    >"$W/$tag.result" || true
+  cat "$W/$tag.result" >&2
   grep -a '^BOOTPROBE:' "$LOG" | strip_ansi | sed 's/^/  | /' >&2 || true
   END=$(sed -n 's/.* end=//p' "$W/$tag.result")
 }
@@ -63,7 +64,8 @@ if [ "${SMOKE_NEGATIVE:-1}" = 1 ]; then
   assert "boot 3 partition" 4 "$PART"
   assert "boot 3 end (rd.emergency=reboot)" reboot "$END"
   assert "boot 3 never reached the booted system" "" "$(probe_field "$LOG" version)"
-  assert "boot 3 dm-verity rejected block 0" 1 "$(grep -ac 'verity: .*data block 0 is corrupted' "$LOG" | sed 's/^[1-9][0-9]*$/1/')"
+  assert "boot 3 dm-verity rejected block 0" yes \
+    "$(grep -aq 'verity: .*data block 0 is corrupted' "$LOG" && echo yes || echo no)"
   assert "GPT after boot 3" "A(P1 T0 S1) B(P2 T0 S0)" "$(gpt_state "$DISK")"
 fi
 result="PASS ($ASSERTS_OK checks)"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # moddir, initdir, systemdutildir come from dracut
 # dracut module (test stand-in for Flatcar bootengine's verity setup): /dev/mapper/usr from
 # verity.usr= + verity.usrhash= on the kernel command line, with the layout's hash offset
 # built in (VERITY_USR_HASH_OFFSET at build time), as Flatcar's initrd has it.
