@@ -30,7 +30,7 @@ fn cgpt_prioritize(prio: &mut [u8], set_partition: usize) {
         parts: Vec<usize>,
     }
     let mut groups: Vec<Group> = Vec::new();
-    let mut add = |groups: &mut Vec<Group>, priority: i32, i: usize| {
+    let add = |groups: &mut Vec<Group>, priority: i32, i: usize| {
         if let Some(g) = groups.iter_mut().find(|g| g.priority == priority) {
             g.parts.push(i);
         } else {
