@@ -27,7 +27,8 @@ demo: build
 # Every tier: unit and image tests (cargo), loop-device tests (root), the VM e2e.
 test: build
 	$(CARGO) test --locked
-	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --release --test release_binary
+	@# the same image and corpus tests against the static release binary (panic=abort)
+	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test initrd --test cgpt_oracle --test loopdev
 	$(MAKE) e2e
 
 e2e: build
