@@ -42,8 +42,27 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	shellcheck -S warning $$(git ls-files '*.sh' .ci/run ci/*)
 
+UNITDIR   := $(PREFIX)/lib/systemd/system
+UNITS     := abguard-gate.service abguard-failed@.service abguard-deadline.timer \
+             abguard-deadline.service abguard-healthy.path
+DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/50abguard
+
+# Everything lands under /usr, as on Flatcar (read-only /usr, vendor enablement via
+# .wants links in /usr/lib/systemd/system).
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/abguard
+	install -d $(DESTDIR)$(UNITDIR)/multi-user.target.wants $(DESTDIR)$(UNITDIR)/timers.target.wants \
+		$(DESTDIR)$(UNITDIR)/update-engine.service.d $(DESTDIR)$(PREFIX)/lib/systemd/system-generators
+	for u in $(UNITS); do install -m 0644 systemd/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 systemd/update-engine.service.d/50-abguard.conf $(DESTDIR)$(UNITDIR)/update-engine.service.d/
+	ln -sf ../abguard-gate.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-gate.service
+	ln -sf ../abguard-healthy.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-healthy.path
+	ln -sf ../abguard-deadline.timer $(DESTDIR)$(UNITDIR)/timers.target.wants/abguard-deadline.timer
+	ln -sf ../../../bin/abguard $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/abguard-generator
+	install -D -m 0644 systemd/abguard.conf $(DESTDIR)$(PREFIX)/lib/abguard/abguard.conf
+	install -D -m 0755 dracut/50abguard/module-setup.sh $(DESTDIR)$(DRACUTDIR)/module-setup.sh
+	install -m 0755 dracut/50abguard/abguard-emergency.sh $(DESTDIR)$(DRACUTDIR)/
+	install -m 0644 dracut/50abguard/abguard-initrd.service $(DESTDIR)$(DRACUTDIR)/
 
 clean:
 	$(CARGO) clean

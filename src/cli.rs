@@ -148,6 +148,57 @@ pub enum Command {
         #[arg(long, value_name = "FILE", hide = true, requires = "dm_status")]
         dm_table: Option<PathBuf>,
     },
+    /// Health gate passed (run by abguard-gate.service after boot-complete.target):
+    /// write /run/first-boot-healthy, record it, mark the slot good if configured.
+    GatePass {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// Do not mark the slot good even if MARK_GOOD=yes.
+        #[arg(long)]
+        no_mark_good: bool,
+    },
+    /// Health gate failed (a critical unit failed, or the deadline passed): on a first
+    /// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.
+    GateFail {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        /// The critical unit that failed; without it, the deadline passed.
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
+    /// reboot at once instead of waiting in the emergency shell.
+    Emergency {
+        #[command(flatten)]
+        disk: DiskArg,
+        #[command(flatten)]
+        probe: Probe,
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// Show the effective health-gate configuration.
+    Config {
+        /// Root to read /etc/abguard and /usr/lib/abguard from.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// systemd generator mode (also selected by running as abguard-generator).
+    #[command(hide = true)]
+    Generator {
+        /// Root to read the configuration from.
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// NORMAL_DIR [EARLY_DIR LATE_DIR] as systemd passes them.
+        dirs: Vec<String>,
+    },
 }
 
 #[cfg(test)]

@@ -9,8 +9,11 @@ pub mod attrs;
 pub mod cli;
 pub mod cmdline;
 pub mod commands;
+pub mod config;
 pub mod dm;
 pub mod fail;
+pub mod gate;
+pub mod generator;
 pub mod gpt;
 pub mod initrd;
 pub mod kmsg;
@@ -80,7 +83,42 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
+        Command::GatePass {
+            disk,
+            probe,
+            no_mark_good,
+        } => gate::pass(disk, probe, *no_mark_good),
+        Command::GateFail {
+            disk,
+            probe,
+            unit,
+            no_reboot,
+        } => gate::fail(disk, probe, unit.as_deref(), *no_reboot),
+        Command::Emergency {
+            disk,
+            probe,
+            no_reboot,
+        } => gate::emergency(disk, probe, *no_reboot),
+        Command::Config { root, json } => show_config(root, *json),
+        Command::Generator { root, dirs } => Ok(generator::run(root, dirs)),
     }
+}
+
+fn show_config(root: &std::path::Path, json: bool) -> anyhow::Result<i32> {
+    let c = config::Config::load(root)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(0);
+    }
+    println!("CRITICAL_UNITS={}", c.critical_units.join(" "));
+    println!("DEADLINE={}", c.deadline);
+    println!("MARK_GOOD={}", if c.mark_good { "yes" } else { "no" });
+    let on_failure = serde_json::to_value(c.on_failure)?;
+    println!("ON_FAILURE={}", on_failure.as_str().unwrap_or("?"));
+    for s in &c.sources {
+        println!("# from {}", s.display());
+    }
+    Ok(0)
 }
 
 /// Exit code for an error: refusals (nothing bootable, never-successful target) are 3.

@@ -2,13 +2,28 @@ use clap::Parser;
 use log::LevelFilter;
 
 fn main() {
+    // systemd runs generators by path with three directories; argv[0] selects the mode
+    let argv: Vec<String> = std::env::args().collect();
+    if argv
+        .first()
+        .is_some_and(|a| a.ends_with("abguard-generator"))
+    {
+        abguard::kmsg::Logger::init(true, LevelFilter::Warn);
+        std::process::exit(abguard::generator::run(
+            std::path::Path::new("/"),
+            &argv[1..],
+        ));
+    }
     let cli = abguard::cli::Cli::parse();
     let level = match cli.verbose {
         0 => LevelFilter::Warn,
         1 => LevelFilter::Info,
         _ => LevelFilter::Debug,
     };
-    let in_initrd = matches!(cli.command, abguard::cli::Command::Initrd { .. });
+    let in_initrd = matches!(
+        cli.command,
+        abguard::cli::Command::Initrd { .. } | abguard::cli::Command::Emergency { .. }
+    );
     abguard::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
     match abguard::run(cli) {
         Ok(code) => std::process::exit(code),

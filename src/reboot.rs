@@ -16,3 +16,18 @@ pub fn reboot() -> Result<()> {
     nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).context("reboot(2)")?;
     Ok(())
 }
+
+/// For the initrd's emergency path, where the normal shutdown transaction may be what
+/// failed: skip stopping services, but still sync and unmount.
+pub fn reboot_now() -> Result<()> {
+    nix::unistd::sync();
+    let forced = std::process::Command::new("systemctl")
+        .args(["reboot", "--force"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !forced {
+        nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).context("reboot(2)")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # moddir, initdir, systemdsystemunitdir come from dracut
+# dracut module: run `abguard initrd` on every boot before switch-root, and make a
+# failed initrd on the first boot after an upgrade roll back at once.
+
+# Included whenever the binary is installed, like Flatcar's bootengine modules
+# (update-bootengine runs dracut --no-hostonly over every module).
+check() {
+    require_binaries /usr/bin/abguard || return 1
+    return 0
+}
+
+depends() {
+    echo systemd
+    return 0
+}
+
+install() {
+    # static binary: no library resolution needed
+    inst_simple /usr/bin/abguard /usr/bin/abguard
+    inst_simple "$moddir/abguard-initrd.service" "$systemdsystemunitdir/abguard-initrd.service"
+    # initrd.target is what initrd-cleanup waits for, on first and later boots alike
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd.target abguard-initrd.service
+    # before Flatcar's 99emergency-timeout (300 s) and before rd.emergency= acts
+    inst_hook emergency 00 "$moddir/abguard-emergency.sh"
+    inst_hook shutdown-emergency 00 "$moddir/abguard-emergency.sh"
+}

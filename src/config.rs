@@ -1,0 +1,233 @@
+//! Declarative configuration for the booted system's health gate.
+//!
+//! Files are `KEY=VALUE` (the syntax of a systemd EnvironmentFile, so Butane/Ignition
+//! can write them and shell can read them): /usr/lib/abguard/abguard.conf (vendor),
+//! /etc/abguard/abguard.conf, then /etc/abguard/abguard.conf.d/*.conf in name order.
+//! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
+//! drop-in can add its own service.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Spend the slot and reboot so GRUB falls back.
+    Rollback,
+    /// Record and log only.
+    Report,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Units that must be active before the first boot after an upgrade is healthy.
+    pub critical_units: Vec<String>,
+    /// systemd time span after boot at which an unproven upgrade is rolled back.
+    pub deadline: String,
+    /// Mark the slot good when the gate passes (for systems that mask update-engine).
+    pub mark_good: bool,
+    pub on_failure: OnFailure,
+    /// Files that contributed, in the order read.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            critical_units: Vec::new(),
+            deadline: "10min".into(),
+            mark_good: false,
+            on_failure: OnFailure::Rollback,
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// A unit name systemd would accept for a critical unit (no paths, no templates left open).
+fn valid_unit(u: &str) -> bool {
+    let types = [
+        ".service", ".socket", ".mount", ".target", ".path", ".timer", ".device", ".swap",
+    ];
+    !u.is_empty()
+        && u.len() < 256
+        && types.iter().any(|t| u.ends_with(t) && u.len() > t.len())
+        && !u.ends_with("@.service")
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
+}
+
+/// systemd time spans: "600", "90s", "10min", "1h 30min", "2m"...
+fn valid_timespan(s: &str) -> bool {
+    let units = [
+        "usec", "us", "msec", "ms", "seconds", "second", "sec", "s", "minutes", "minute", "min",
+        "m", "hours", "hour", "hr", "h",
+    ];
+    let mut any = false;
+    for part in s.split_whitespace() {
+        let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let unit = &part[digits.len()..];
+        if digits.is_empty() || !(unit.is_empty() || units.contains(&unit)) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Apply one file's text; errors name the file and line.
+    pub fn apply(&mut self, name: &Path, text: &str) -> Result<()> {
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let at = || format!("{}:{}", name.display(), n + 1);
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("{}: expected KEY=VALUE, got {line:?}", at());
+            };
+            let v = v.trim().trim_matches('"').trim_matches('\'').trim();
+            match k.trim() {
+                "CRITICAL_UNITS" => {
+                    for u in v.split_whitespace() {
+                        if !valid_unit(u) {
+                            bail!("{}: {u:?} is not a unit name (e.g. nginx.service)", at());
+                        }
+                        if !self.critical_units.iter().any(|x| x == u) {
+                            self.critical_units.push(u.to_string());
+                        }
+                    }
+                }
+                "DEADLINE" => {
+                    if !valid_timespan(v) {
+                        bail!(
+                            "{}: DEADLINE={v:?} is not a time span (e.g. 10min, 600s)",
+                            at()
+                        );
+                    }
+                    self.deadline = v.to_string();
+                }
+                "MARK_GOOD" => {
+                    self.mark_good = parse_bool(v)
+                        .ok_or_else(|| anyhow::anyhow!("{}: MARK_GOOD must be yes or no", at()))?
+                }
+                "ON_FAILURE" => {
+                    self.on_failure = match v {
+                        "rollback" => OnFailure::Rollback,
+                        "report" => OnFailure::Report,
+                        _ => bail!("{}: ON_FAILURE must be rollback or report", at()),
+                    }
+                }
+                other => bail!("{}: unknown key {other:?}", at()),
+            }
+        }
+        self.sources.push(name.to_path_buf());
+        Ok(())
+    }
+
+    /// Read the configuration under `root` ("/" on a live system).
+    pub fn load(root: &Path) -> Result<Config> {
+        let mut c = Config::default();
+        let mut files = vec![
+            root.join("usr/lib/abguard/abguard.conf"),
+            root.join("etc/abguard/abguard.conf"),
+        ];
+        if let Ok(rd) = std::fs::read_dir(root.join("etc/abguard/abguard.conf.d")) {
+            let mut d: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            d.sort();
+            files.extend(d);
+        }
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => c.apply(&f, &t)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bail!("reading {}: {e}", f.display()),
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let mut c = Config::default();
+        c.apply(Path::new("t.conf"), text)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn table() {
+        let c = parse("# critical\nCRITICAL_UNITS=nginx.service docker.service\nDEADLINE=90s\nMARK_GOOD=yes\nON_FAILURE=report\n").unwrap();
+        assert_eq!(c.critical_units, ["nginx.service", "docker.service"]);
+        assert_eq!(
+            (c.deadline.as_str(), c.mark_good, c.on_failure),
+            ("90s", true, OnFailure::Report)
+        );
+        assert_eq!(parse("DEADLINE=\"1h 30min\"").unwrap().deadline, "1h 30min");
+        for bad in [
+            "CRITICAL_UNITS=../../etc/passwd",
+            "CRITICAL_UNITS=nginx",
+            "CRITICAL_UNITS=getty@.service",
+            "DEADLINE=soon",
+            "DEADLINE=",
+            "MARK_GOOD=maybe",
+            "ON_FAILURE=panic",
+            "NOPE=1",
+            "no equals sign",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("t.conf:1:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn layering() {
+        let t = tempfile::tempdir().unwrap();
+        let w = |p: &str, s: &str| {
+            let f = t.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, s).unwrap();
+        };
+        w(
+            "usr/lib/abguard/abguard.conf",
+            "DEADLINE=10min\nCRITICAL_UNITS=sshd.service\n",
+        );
+        w("etc/abguard/abguard.conf", "DEADLINE=5min\n");
+        w(
+            "etc/abguard/abguard.conf.d/20-web.conf",
+            "CRITICAL_UNITS=nginx.service\n",
+        );
+        w(
+            "etc/abguard/abguard.conf.d/10-db.conf",
+            "CRITICAL_UNITS=postgres.service sshd.service\n",
+        );
+        w("etc/abguard/abguard.conf.d/README", "ignored");
+        let c = Config::load(t.path()).unwrap();
+        assert_eq!(c.deadline, "5min");
+        assert_eq!(
+            c.critical_units,
+            ["sshd.service", "postgres.service", "nginx.service"]
+        );
+        assert_eq!(c.sources.len(), 4);
+        assert_eq!(
+            Config::load(&t.path().join("nothing")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! The booted system's side of the health gate, and the initrd's emergency path.
+//!
+//! `gate-pass` runs once boot-complete.target is reached on a first boot after an
+//! upgrade; `gate-fail` runs when a critical unit fails or the deadline passes;
+//! `emergency` runs from the initrd's emergency hook. All three re-check from the disk
+//! that this really is the first boot after an upgrade before touching anything, so no
+//! path here can reboot a normal boot.
+
+use crate::ab::{self, Slot};
+use crate::assess;
+use crate::cli::{DiskArg, Probe};
+use crate::config::{Config, OnFailure};
+use crate::initrd::{HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
+use crate::probe::{self, Env};
+use crate::record::{self, Booted, Record};
+use crate::safefs::SafeDir;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+/// What the disk says about this boot, for the gate's decisions.
+struct Here {
+    disk: PathBuf,
+    slots: Vec<Slot>,
+    booted: usize,
+    source: &'static str,
+    first: bool,
+}
+
+fn here(env: &Env, d: &DiskArg) -> Result<Here> {
+    let disk = match probe::disk_path(d.disk.as_ref(), env) {
+        Ok(p) => p,
+        Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
+    };
+    let (_, table) = probe::read_table(&disk, false)?;
+    let (facts, _) = probe::facts(env, &disk, &Ok(table.clone()), None, false);
+    let a = assess::assess(&facts);
+    let Some(booted) = a.booted else {
+        bail!("cannot tell which slot booted: {}", a.reasons.join("; "));
+    };
+    Ok(Here {
+        disk,
+        slots: table.slots(),
+        booted,
+        source: a.booted_source.unwrap_or("?"),
+        first: a.first_boot_after_upgrade == Some(true),
+    })
+}
+
+/// When /usr never got mounted (the case the emergency hook exists for), find the disk
+/// whose GPT holds the partition the command line names.
+fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
+    let c = env.read_cmdline().map_err(anyhow::Error::msg)?;
+    let Some(Ok((_, crate::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
+        bail!("the command line names no /usr PARTUUID to search the disks for");
+    };
+    let dir = env.sysfs.root.join("class/block");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !dir.join(n).join("partition").exists()
+                && !n.starts_with("dm-")
+                && !n.starts_with("ram")
+        })
+        .collect();
+    names.sort();
+    for n in names {
+        let dev = env.sysfs.dev.join(&n);
+        if let Ok((_, t)) = probe::read_table(&dev, false) {
+            if t.slots().iter().any(|s| s.partuuid == uuid) {
+                return Ok(dev);
+            }
+        }
+    }
+    bail!("no disk holds a USR partition with PARTUUID {uuid}")
+}
+
+fn booted_of(h: &Here) -> Booted {
+    let s = &h.slots[h.booted];
+    Booted {
+        partition: s.partition,
+        label: s.label.clone(),
+        partuuid: s.partuuid.clone(),
+        source: h.source.to_string(),
+    }
+}
+
+fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
+    let mut r = Record::new(event, verdict);
+    if let Some(h) = h {
+        r.disk = Some(h.disk.display().to_string());
+        r.booted = Some(booted_of(h));
+        r.slots = h.slots.clone();
+        r.first_boot_after_upgrade = Some(h.first);
+    }
+    r.version_id = probe::version_id(&env.usr_candidates);
+    r
+}
+
+fn save(env: &Env, r: &Record) {
+    if let Err(e) = record::append_history(&env.sysroot, r) {
+        log::warn!("history not updated: {e:#}");
+    }
+}
+
+/// Spend the booted slot (tries=0, successful=0) if something else stays bootable.
+fn spend(h: &Here) -> Result<String> {
+    let (mut disk, mut table) = probe::read_table(&h.disk, true)?;
+    let mut slots = table.slots();
+    if slots != h.slots {
+        bail!("the partition table changed since it was read");
+    }
+    ab::spend_slot(&mut slots, h.booted)?;
+    table.set_slots(&slots);
+    crate::commands::write_table(&mut disk, &table)?;
+    let s = &slots[h.booted];
+    Ok(format!(
+        "spent {} (partition {}): tries=0 successful=0",
+        s.label, s.partition
+    ))
+}
+
+pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let cfg = Config::load(&env.sysroot)?;
+    let run = SafeDir::open(&env.run_dir)?;
+    let state = run.subdir(STATE_DIR, true)?;
+    let h = here(&env, d);
+    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), &env);
+    r.reasons.push(match cfg.critical_units.is_empty() {
+        true => "boot-complete.target reached (no critical units configured)".into(),
+        false => format!(
+            "boot-complete.target reached: {} active",
+            cfg.critical_units.join(", ")
+        ),
+    });
+    if let Some(e) = state.read("config-error")? {
+        r.reasons.push(format!(
+            "configuration not applied: {}",
+            String::from_utf8_lossy(&e).trim()
+        ));
+    }
+    run.write_atomic(HEALTHY_FLAG, b"")?;
+    state.remove(NEEDS_CHECK)?;
+    r.actions
+        .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+    if cfg.mark_good && !no_mark_good {
+        match &h {
+            Ok(h) => {
+                let (mut disk, mut table) = probe::read_table(&h.disk, true)?;
+                let mut slots = table.slots();
+                ab::mark_good(&mut slots, h.booted);
+                table.set_slots(&slots);
+                crate::commands::write_table(&mut disk, &table)?;
+                r.actions
+                    .push(format!("marked {} good", slots[h.booted].label));
+                r.slots = slots;
+            }
+            Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
+        }
+    }
+    log::warn!("health gate passed: {}", r.reasons.join("; "));
+    save(&env, &r);
+    Ok(0)
+}
+
+/// `systemctl show` of one unit's state, for the record.
+fn unit_state(unit: &str) -> String {
+    std::process::Command::new("systemctl")
+        .args(["show", "--property=ActiveState", "--value", unit])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let run = SafeDir::open(&env.run_dir)?;
+    let state = run.subdir(STATE_DIR, true)?;
+    if !state.exists(NEEDS_CHECK) || run.exists(HEALTHY_FLAG) {
+        log::warn!(
+            "not the first boot after an upgrade (or already proven healthy): nothing to roll back"
+        );
+        return Ok(0);
+    }
+    let cfg = Config::load(&env.sysroot)?;
+    let h = here(&env, d)?;
+    let event = if unit.is_some() {
+        "gate-failed"
+    } else {
+        "deadline"
+    };
+    let mut r = base_record(event, "rollback", Some(&h), &env);
+    let inactive: Vec<String> = cfg
+        .critical_units
+        .iter()
+        .map(|u| (u, unit_state(u)))
+        .filter(|(_, s)| s != "active")
+        .map(|(u, s)| format!("{u} ({s})"))
+        .collect();
+    match unit {
+        Some(u) => r.reasons.push(format!("critical unit {u} failed")),
+        None => r.reasons.push(format!(
+            "deadline of {} passed before boot-complete.target",
+            cfg.deadline
+        )),
+    }
+    r.failed_units = inactive;
+    if !h.first {
+        // the marker says first boot, the disk says otherwise: trust the disk, never reboot
+        r.verdict = "healthy".into();
+        r.reasons
+            .push("the booted slot is not on its first boot after an upgrade any more".into());
+        save(&env, &r);
+        return Ok(0);
+    }
+    if cfg.on_failure == OnFailure::Report {
+        r.verdict = "report".into();
+        r.reasons.push("ON_FAILURE=report: not rolling back".into());
+        log::error!("{}", r.reasons.join("; "));
+        save(&env, &r);
+        return Ok(0);
+    }
+    let spent = spend(&h);
+    let reboot = match spent {
+        Ok(msg) => {
+            r.actions.push(msg);
+            !no_reboot
+        }
+        Err(e) => {
+            r.verdict = "needs-health-check".into();
+            r.reasons.push(format!("not rolled back: {e:#}"));
+            false
+        }
+    };
+    log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
+    save(&env, &r);
+    if reboot {
+        crate::reboot::reboot()?;
+    }
+    Ok(0)
+}
+
+/// From the initrd's emergency hook: on a first boot after an upgrade, spend the slot
+/// and reboot now rather than sitting in the emergency shell; otherwise do nothing.
+pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
+    let env = Env::new(p, true);
+    let h = match here(&env, d) {
+        Ok(h) => h,
+        Err(e) => {
+            log::warn!("emergency: leaving the boot alone: {e:#}");
+            return Ok(0);
+        }
+    };
+    if !h.first {
+        log::warn!(
+            "emergency: not the first boot after an upgrade; keeping the usual emergency handling"
+        );
+        return Ok(0);
+    }
+    let mut r = base_record("initrd-emergency", "rollback", Some(&h), &env);
+    r.reasons
+        .push("the initrd failed on the first boot after an upgrade".into());
+    match spend(&h) {
+        Ok(msg) => r.actions.push(msg),
+        Err(e) => {
+            log::error!("emergency: not rolled back: {e:#}");
+            return Ok(0);
+        }
+    }
+    log::error!(
+        "initrd failed on the first boot of {}: {}; rebooting",
+        h.slots[h.booted].label,
+        r.actions[0]
+    );
+    if let Ok(run) = SafeDir::open(&env.run_dir).and_then(|d| d.subdir(STATE_DIR, true)) {
+        let _ = run.write_atomic(
+            "emergency.json",
+            serde_json::to_string_pretty(&r)?.as_bytes(),
+        );
+    }
+    if env.sysroot.join("var").is_dir() {
+        save(&env, &r);
+    }
+    if !no_reboot {
+        crate::reboot::reboot_now()?;
+    }
+    Ok(0)
+}
