@@ -28,7 +28,7 @@ demo: build
 test: build
 	$(CARGO) test --locked
 	@# the same image and corpus tests against the static release binary (panic=abort)
-	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test initrd --test cgpt_oracle --test loopdev
+	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test initrd --test gate --test cgpt_oracle --test loopdev
 	$(MAKE) e2e
 
 e2e: build
