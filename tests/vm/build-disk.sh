@@ -4,7 +4,7 @@
 # USR-A/B hold slot payloads (build-usr.sh: the rootfs's /usr as squashfs|erofs + dm-verity),
 # ROOT holds the rest of the rootfs.
 # Usage: build-disk.sh ROOTFS OUTDIR [USR_A.part [USR_B.part|none]]
-#   Payloads not given are built here into OUTDIR/usr-{a,b}.part with build-usr.sh, from
+#   Payloads not given (or "") are built here into OUTDIR/usr-{a,b}.part with build-usr.sh, from
 #   env VERSION_A=1.0.0 VERSION_B=2.0.0, EXTRA_USR (both slots) and EXTRA_USR_A / EXTRA_USR_B
 #   (one slot, after EXTRA_USR), USRFS, USR_MB. "none" leaves USR-B zeroed (fresh install).
 # env: ROOT_MB=128, EXTRA_ROOT=DIR copied over ROOT
