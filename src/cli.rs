@@ -14,6 +14,12 @@ pub struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    // global options are built once, not once per verb: clap's command construction
+    // was a third of an initrd run's instructions
+    #[command(flatten)]
+    pub disk: DiskArg,
+    #[command(flatten)]
+    pub probe: Probe,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,25 +28,25 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Probe {
     /// Kernel command line to read [default: /proc/cmdline].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true)]
     pub cmdline: Option<PathBuf>,
     /// sysfs root [default: /sys].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true)]
     pub sysfs: Option<PathBuf>,
     /// Device directory [default: /dev].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true)]
     pub dev: Option<PathBuf>,
     /// Mount table [default: /proc/self/mountinfo].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true)]
     pub mountinfo: Option<PathBuf>,
     /// Mount point of the booted /usr [default: /sysusr/usr or SYSROOT/usr in the initrd, /usr otherwise].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true)]
     pub usr: Option<PathBuf>,
     /// Runtime state directory [default: /run].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true)]
     pub run_dir: Option<PathBuf>,
     /// Root of the booted system, for os-release and the history [default: / ; /sysroot for initrd].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true)]
     pub sysroot: Option<PathBuf>,
 }
 
@@ -57,7 +63,7 @@ impl Probe {
 #[derive(Debug, Args, Clone)]
 pub struct DiskArg {
     /// Disk or image file holding the GPT [default: the disk of the booted /usr].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true)]
     pub disk: Option<PathBuf>,
 }
 
@@ -66,10 +72,6 @@ pub struct DiskArg {
 pub enum Command {
     /// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
     Status {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -79,10 +81,6 @@ pub enum Command {
     },
     /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
     Next {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Only print the choice; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -91,10 +89,6 @@ pub enum Command {
     },
     /// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
     Stage {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Partition number of the slot to stage.
         #[arg(long)]
         partition: u32,
@@ -103,10 +97,6 @@ pub enum Command {
     },
     /// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
     MarkGood {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Partition number [default: the booted slot].
         #[arg(long)]
         partition: Option<u32>,
@@ -115,10 +105,6 @@ pub enum Command {
     },
     /// Make the other slot boot next.
     Rollback {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Slot to roll back to [default: the slot other than the booted one].
         #[arg(long)]
         partition: Option<u32>,
@@ -131,10 +117,6 @@ pub enum Command {
     /// Assess this boot from the initrd: write /run flags and the boot record; on a
     /// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
     Initrd {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Decide and write, but do not reboot.
         #[arg(long)]
         no_reboot: bool,
@@ -142,19 +124,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Test input: `dmsetup status usr` output instead of the DM ioctl.
-        #[arg(long, value_name = "FILE", hide = true, requires = "dm_table")]
+        #[arg(long, hide = true, requires = "dm_table")]
         dm_status: Option<PathBuf>,
         /// Test input: `dmsetup table usr` output instead of the DM ioctl.
-        #[arg(long, value_name = "FILE", hide = true, requires = "dm_status")]
+        #[arg(long, hide = true, requires = "dm_status")]
         dm_table: Option<PathBuf>,
     },
     /// Health gate passed (run by abguard-gate.service after boot-complete.target):
     /// write /run/first-boot-healthy, record it, mark the slot good if configured.
     GatePass {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// Do not mark the slot good even if MARK_GOOD=yes.
         #[arg(long)]
         no_mark_good: bool,
@@ -162,10 +140,6 @@ pub enum Command {
     /// Health gate failed (a critical unit failed, or the deadline passed): on a first
     /// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.
     GateFail {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         /// The critical unit that failed; without it, the deadline passed.
         #[arg(long)]
         unit: Option<String>,
@@ -175,10 +149,6 @@ pub enum Command {
     /// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
     /// reboot at once instead of waiting in the emergency shell.
     Emergency {
-        #[command(flatten)]
-        disk: DiskArg,
-        #[command(flatten)]
-        probe: Probe,
         #[arg(long)]
         no_reboot: bool,
     },

@@ -119,17 +119,20 @@ pub fn status(d: &DiskArg, p: &Probe, json: bool, history: usize) -> Result<i32>
         println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
     }
     if let Some(l) = &last {
+        let reasons: Vec<&str> = l["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str())
+            .collect();
         println!(
-            "last assessment: {} ({})",
+            "last assessment: {}{}",
             l["verdict"].as_str().unwrap_or("?"),
-            l["reasons"]
-                .as_array()
-                .map(|r| r
-                    .iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "))
-                .unwrap_or_default()
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join("; "))
+            }
         );
     }
     if !hist.is_empty() {

@@ -11,7 +11,7 @@ use crate::ab::Slot;
 use crate::attrs::UsrAttrs;
 use crate::fail;
 use anyhow::{bail, Context, Result};
-use gptman::{GPTHeader, GPTPartitionEntry};
+use gptman::GPTHeader;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -61,8 +61,9 @@ impl std::fmt::Display for Copy {
     }
 }
 
-/// A partition table as read: the entries of the copy that validated, both headers
-/// where valid, and what was wrong with the rest.
+/// A partition table as read: the entry array of the copy that validated (raw bytes,
+/// so a write changes exactly the bits it means to), both headers where valid, and what
+/// was wrong with the rest.
 #[derive(Clone, Debug)]
 pub struct Table {
     pub sector_size: u64,
@@ -70,7 +71,7 @@ pub struct Table {
     pub used: Copy,
     primary: Option<GPTHeader>,
     backup: Option<GPTHeader>,
-    entries: Vec<GPTPartitionEntry>,
+    array: Vec<u8>,
     /// One line per defect found, e.g. "primary header: CRC mismatch".
     pub problems: Vec<String>,
 }
@@ -114,6 +115,50 @@ fn sector_size(file: &File) -> Result<u64> {
     }
 }
 
+/// One 128-byte entry of the array (UEFI spec table 5-6).
+#[derive(Clone, Copy)]
+struct Entry<'a>(&'a [u8]);
+
+impl Entry<'_> {
+    fn type_guid(&self) -> &[u8] {
+        &self.0[0..16]
+    }
+    fn used(&self) -> bool {
+        self.type_guid().iter().any(|&b| b != 0)
+    }
+    fn u64_at(&self, o: usize) -> u64 {
+        u64::from_le_bytes(self.0[o..o + 8].try_into().expect("8 bytes"))
+    }
+    fn start(&self) -> u64 {
+        self.u64_at(32)
+    }
+    fn end(&self) -> u64 {
+        self.u64_at(40)
+    }
+    fn attributes(&self) -> u64 {
+        self.u64_at(48)
+    }
+    fn unique_guid(&self) -> [u8; 16] {
+        self.0[16..32].try_into().expect("16 bytes")
+    }
+    fn name(&self) -> String {
+        let units = self.0[56..128]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0);
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    }
+}
+
+fn entries(array: &[u8]) -> impl Iterator<Item = (u32, Entry<'_>)> {
+    array
+        .chunks_exact(ENTRY_SIZE as usize)
+        .enumerate()
+        .map(|(i, e)| (i as u32 + 1, Entry(e)))
+}
+
 /// Why one copy was rejected.
 fn check_header(h: &GPTHeader, at_lba: u64, disk_sectors: u64, ss: u64) -> Result<(), String> {
     if h.size_of_partition_entry != ENTRY_SIZE {
@@ -134,8 +179,7 @@ fn check_header(h: &GPTHeader, at_lba: u64, disk_sectors: u64, ss: u64) -> Resul
             h.primary_lba
         ));
     }
-    let array_sectors = array_sectors(h, ss);
-    let array_end = h.partition_entry_lba.saturating_add(array_sectors);
+    let array_end = h.partition_entry_lba.saturating_add(array_sectors(h, ss));
     if h.partition_entry_lba < 2 || array_end > disk_sectors {
         return Err(format!(
             "partition array at LBA {} does not fit on a disk of {disk_sectors} sectors",
@@ -156,46 +200,42 @@ fn array_sectors(h: &GPTHeader, ss: u64) -> u64 {
 }
 
 /// Entries must lie inside the usable range and must not overlap (cgpt's sanity check).
-fn check_entries(h: &GPTHeader, entries: &[GPTPartitionEntry]) -> Result<(), String> {
-    let mut used: Vec<(usize, &GPTPartitionEntry)> = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.is_used())
+fn check_entries(h: &GPTHeader, array: &[u8]) -> Result<(), String> {
+    let mut used: Vec<(u32, u64, u64)> = entries(array)
+        .filter(|(_, e)| e.used())
+        .map(|(n, e)| (n, e.start(), e.end()))
         .collect();
-    for (i, e) in &used {
-        if e.starting_lba > e.ending_lba
-            || e.starting_lba < h.first_usable_lba
-            || e.ending_lba > h.last_usable_lba
-        {
+    for &(n, start, end) in &used {
+        if start > end || start < h.first_usable_lba || end > h.last_usable_lba {
             return Err(format!(
-                "partition {} spans LBA {}..={}, outside the usable range {}..={}",
-                i + 1,
-                e.starting_lba,
-                e.ending_lba,
-                h.first_usable_lba,
-                h.last_usable_lba
+                "partition {n} spans LBA {start}..={end}, outside the usable range {}..={}",
+                h.first_usable_lba, h.last_usable_lba
             ));
         }
     }
-    used.sort_by_key(|(_, e)| e.starting_lba);
+    used.sort_by_key(|&(_, start, _)| start);
     for w in used.windows(2) {
-        if w[1].1.starting_lba <= w[0].1.ending_lba {
-            return Err(format!(
-                "partitions {} and {} overlap",
-                w[0].0 + 1,
-                w[1].0 + 1
-            ));
+        if w[1].1 <= w[0].2 {
+            return Err(format!("partitions {} and {} overlap", w[0].0, w[1].0));
         }
     }
     Ok(())
 }
 
+/// CRC-32 as UEFI uses it; the slice-by-16 table is built at compile time.
+const CRC32: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+
+type CopyRead = Result<(GPTHeader, Result<Vec<u8>, String>), String>;
+
+/// One copy: the header (gptman checks signature, revision, size and CRC; we add cgpt's
+/// limits), then its array in one read with the CRC over the raw bytes.
 fn read_copy<D: Read + Seek + ?Sized>(
     dev: &mut D,
     lba: u64,
     disk_sectors: u64,
     ss: u64,
-) -> Result<(GPTHeader, Result<Vec<GPTPartitionEntry>, String>), String> {
+) -> CopyRead {
     dev.seek(SeekFrom::Start(lba * ss))
         .map_err(|e| e.to_string())?;
     let h = GPTHeader::read_from(dev).map_err(|e| match e {
@@ -205,16 +245,76 @@ fn read_copy<D: Read + Seek + ?Sized>(
         other => other.to_string(),
     })?;
     check_header(&h, lba, disk_sectors, ss)?;
-    let entries = h
-        .read_partitions(dev, ss)
-        .map_err(|e| match e {
-            gptman::Error::InvalidPartitionEntryArrayChecksum(..) => {
-                "partition array CRC mismatch".to_string()
-            }
-            other => other.to_string(),
+    let mut array = vec![0u8; (h.number_of_partition_entries * h.size_of_partition_entry) as usize];
+    let read = dev
+        .seek(SeekFrom::Start(h.partition_entry_lba * ss))
+        .and_then(|_| dev.read_exact(&mut array))
+        .map_err(|e| format!("reading the partition array: {e}"));
+    let array = read.and_then(|()| {
+        if CRC32.checksum(&array) != h.partition_entry_array_crc32 {
+            return Err("partition array CRC mismatch".to_string());
+        }
+        check_entries(&h, &array).map(|()| array)
+    });
+    Ok((h, array))
+}
+
+/// Serves reads from two prefetched windows, the start and the end of the disk, where
+/// both GPT copies normally live: a few large reads instead of hundreds of small ones.
+struct Prefetched<'a, D: ?Sized> {
+    dev: &'a mut D,
+    pos: u64,
+    windows: [(u64, Vec<u8>); 2],
+}
+
+impl<'a, D: Read + Seek + ?Sized> Prefetched<'a, D> {
+    fn new(dev: &'a mut D, len: u64, ss: u64) -> io::Result<Self> {
+        // protective MBR + header + a 16 KiB array, and the same at the end
+        let want = (2 + u64::from(MAX_ENTRIES * ENTRY_SIZE).div_ceil(ss)) * ss;
+        let head_len = want.min(len);
+        let tail_start = len.saturating_sub(want);
+        let mut read_at = |at: u64, n: u64| -> io::Result<Vec<u8>> {
+            let mut buf = vec![0; n as usize];
+            dev.seek(SeekFrom::Start(at))?;
+            dev.read_exact(&mut buf)?;
+            Ok(buf)
+        };
+        let head = read_at(0, head_len)?;
+        let tail = read_at(tail_start, len - tail_start)?;
+        Ok(Prefetched {
+            dev,
+            pos: 0,
+            windows: [(0, head), (tail_start, tail)],
         })
-        .and_then(|entries| check_entries(&h, &entries).map(|()| entries));
-    Ok((h, entries))
+    }
+}
+
+impl<D: Read + Seek + ?Sized> Read for Prefetched<'_, D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        for (start, data) in &self.windows {
+            let end = start + data.len() as u64;
+            if self.pos >= *start && self.pos + buf.len() as u64 <= end {
+                let off = (self.pos - start) as usize;
+                buf.copy_from_slice(&data[off..off + buf.len()]);
+                self.pos += buf.len() as u64;
+                return Ok(buf.len());
+            }
+        }
+        self.dev.seek(SeekFrom::Start(self.pos))?;
+        let n = self.dev.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<D: Read + Seek + ?Sized> Seek for Prefetched<'_, D> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(p) => p,
+            other => self.dev.seek(other)?,
+        };
+        Ok(self.pos)
+    }
 }
 
 impl Table {
@@ -228,24 +328,25 @@ impl Table {
         if disk_sectors < 3 {
             bail!("not a GPT disk: {len} bytes is too small to hold a partition table");
         }
-        let mut problems = Vec::new();
-        let primary = read_copy(dev, 1, disk_sectors, ss);
+        let mut pre =
+            Prefetched::new(dev, len, ss).context("reading the partition table sectors")?;
+        let primary = read_copy(&mut pre, 1, disk_sectors, ss);
         let mut backup_lbas = vec![disk_sectors - 1];
         if let Ok((h, _)) = &primary {
-            if h.backup_lba < disk_sectors && h.backup_lba != disk_sectors - 1 && h.backup_lba > 1 {
+            if h.backup_lba < disk_sectors - 1 && h.backup_lba > 1 {
                 backup_lbas.insert(0, h.backup_lba);
             }
         }
         let mut backup = Err("not found".to_string());
         for lba in backup_lbas {
-            backup = read_copy(dev, lba, disk_sectors, ss);
+            backup = read_copy(&mut pre, lba, disk_sectors, ss);
             if backup.is_ok() {
                 break;
             }
         }
-        let mut split = |name: &str, r: Result<(GPTHeader, Result<Vec<_>, String>), String>| match r
-        {
-            Ok((h, Ok(e))) => (Some(h), Some(e)),
+        let mut problems = Vec::new();
+        let mut split = |name: &str, r: CopyRead| match r {
+            Ok((h, Ok(a))) => (Some(h), Some(a)),
             Ok((h, Err(why))) => {
                 problems.push(format!("{name} partition array: {why}"));
                 (Some(h), None)
@@ -255,11 +356,17 @@ impl Table {
                 (None, None)
             }
         };
-        let (ph, pe) = split("primary", primary);
-        let (bh, be) = split("backup", backup);
-        let (used, entries) = match (pe, be) {
+        let (ph, pa) = split("primary", primary);
+        let (bh, ba) = split("backup", backup);
+        let (used, array) = match (pa, ba) {
             (Some(p), b) => {
-                if b.as_ref().is_some_and(|b| *b != p) {
+                // both arrays passed their CRCs, so comparing those compares the arrays
+                // (musl's byte-wise memcmp over 16 KiB cost more than the whole parse)
+                let crcs = ph
+                    .as_ref()
+                    .zip(bh.as_ref())
+                    .map(|(p, b)| (p.partition_entry_array_crc32, b.partition_entry_array_crc32));
+                if b.is_some() && crcs.is_some_and(|(p, b)| p != b) {
                     problems.push("backup partition array differs from the primary".into());
                 }
                 (Copy::Primary, p)
@@ -281,42 +388,43 @@ impl Table {
             used,
             primary: ph,
             backup: bh,
-            entries,
+            array,
             problems,
         })
     }
 
     /// All partitions with the USR type, in partition order.
     pub fn slots(&self) -> Vec<Slot> {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.partition_type_guid == USR_TYPE)
-            .map(|(i, e)| Slot {
-                label: e.partition_name.as_str().to_string(),
-                partition: i as u32 + 1,
-                partuuid: guid_string(&e.unique_partition_guid),
-                attrs: UsrAttrs::decode(e.attribute_bits),
+        entries(&self.array)
+            .filter(|(_, e)| e.type_guid() == USR_TYPE)
+            .map(|(n, e)| Slot {
+                label: e.name(),
+                partition: n,
+                partuuid: guid_string(&e.unique_guid()),
+                attrs: UsrAttrs::decode(e.attributes()),
             })
             .collect()
     }
 
     /// The raw 64-bit attribute field of partition `n` (1-based).
     pub fn raw_attributes(&self, n: u32) -> Option<u64> {
-        let e = self.entries.get(n.checked_sub(1)? as usize)?;
-        e.is_used().then_some(e.attribute_bits)
+        entries(&self.array)
+            .find(|(i, e)| *i == n && e.used())
+            .map(|(_, e)| e.attributes())
     }
 
-    /// Which copies a write would rebuild rather than update.
+    /// Whether a write would also repair a damaged copy.
     pub fn needs_repair(&self) -> bool {
         !self.problems.is_empty()
     }
 
-    /// Apply the USR fields of `slots` to the entries, changing only those bits.
+    /// Apply the USR fields of `slots`: only those nine bits of each attribute field change.
     pub fn set_slots(&mut self, slots: &[Slot]) {
         for s in slots {
-            let e = &mut self.entries[s.partition as usize - 1];
-            e.attribute_bits = s.attrs.encode(e.attribute_bits);
+            let at = (s.partition as usize - 1) * ENTRY_SIZE as usize + 48;
+            let field: &mut [u8] = &mut self.array[at..at + 8];
+            let old = u64::from_le_bytes(field.as_ref().try_into().expect("8 bytes"));
+            field.copy_from_slice(&s.attrs.encode(old).to_le_bytes());
         }
     }
 
@@ -332,20 +440,14 @@ impl Table {
         let mut primary = self.primary.clone().unwrap_or_else(|| {
             let mut h = template.clone();
             h.primary_lba = 1;
-            h.backup_lba = last;
             h.partition_entry_lba = 2;
             h
         });
-        let mut backup = self.backup.clone().unwrap_or_else(|| {
-            let mut h = template.clone();
-            h.primary_lba = last;
-            h.backup_lba = 1;
-            h.partition_entry_lba = last - array_sectors(template, self.sector_size);
-            h
-        });
-        // A grown disk: GRUB moves the backup to the new end, so readers that look for
-        // it at the last sector (cgpt, GRUB without a primary) still find it.
-        if backup.primary_lba != last {
+        let mut backup = self.backup.clone().unwrap_or_else(|| template.clone());
+        // A rebuilt backup, or one left behind on a grown disk: GRUB moves it to the new
+        // end, so readers that look for it at the last sector (cgpt, GRUB without a
+        // primary) still find it.
+        if self.backup.is_none() || backup.primary_lba != last {
             backup.primary_lba = last;
             backup.partition_entry_lba = last - array_sectors(&backup, self.sector_size);
         }
@@ -357,11 +459,12 @@ impl Table {
     /// Write both copies: backup array and header, flush, primary array and header, flush.
     pub fn write<D: BlockDev + ?Sized>(&self, dev: &mut D) -> Result<()> {
         let (primary, backup) = self.headers_for_write();
-        write_copy(dev, backup, &self.entries, self.sector_size)
+        let crc = CRC32.checksum(&self.array);
+        write_copy(dev, &backup, &self.array, crc, self.sector_size)
             .context("writing the backup GPT")?;
         dev.flush_to_media().context("flushing the backup GPT")?;
         fail::point("gpt-after-backup");
-        write_copy(dev, primary, &self.entries, self.sector_size)
+        write_copy(dev, &primary, &self.array, crc, self.sector_size)
             .context("writing the primary GPT")?;
         dev.flush_to_media().context("flushing the primary GPT")?;
         fail::point("gpt-after-primary");
@@ -369,76 +472,41 @@ impl Table {
     }
 }
 
-/// Where gptman's serialisation of one copy lands, so we can write it in our order:
-/// the array first, then the header. A torn copy then fails its header's array CRC
-/// instead of pairing a new header with an old array.
-struct Capture {
-    pos: u64,
-    header_at: u64,
-    array_at: u64,
-    header: Vec<u8>,
-    array: Vec<u8>,
+/// The 92-byte header as the UEFI spec lays it out, with both CRCs filled in.
+fn encode_header(h: &GPTHeader, array_crc: u32) -> [u8; HEADER_SIZE as usize] {
+    let mut b = [0u8; HEADER_SIZE as usize];
+    b[0..8].copy_from_slice(&h.signature);
+    b[8..12].copy_from_slice(&h.revision);
+    b[12..16].copy_from_slice(&HEADER_SIZE.to_le_bytes());
+    b[20..24].copy_from_slice(&h.reserved);
+    b[24..32].copy_from_slice(&h.primary_lba.to_le_bytes());
+    b[32..40].copy_from_slice(&h.backup_lba.to_le_bytes());
+    b[40..48].copy_from_slice(&h.first_usable_lba.to_le_bytes());
+    b[48..56].copy_from_slice(&h.last_usable_lba.to_le_bytes());
+    b[56..72].copy_from_slice(&h.disk_guid);
+    b[72..80].copy_from_slice(&h.partition_entry_lba.to_le_bytes());
+    b[80..84].copy_from_slice(&h.number_of_partition_entries.to_le_bytes());
+    b[84..88].copy_from_slice(&h.size_of_partition_entry.to_le_bytes());
+    b[88..92].copy_from_slice(&array_crc.to_le_bytes());
+    let crc = CRC32.checksum(&b);
+    b[16..20].copy_from_slice(&crc.to_le_bytes());
+    b
 }
 
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let (base, region) = if self.pos >= self.array_at
-            && self.pos + buf.len() as u64 <= self.array_at + self.array.len() as u64
-        {
-            (self.array_at, &mut self.array)
-        } else if self.pos >= self.header_at
-            && self.pos + buf.len() as u64 <= self.header_at + self.header.len() as u64
-        {
-            (self.header_at, &mut self.header)
-        } else {
-            return Err(io::Error::other(
-                "GPT serialisation outside the header and array",
-            ));
-        };
-        let off = (self.pos - base) as usize;
-        region[off..off + buf.len()].copy_from_slice(buf);
-        self.pos += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for Capture {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        match pos {
-            SeekFrom::Start(p) => self.pos = p,
-            _ => return Err(io::Error::other("capture only seeks from the start")),
-        }
-        Ok(self.pos)
-    }
-}
-
+/// One copy, array first: a torn copy then fails its header's array CRC instead of
+/// pairing a new header with an old array.
 fn write_copy<D: BlockDev + ?Sized>(
     dev: &mut D,
-    mut header: GPTHeader,
-    entries: &[GPTPartitionEntry],
+    h: &GPTHeader,
+    array: &[u8],
+    crc: u32,
     ss: u64,
 ) -> Result<()> {
-    let mut cap = Capture {
-        pos: 0,
-        header_at: header.primary_lba * ss,
-        array_at: header.partition_entry_lba * ss,
-        header: vec![0; HEADER_SIZE as usize],
-        array: vec![
-            0;
-            (header.number_of_partition_entries * header.size_of_partition_entry) as usize
-        ],
-    };
-    header
-        .write_into(&mut cap, ss, entries)
-        .map_err(|e| anyhow::anyhow!("serialising the GPT: {e}"))?;
-    dev.seek(SeekFrom::Start(cap.array_at))?;
-    dev.write_all(&cap.array)?;
+    dev.seek(SeekFrom::Start(h.partition_entry_lba * ss))?;
+    dev.write_all(array)?;
     fail::point("gpt-between-array-and-header");
-    dev.seek(SeekFrom::Start(cap.header_at))?;
-    dev.write_all(&cap.header)?;
+    dev.seek(SeekFrom::Start(h.primary_lba * ss))?;
+    dev.write_all(&encode_header(h, crc))?;
     Ok(())
 }
 

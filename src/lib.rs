@@ -32,41 +32,20 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_REFUSED: i32 = 3;
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let (disk, probe) = (&cli.disk, &cli.probe);
     match &cli.command {
-        Command::Status {
-            disk,
-            probe,
-            json,
-            history,
-        } => commands::status(disk, probe, *json, *history),
-        Command::Next {
-            disk,
-            probe,
-            dry_run,
-            json,
-        } => commands::next(disk, probe, *dry_run, *json),
-        Command::Stage {
-            disk,
-            probe,
-            partition,
-            json,
-        } => commands::stage(disk, probe, *partition, *json),
-        Command::MarkGood {
-            disk,
-            probe,
-            partition,
-            json,
-        } => commands::mark_good(disk, probe, *partition, *json),
+        Command::Status { json, history } => commands::status(disk, probe, *json, *history),
+        Command::Next { dry_run, json } => commands::next(disk, probe, *dry_run, *json),
+        Command::Stage { partition, json } => commands::stage(disk, probe, *partition, *json),
+        Command::MarkGood { partition, json } => {
+            commands::mark_good(disk, probe, *partition, *json)
+        }
         Command::Rollback {
-            disk,
-            probe,
             partition,
             force,
             json,
         } => commands::rollback(disk, probe, *partition, *force, *json),
         Command::Initrd {
-            disk,
-            probe,
             no_reboot,
             json,
             dm_status,
@@ -83,22 +62,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
-        Command::GatePass {
-            disk,
-            probe,
-            no_mark_good,
-        } => gate::pass(disk, probe, *no_mark_good),
-        Command::GateFail {
-            disk,
-            probe,
-            unit,
-            no_reboot,
-        } => gate::fail(disk, probe, unit.as_deref(), *no_reboot),
-        Command::Emergency {
-            disk,
-            probe,
-            no_reboot,
-        } => gate::emergency(disk, probe, *no_reboot),
+        Command::GatePass { no_mark_good } => gate::pass(disk, probe, *no_mark_good),
+        Command::GateFail { unit, no_reboot } => {
+            gate::fail(disk, probe, unit.as_deref(), *no_reboot)
+        }
+        Command::Emergency { no_reboot } => gate::emergency(disk, probe, *no_reboot),
         Command::Config { root, json } => show_config(root, *json),
         Command::Generator { root, dirs } => Ok(generator::run(root, dirs)),
     }

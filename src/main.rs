@@ -2,6 +2,12 @@ use clap::Parser;
 use log::LevelFilter;
 
 fn main() {
+    // like cgpt and other C tools: a closed pipe ends us quietly instead of a panic
+    // (which panic=abort would turn into SIGABRT)
+    // SAFETY: setting a signal disposition to the default before any thread exists.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+    }
     // systemd runs generators by path with three directories; argv[0] selects the mode
     let argv: Vec<String> = std::env::args().collect();
     if argv
@@ -20,10 +26,12 @@ fn main() {
         1 => LevelFilter::Info,
         _ => LevelFilter::Debug,
     };
+    // /dev/kmsg only in a real initrd; elsewhere (tests, benchmarks, the booted system)
+    // stderr, so nothing floods the host's kernel log
     let in_initrd = matches!(
         cli.command,
         abguard::cli::Command::Initrd { .. } | abguard::cli::Command::Emergency { .. }
-    );
+    ) && std::path::Path::new("/etc/initrd-release").exists();
     abguard::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
     match abguard::run(cli) {
         Ok(code) => std::process::exit(code),

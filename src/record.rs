@@ -82,17 +82,25 @@ fn read_trim(p: &Path) -> Option<String> {
 pub fn append_history(root: &Path, record: &impl Serialize) -> Result<()> {
     let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
     let old = dir.read(HISTORY_FILE)?.unwrap_or_default();
-    let old = String::from_utf8_lossy(&old);
-    let mut lines: Vec<&str> = old.lines().filter(|l| !l.trim().is_empty()).collect();
-    let keep_from = lines.len().saturating_sub(HISTORY_MAX - 1);
-    lines.drain(..keep_from);
-    let mut out = lines.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
+    // Bytes, not text: lines are carried over verbatim, never re-decoded. Only the
+    // oldest lines beyond the bound are cut, so only they are scanned for.
+    let lines = memchr::memchr_iter(b'\n', &old).count()
+        + usize::from(old.last().is_some_and(|&b| b != b'\n'));
+    let excess = (lines + 1).saturating_sub(HISTORY_MAX);
+    let cut = match excess {
+        0 => 0,
+        n => memchr::memchr_iter(b'\n', &old)
+            .nth(n - 1)
+            .map_or(old.len(), |i| i + 1),
+    };
+    let mut out = Vec::with_capacity(old.len() + 2048);
+    out.extend_from_slice(&old[cut..]);
+    if out.last().is_some_and(|&b| b != b'\n') {
+        out.push(b'\n');
     }
-    out.push_str(&serde_json::to_string(record)?);
-    out.push('\n');
-    dir.write_atomic(HISTORY_FILE, out.as_bytes())
+    serde_json::to_writer(&mut out, record)?;
+    out.push(b'\n');
+    dir.write_atomic(HISTORY_FILE, &out)
 }
 
 /// History entries under `root`, oldest first; lines that are not JSON are skipped.
