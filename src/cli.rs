@@ -136,6 +136,9 @@ pub enum Command {
         /// Do not mark the slot good even if MARK_GOOD=yes.
         #[arg(long)]
         no_mark_good: bool,
+        /// If dm-verity has seen corruption, roll back but do not reboot.
+        #[arg(long)]
+        no_reboot: bool,
     },
     /// Health gate failed (a critical unit failed, or the deadline passed): on a first
     /// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.

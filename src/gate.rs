@@ -24,15 +24,17 @@ struct Here {
     booted: usize,
     source: &'static str,
     first: bool,
+    /// What dm-verity says about /usr now, after the boot has read much of it.
+    verity_problem: Option<String>,
 }
 
-fn here(env: &Env, d: &DiskArg) -> Result<Here> {
+fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
     let disk = match probe::disk_path(d.disk.as_ref(), env) {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
     };
     let (_, table) = probe::read_table(&disk, false)?;
-    let (facts, _) = probe::facts(env, &disk, &Ok(table.clone()), None, false);
+    let (facts, _) = probe::facts(env, &disk, &Ok(table.clone()), None, with_verity);
     let a = assess::assess(&facts);
     let Some(booted) = a.booted else {
         bail!("cannot tell which slot booted: {}", a.reasons.join("; "));
@@ -43,6 +45,7 @@ fn here(env: &Env, d: &DiskArg) -> Result<Here> {
         booted,
         source: a.booted_source.unwrap_or("?"),
         first: a.first_boot_after_upgrade == Some(true),
+        verity_problem: facts.verity.problem(),
     })
 }
 
@@ -121,12 +124,19 @@ fn spend(h: &Here) -> Result<String> {
     ))
 }
 
-pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool) -> Result<i32> {
+pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let cfg = Config::load(&env.sysroot)?;
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
-    let h = here(&env, d);
+    let h = here(&env, d, true);
+    // dm-verity checks lazily: a corrupted block read anywhere during this boot shows up
+    // only now, and a slot that failed verification must not be called healthy
+    if let Ok(h) = &h {
+        if let (true, Some(why)) = (h.first, &h.verity_problem) {
+            return roll_back(&env, &cfg, h, "gate-failed", why.clone(), no_reboot);
+        }
+    }
     let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), &env);
     r.reasons.push(match cfg.critical_units.is_empty() {
         true => "boot-complete.target reached (no critical units configured)".into(),
@@ -187,45 +197,55 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
         return Ok(0);
     }
     let cfg = Config::load(&env.sysroot)?;
-    let h = here(&env, d)?;
-    let event = if unit.is_some() {
-        "gate-failed"
-    } else {
-        "deadline"
+    let h = here(&env, d, false)?;
+    let (event, why) = match unit {
+        Some(u) => ("gate-failed", format!("critical unit {u} failed")),
+        None => (
+            "deadline",
+            format!(
+                "deadline of {} passed before boot-complete.target",
+                cfg.deadline
+            ),
+        ),
     };
-    let mut r = base_record(event, "rollback", Some(&h), &env);
-    let inactive: Vec<String> = cfg
+    roll_back(&env, &cfg, &h, event, why, no_reboot)
+}
+
+/// Record why the gate failed and, on a first boot after an upgrade with a fallback
+/// available, spend the slot and reboot.
+fn roll_back(
+    env: &Env,
+    cfg: &Config,
+    h: &Here,
+    event: &str,
+    why: String,
+    no_reboot: bool,
+) -> Result<i32> {
+    let mut r = base_record(event, "rollback", Some(h), env);
+    r.reasons.push(why);
+    r.failed_units = cfg
         .critical_units
         .iter()
         .map(|u| (u, unit_state(u)))
         .filter(|(_, s)| s != "active")
         .map(|(u, s)| format!("{u} ({s})"))
         .collect();
-    match unit {
-        Some(u) => r.reasons.push(format!("critical unit {u} failed")),
-        None => r.reasons.push(format!(
-            "deadline of {} passed before boot-complete.target",
-            cfg.deadline
-        )),
-    }
-    r.failed_units = inactive;
     if !h.first {
         // the marker says first boot, the disk says otherwise: trust the disk, never reboot
         r.verdict = "healthy".into();
         r.reasons
             .push("the booted slot is not on its first boot after an upgrade any more".into());
-        save(&env, &r);
+        save(env, &r);
         return Ok(0);
     }
     if cfg.on_failure == OnFailure::Report {
         r.verdict = "report".into();
         r.reasons.push("ON_FAILURE=report: not rolling back".into());
         log::error!("{}", r.reasons.join("; "));
-        save(&env, &r);
+        save(env, &r);
         return Ok(0);
     }
-    let spent = spend(&h);
-    let reboot = match spent {
+    let reboot = match spend(h) {
         Ok(msg) => {
             r.actions.push(msg);
             !no_reboot
@@ -237,7 +257,7 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
         }
     };
     log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
-    save(&env, &r);
+    save(env, &r);
     if reboot {
         crate::reboot::reboot()?;
     }
@@ -248,7 +268,7 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
 /// and reboot now rather than sitting in the emergency shell; otherwise do nothing.
 pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
     let env = Env::new(p, true);
-    let h = match here(&env, d) {
+    let h = match here(&env, d, false) {
         Ok(h) => h,
         Err(e) => {
             log::warn!("emergency: leaving the boot alone: {e:#}");

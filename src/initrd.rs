@@ -35,6 +35,9 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!("{e:#}")),
     };
+    // read /usr before asking dm-verity: it verifies lazily, so a corrupted block shows
+    // in the status only once something has read it
+    let version_id = probe::version_id(&version_dirs(&env));
     let disk_for_facts = disk
         .as_ref()
         .cloned()
@@ -50,7 +53,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
         rec.reasons
             .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
     }
-    rec.version_id = probe::version_id(&version_dirs(&env));
+    rec.version_id = version_id;
     rec.verity = Some(facts.verity.clone());
 
     let mut reboot = false;

@@ -62,7 +62,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
-        Command::GatePass { no_mark_good } => gate::pass(disk, probe, *no_mark_good),
+        Command::GatePass {
+            no_mark_good,
+            no_reboot,
+        } => gate::pass(disk, probe, *no_mark_good, *no_reboot),
         Command::GateFail { unit, no_reboot } => {
             gate::fail(disk, probe, unit.as_deref(), *no_reboot)
         }

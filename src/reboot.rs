@@ -26,8 +26,12 @@ pub fn reboot_now() -> Result<()> {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !forced {
-        nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).context("reboot(2)")?;
+    if forced {
+        // Hold the emergency hook here while systemd reboots, so the shell (or Flatcar's
+        // 300 s timeout) after us never starts; if the reboot stalls, force it.
+        std::thread::sleep(std::time::Duration::from_secs(30));
     }
+    nix::unistd::sync();
+    nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).context("reboot(2)")?;
     Ok(())
 }

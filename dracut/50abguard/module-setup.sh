@@ -5,8 +5,9 @@
 
 # Included whenever the binary is installed, like Flatcar's bootengine modules
 # (update-bootengine runs dracut --no-hostonly over every module).
+# ABGUARD_BIN: take the binary from elsewhere than the image root (test builds).
 check() {
-    require_binaries /usr/bin/abguard || return 1
+    require_binaries "${ABGUARD_BIN:-/usr/bin/abguard}" || return 1
     return 0
 }
 
@@ -17,7 +18,7 @@ depends() {
 
 install() {
     # static binary: no library resolution needed
-    inst_simple /usr/bin/abguard /usr/bin/abguard
+    inst_simple "${ABGUARD_BIN:-/usr/bin/abguard}" /usr/bin/abguard
     inst_simple "$moddir/abguard-initrd.service" "$systemdsystemunitdir/abguard-initrd.service"
     # initrd.target is what initrd-cleanup waits for, on first and later boots alike
     $SYSTEMCTL -q --root "$initdir" add-wants initrd.target abguard-initrd.service

@@ -18,7 +18,6 @@ T_RESIZE=3884DD41-8582-4404-B9A8-E9B84F2DF50E
 U_USR_A=7130c94a-213a-4e5a-8e26-6cce9662f132
 U_USR_B=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
 }
-USR_PARTS="3 4"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -58,21 +57,14 @@ gpt_state() { echo "A($(gpt_pts "$1" 3)) B($(gpt_pts "$1" 4))"; }  # e.g. A(P1 T
 # part_range DISK N -> "OFFSET_BYTES SIZE_BYTES"
 part_range() { echo "$(( $(gpt_attr "$1" "$2" b) * 512 )) $(( $(gpt_attr "$1" "$2" s) * 512 ))"; }
 
-# The host plays GRUB's gptprio.next: among USR partitions with (tries>0 || successful),
-# the highest priority (>0, ties to the lower number) wins, and one try is spent if any
-# is left. Prints the same JSON as `abguard next --disk DISK --json`; rc 3, no write,
-# when nothing qualifies. Swap the body for that command once it exists.
+# The host plays GRUB's gptprio.next with `abguard next` on the image: it picks the slot and
+# spends a try exactly as GRUB does (checked against gptprio.c in tests/algorithms.rs).
+# Prints one line of JSON {"partition","partuuid",...}; rc 3 and no write when nothing qualifies.
 grub_next() {
-  local disk=$1 best="" bp=0 n p t s
-  for n in $USR_PARTS; do
-    p=$(gpt_attr "$disk" "$n" P); t=$(gpt_attr "$disk" "$n" T); s=$(gpt_attr "$disk" "$n" S)
-    if { [ "$t" -gt 0 ] || [ "$s" = 1 ]; } && [ "$p" -gt "$bp" ]; then best=$n; bp=$p; fi
-  done
-  [ -n "$best" ] || return 3
-  t=$(gpt_attr "$disk" "$best" T)
-  [ "$t" -gt 0 ] && cgpt add -i "$best" -T $((t - 1)) "$disk"
-  printf '{"partition":%s,"partuuid":"%s","tries_before":%s,"tries_after":%s}\n' \
-    "$best" "$(gpt_attr "$disk" "$best" u | tr 'A-F' 'a-f')" "$t" "$(gpt_attr "$disk" "$best" T)"
+  local out
+  out=$("${ABGUARD_BIN:?ABGUARD_BIN: the abguard binary}" next --disk "$1" --json) || return $?
+  tr -d ' \n' <<<"$out"
+  echo
 }
 
 # json_get JSON KEY: flat one-line JSON objects only (what grub_next prints).

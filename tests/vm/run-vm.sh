@@ -5,6 +5,7 @@
 # env: WORK ($E2E_WORK: layout.env, disk.img, initrd.img)  LAYOUT DISK INITRD KERNEL (cache)
 #      (LAYOUT may also be an images/mkimage.sh OUT.env)
 #      TIMEOUT=180 s  ACCEL=tcg|kvm  SMP=2  MEM=512  CPU=max  QUIET=1  SNAPSHOT=0 (1: discard writes)
+#      RD_ARGS (default "rd.shell=0 rd.emergency=reboot": how the initrd treats a failure)
 #      PAYLOAD=FILE (extra read-only virtio disk, /dev/disk/by-id/virtio-payload in the guest)
 # Output: WORK/logs/TAG.serial.log (+ TAG.cmdline); stdout "BOOT TAG: slot=A wall=12.3s end=poweroff"
 # Exit: 0 when the guest powered off or rebooted, 1 on timeout or any other end.
@@ -30,7 +31,7 @@ case ${PARTUUID,,} in "${USR_A_PARTUUID,,}") slot=A ;; "${USR_B_PARTUUID,,}") sl
 verbosity=quiet; [ "${QUIET:-1}" = 1 ] || verbosity=loglevel=6
 CMDLINE="root=LABEL=ROOT rootflags=rw rw mount.usr=/dev/mapper/usr mount.usrfstype=$FSTYPE mount.usrflags=ro \
 verity.usr=PARTUUID=$PARTUUID verity.usrhash=$ROOTHASH systemd.gpt_auto=0 console=ttyS0 $verbosity \
-rd.shell=0 rd.emergency=reboot panic=-1${*:+ $*}"
+${RD_ARGS:-rd.shell=0 rd.emergency=reboot} panic=-1${*:+ $*}"
 echo "$CMDLINE" >"$WORK/logs/$TAG.cmdline"
 
 snap=""; [ "${SNAPSHOT:-0}" = 1 ] && snap=,snapshot=on

@@ -1,0 +1,202 @@
+#!/bin/bash
+# make e2e: the six A/B scenarios of issue 3 on real boots. qemu (TCG) boots a Debian kernel
+# with a dracut initrd that carries the abguard module, from a Flatcar-layout disk whose USR
+# slots hold real dm-verity /usr trees. Between boots the host plays GRUB with `abguard next`
+# on the image and builds the command line from the chosen slot. Every scenario starts from
+# a copy of the pristine disk (A 1.0.0 installed and good, B empty) and is judged from the
+# image's GPT, the history on ROOT and the serial log.
+# Usage: e2e.sh ABGUARD_BIN   env: ABGUARD_CACHE, E2E_WORK, TIMEOUT (per boot), ONLY="3 4"
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ABGUARD_BIN=$(realpath "${1:?usage: e2e.sh ABGUARD_BIN}"); export ABGUARD_BIN
+W=$E2E_WORK/e2e
+mkdir -p "$W"; rm -rf "$W/logs" "$W"/s*.img "$W"/s*.layout
+T_ALL=$(date +%s%N)
+result=FAIL
+trap 'log "timings:"; print_timings >&2; log "total $(secs_since "$T_ALL")s"; echo "E2E $result"' EXIT
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+# --- build (kernel and rootfs cached outside the repo) -------------------------------------
+timed deps "$VM_DIR/install-deps.sh"
+timed kernel "$VM_DIR/get-kernel.sh" "$ABGUARD_CACHE"
+timed rootfs "$VM_DIR/build-rootfs.sh" "$ABGUARD_CACHE" >"$W/rootfs.path"
+ROOTFS=$(cat "$W/rootfs.path")
+
+# the product exactly as `make install` lays it out, plus the test stand-ins
+rm -rf "$W/tree" "$W/bad" "$W/marked"
+timed install make -s -C "$REPO_DIR" install DESTDIR="$W/tree" >/dev/null
+install -m 0755 "$ABGUARD_BIN" "$W/tree/usr/bin/abguard"
+COMMON=$W/tree:$VM_DIR/e2e-guest
+# B's os-release carries a marker that lz4 stores as literal bytes, so the host can find
+# the block holding it in the squashfs image and corrupt exactly that block
+MARKER=e2e$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+mkdir -p "$W/marked/usr/lib" "$W/bad/usr/share/e2e"
+printf 'ID=abguard-e2e\nNAME="abguard test OS"\nVERSION_ID=2.0.0\nE2E_MARKER=%s\n' "$MARKER" >"$W/marked/usr/lib/os-release"
+touch "$W/bad/usr/share/e2e/web-fail"
+timed "usr A" env EXTRA_USR="$COMMON" "$VM_DIR/build-usr.sh" "$ROOTFS" 1.0.0 "$W/usr-a.part"
+timed "usr B" env EXTRA_USR="$COMMON:$W/marked" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b.part"
+timed "usr B-bad" env EXTRA_USR="$COMMON:$W/bad" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b-bad.part"
+timed disk env EXTRA_ROOT="$VM_DIR/e2e-root" "$VM_DIR/build-disk.sh" "$ROOTFS" "$W" "$W/usr-a.part" none
+mv "$W/disk.img" "$W/pristine.img"; mv "$W/layout.env" "$W/pristine.layout"
+# shellcheck disable=SC1091
+. "$W/pristine.layout"
+timed initramfs env EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/98emergency-timeout" \
+  "$VM_DIR/build-initramfs.sh" "$HASH_OFFSET" "$W/initrd.img"
+
+# lsinitrd: dracut's install() failures are silent, so check that the module really landed
+listing=$(lsinitrd "$W/initrd.img" 2>/dev/null)
+for f in usr/bin/abguard usr/lib/systemd/system/abguard-initrd.service \
+         etc/systemd/system/initrd.target.wants/abguard-initrd.service \
+         usr/lib/dracut/hooks/emergency/00-abguard-emergency.sh \
+         usr/lib/dracut/hooks/shutdown-emergency/00-abguard-emergency.sh; do
+  assert "lsinitrd shows $f" 1 "$(grep -c " $f\( \|$\)" <<<"$listing")"
+done
+
+# --- helpers --------------------------------------------------------------------------------
+# new_disk TAG: a private copy of the pristine disk; sets DISK and LAYOUT
+new_disk() {
+  DISK=$W/$1.img LAYOUT=$W/$1.layout
+  cp --sparse=always "$W/pristine.img" "$DISK"; cp "$W/pristine.layout" "$LAYOUT"
+}
+# stage_b PAYLOAD: what update_engine does: write the payload into USR-B, then postinst
+stage_b() {
+  "$VM_DIR/write-slot.sh" "$DISK" 4 "$1" "$LAYOUT"
+  "$ABGUARD_BIN" stage --disk "$DISK" --partition 4 >/dev/null
+}
+# boot TAG [kernel args]: GRUB's choice, then one boot; sets PART, END, WALL, LOG
+boot() {
+  local tag=$1 next hash; shift
+  next=$(grub_next "$DISK") || die "$tag: no bootable USR partition: $(gpt_state "$DISK")"
+  PART=$(json_get "$next" partition)
+  # shellcheck disable=SC1090
+  hash=$(. "$LAYOUT"; [ "$PART" = 3 ] && echo "$USR_A_ROOTHASH" || echo "$USR_B_ROOTHASH")
+  LOG=$W/logs/$tag.serial.log
+  timed "boot $tag" env WORK="$W" DISK="$DISK" LAYOUT="$LAYOUT" INITRD="$W/initrd.img" \
+    "$VM_DIR/run-vm.sh" "$tag" "$(json_get "$next" partuuid)" "$hash" "$@" >"$W/$tag.result" || true
+  log "$(cat "$W/$tag.result") ($next)"
+  strip_ansi "$LOG" | grep -a -e '^BOOTPROBE:' -e 'abguard' | sed 's/^/  | /' >&2 || true
+  END=$(sed -n 's/.* end=//p' "$W/$tag.result")
+  WALL=$(sed -n 's/.* wall=\([0-9.]*\)s.*/\1/p' "$W/$tag.result")
+}
+# hist FIELD [N]: FIELD (dotted path) of the Nth-last history entry on ROOT (default last)
+hist() {
+  root_cat "$DISK" /var/lib/abguard/attempts.jsonl | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin if l.strip()]
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+v = lines[-n] if len(lines) >= n else {}
+for k in sys.argv[1].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else (json.dumps(v) if isinstance(v, (list, dict)) else str(v).lower() if isinstance(v, bool) else v))
+' "$@"
+}
+hist_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c . || true; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
+
+# --- 1. plain boot on A: healthy at once, nothing reboots, A stays good ----------------------
+if want 1; then
+  new_disk s1
+  boot s1-a
+  assert "s1 booted A" 3 "$PART"
+  assert "s1 powered off (no reboot)" poweroff "$END"
+  assert "s1 version" 1.0.0 "$(probe_field "$LOG" version)"
+  assert "s1 system state" running "$(probe_field "$LOG" state)"
+  assert "s1 GPT" "A(P1 T0 S1) B(P0 T0 S0)" "$(gpt_state "$DISK")"
+  assert "s1 initrd verdict" healthy "$(hist verdict)"
+  assert "s1 booted slot found by" cmdline+sysfs "$(hist booted.source)"
+  assert "s1 dm-verity status" V "$(hist verity.status)"
+  assert "s1 verity root hash checked" "$USR_A_ROOTHASH" "$(hist verity.root_hash)"
+fi
+
+# --- 2. B staged and healthy: the gate passes, B becomes good; next boot is ordinary ---------
+if want 2 || want 5; then
+  new_disk s2
+  stage_b "$W/usr-b.part"
+  boot s2-b-first
+  assert "s2 booted B" 4 "$PART"
+  assert "s2 powered off (no reboot)" poweroff "$END"
+  assert "s2 version" 2.0.0 "$(probe_field "$LOG" version)"
+  assert "s2 initrd said first boot" needs-health-check "$(hist verdict 2)"
+  assert "s2 gate passed" gate-passed "$(hist event)"
+  assert "s2 B marked good by update-engine" "A(P1 T0 S1) B(P2 T0 S1)" "$(gpt_state "$DISK")"
+  boot s2-b-again
+  assert "s2 second boot on B" 4 "$PART"
+  assert "s2 second boot is no first boot" healthy "$(hist verdict)"
+  assert "s2 second boot first_boot_after_upgrade" false "$(hist first_boot_after_upgrade)"
+  assert "s2 second boot powered off" poweroff "$END"
+fi
+
+# --- 3. B staged, its critical service fails: back on A within the deadline ----------------
+if want 3; then
+  new_disk s3
+  stage_b "$W/usr-b-bad.part"
+  boot s3-b-bad
+  assert "s3 booted B" 4 "$PART"
+  assert "s3 abguard rebooted" reboot "$END"
+  lt "$WALL" 150 || die "s3: the rollback took ${WALL}s, beyond the 150 s deadline"
+  assert "s3 history: gate failed" gate-failed "$(hist event)"
+  assert "s3 history names the unit" 1 "$(hist reasons | grep -c 'web.service failed')"
+  assert "s3 failed units recorded" 1 "$(hist failed_units | grep -c 'web.service')"
+  assert "s3 B spent" "A(P1 T0 S1) B(P2 T0 S0)" "$(gpt_state "$DISK")"
+  boot s3-a
+  assert "s3 back on A" 3 "$PART"
+  assert "s3 A version" 1.0.0 "$(probe_field "$LOG" version)"
+  assert "s3 A healthy" healthy "$(hist verdict)"
+  assert "s3 no further reboot" poweroff "$END"
+fi
+
+# --- 4. B staged with a corrupted block in its /usr: detected, B spent, back on A -----------
+if want 4; then
+  new_disk s4
+  stage_b "$W/usr-b.part"
+  read -r off _ < <(part_range "$DISK" 4)
+  at=$(dd if="$DISK" bs=4M skip="$off" count=$((HASH_OFFSET / 4194304 + 1)) iflag=skip_bytes status=none |
+       grep -aob "$MARKER" | head -1 | cut -d: -f1)
+  [ -n "$at" ] || die "s4: the os-release marker is not stored literally in B's image"
+  "$VM_DIR/corrupt-slot.sh" "$DISK" 4 "$at"
+  boot s4-b-corrupt
+  assert "s4 booted B" 4 "$PART"
+  assert "s4 abguard rebooted from the initrd" reboot "$END"
+  assert "s4 verdict" rollback "$(hist verdict)"
+  assert "s4 dm-verity said corrupted" C "$(hist verity.status)"
+  assert "s4 B spent" "A(P1 T0 S1) B(P2 T0 S0)" "$(gpt_state "$DISK")"
+  boot s4-a
+  assert "s4 back on A" 3 "$PART"
+  assert "s4 A healthy" healthy "$(hist verdict)"
+  assert "s4 no further reboot" poweroff "$END"
+fi
+
+# --- 5. manual `abguard rollback` from B to A: A boots, no loop ----------------------------
+if want 5; then
+  # continues on scenario 2's disk: B good and booted, A good and older
+  "$ABGUARD_BIN" rollback --disk "$DISK" >/dev/null
+  assert "s5 rollback made A next" "A(P2 T0 S1) B(P1 T0 S1)" "$(gpt_state "$DISK")"
+  boot s5-a
+  assert "s5 booted A" 3 "$PART"
+  assert "s5 A healthy" healthy "$(hist verdict)"
+  assert "s5 powered off" poweroff "$END"
+  boot s5-a-again
+  assert "s5 A again, no loop" 3 "$PART"
+  assert "s5 GPT stable" "A(P2 T0 S1) B(P1 T0 S1)" "$(gpt_state "$DISK")"
+fi
+
+# --- 6. B's initrd fails: back on A without waiting out the emergency timeout ---------------
+if want 6; then
+  new_disk s6
+  stage_b "$W/usr-b.part"
+  "$VM_DIR/corrupt-slot.sh" "$DISK" 4   # block 0: the initrd's verity setup fails
+  # Flatcar's behaviour: the emergency shell, with a 300 s timeout (98emergency-timeout)
+  RD_ARGS="rd.shell=1" boot s6-b-broken
+  assert "s6 booted B" 4 "$PART"
+  assert "s6 rebooted" reboot "$END"
+  lt "$WALL" 120 || die "s6: ${WALL}s: the emergency timeout was waited out"
+  assert "s6 the 300 s timeout never started" 0 "$(strip_ansi "$LOG" | grep -ac 'E2E-EMERGENCY-TIMEOUT' || true)"
+  assert "s6 B spent" "A(P1 T0 S1) B(P2 T0 S0)" "$(gpt_state "$DISK")"
+  boot s6-a
+  assert "s6 back on A" 3 "$PART"
+  assert "s6 A healthy" healthy "$(hist verdict)"
+  assert "s6 the emergency rollback is in the history" initrd-emergency "$(hist event 2)"
+  assert "s6 no further reboot" poweroff "$END"
+fi
+
+result="PASS ($ASSERTS_OK checks)"
