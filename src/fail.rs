@@ -1,5 +1,5 @@
 //! Failpoints: named places where a test can make the process stop dead, as a power
-//! cut would, e.g. `ABGUARD_FAILPOINTS=gpt-after-backup abguard next --disk d.img`.
+//! cut would, e.g. `ABGUARD_FAILPOINTS=gpt-after-first-copy abguard next --disk d.img`.
 
 use std::sync::OnceLock;
 

@@ -456,18 +456,30 @@ impl Table {
         (primary, backup)
     }
 
-    /// Write both copies: backup array and header, flush, primary array and header, flush.
+    /// Write both copies, each followed by a flush: the backup first, then the primary,
+    /// as GRUB does, so a cut leaves the primary intact. When the table was read from
+    /// the backup (the primary is damaged), the order turns round: the damaged copy is
+    /// repaired first, because overwriting the only valid copy first would let a second
+    /// power cut leave no valid table at all (found by tests/model.rs).
     pub fn write<D: BlockDev + ?Sized>(&self, dev: &mut D) -> Result<()> {
         let (primary, backup) = self.headers_for_write();
         let crc = CRC32.checksum(&self.array);
-        write_copy(dev, &backup, &self.array, crc, self.sector_size)
-            .context("writing the backup GPT")?;
-        dev.flush_to_media().context("flushing the backup GPT")?;
-        fail::point("gpt-after-backup");
-        write_copy(dev, &primary, &self.array, crc, self.sector_size)
-            .context("writing the primary GPT")?;
-        dev.flush_to_media().context("flushing the primary GPT")?;
-        fail::point("gpt-after-primary");
+        let ss = self.sector_size;
+        let order = match self.used {
+            Copy::Primary => [("backup", &backup), ("primary", &primary)],
+            Copy::Backup => [("primary", &primary), ("backup", &backup)],
+        };
+        for (n, (name, header)) in order.into_iter().enumerate() {
+            write_copy(dev, header, &self.array, crc, ss)
+                .with_context(|| format!("writing the {name} GPT"))?;
+            dev.flush_to_media()
+                .with_context(|| format!("flushing the {name} GPT"))?;
+            fail::point(if n == 0 {
+                "gpt-after-first-copy"
+            } else {
+                "gpt-after-second-copy"
+            });
+        }
         Ok(())
     }
 }

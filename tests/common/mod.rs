@@ -313,3 +313,108 @@ impl FakeMachine {
 pub fn verity_cmdline(uuid: &str, hash: &str) -> String {
     format!("BOOT_IMAGE=/flatcar/vmlinuz-a mount.usr=/dev/mapper/usr verity.usr=PARTUUID={uuid} rootflags=rw mount.usrflags=ro root=LABEL=ROOT verity.usrhash={hash}")
 }
+
+/// A 64 KiB GPT with USR-A (3), USR-B (4) and ROOT (9), fresh attributes, built once
+/// with sgdisk and cgpt; small enough to copy for every cut point and model state.
+pub fn tiny_gpt() -> &'static [u8] {
+    static T: OnceLock<Vec<u8>> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("tiny.img");
+        std::fs::write(&img, vec![0u8; 64 * 1024]).unwrap();
+        let usr = "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6";
+        run_ok(
+            "sgdisk",
+            &[
+                "-a",
+                "1",
+                "-n",
+                "3:40:47",
+                "-t",
+                &format!("3:{usr}"),
+                "-c",
+                "3:USR-A",
+                "-u",
+                &format!("3:{A_UUID}"),
+                "-n",
+                "4:48:55",
+                "-t",
+                &format!("4:{usr}"),
+                "-c",
+                "4:USR-B",
+                "-u",
+                &format!("4:{B_UUID}"),
+                "-n",
+                "9:56:63",
+                "-t",
+                "9:3884DD41-8582-4404-B9A8-E9B84F2DF50E",
+                "-c",
+                "9:ROOT",
+                img.to_str().unwrap(),
+            ],
+        );
+        cgpt_add(&img, 3, 1, 0, true);
+        std::fs::read(&img).unwrap()
+    })
+}
+
+/// A disk that loses power: the first `whole` writes land, the next one lands only up to
+/// `tear_sectors` whole sectors (if given), and nothing after that reaches the medium.
+pub struct PowerCut {
+    pub disk: std::io::Cursor<Vec<u8>>,
+    pub whole: usize,
+    pub tear_sectors: Option<usize>,
+    pub writes_seen: usize,
+}
+
+impl PowerCut {
+    pub fn new(image: Vec<u8>, whole: usize, tear_sectors: Option<usize>) -> Self {
+        PowerCut {
+            disk: std::io::Cursor::new(image),
+            whole,
+            tear_sectors,
+            writes_seen: 0,
+        }
+    }
+    pub fn into_image(self) -> Vec<u8> {
+        self.disk.into_inner()
+    }
+}
+
+impl std::io::Read for PowerCut {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.disk.read(buf)
+    }
+}
+
+impl std::io::Seek for PowerCut {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.disk.seek(to)
+    }
+}
+
+impl std::io::Write for PowerCut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.writes_seen;
+        self.writes_seen += 1;
+        // after the cut the caller believes its writes happen; the medium never sees them
+        let land = match n.cmp(&self.whole) {
+            std::cmp::Ordering::Less => buf.len(),
+            std::cmp::Ordering::Equal => self.tear_sectors.map_or(0, |t| (t * 512).min(buf.len())),
+            std::cmp::Ordering::Greater => 0,
+        };
+        let pos = self.disk.position();
+        self.disk.write_all(&buf[..land])?;
+        self.disk.set_position(pos + buf.len() as u64);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl abguard::gpt::BlockDev for PowerCut {
+    fn flush_to_media(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
