@@ -5,7 +5,7 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build deps demo test test-unit test-image e2e bench install clean lint
+.PHONY: all build deps demo test sysext e2e bench install clean lint man
 
 all: build
 
@@ -42,13 +42,22 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	shellcheck -S warning $$(git ls-files '*.sh' .ci/run ci/*)
 
+# man/*.8 from the CLI definition (clap_mangen; tests/manpage.rs fails when they drift)
+man:
+	$(CARGO) run --locked --example mangen -- man
+
 UNITDIR   := $(PREFIX)/lib/systemd/system
 UNITS     := abguard-gate.service abguard-failed@.service abguard-deadline.timer \
-             abguard-deadline.service abguard-healthy.path
+             abguard-deadline.service abguard-healthy.path abguard-metrics.service \
+             abguard-metrics.timer
 DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/50abguard
 
 # Everything lands under /usr, as on Flatcar (read-only /usr, vendor enablement via
 # .wants links in /usr/lib/systemd/system).
+# Stock-image mode: the same binary and units as a systemd-sysext image.
+sysext: build
+	./packaging/sysext.sh $(BIN) target/sysext/abguard.raw
+
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/abguard
 	install -d $(DESTDIR)$(UNITDIR)/multi-user.target.wants $(DESTDIR)$(UNITDIR)/timers.target.wants \
@@ -63,6 +72,8 @@ install: build
 	install -D -m 0755 dracut/50abguard/module-setup.sh $(DESTDIR)$(DRACUTDIR)/module-setup.sh
 	install -m 0755 dracut/50abguard/abguard-emergency.sh $(DESTDIR)$(DRACUTDIR)/
 	install -m 0644 dracut/50abguard/abguard-initrd.service $(DESTDIR)$(DRACUTDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	$(CARGO) clean

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs-utils
-      util-linux file shellcheck hyperfine)
+      util-linux file shellcheck hyperfine python3-prometheus-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

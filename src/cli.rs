@@ -67,6 +67,22 @@ pub struct DiskArg {
     pub disk: Option<PathBuf>,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct AssessArgs {
+    /// Decide and write, but do not reboot.
+    #[arg(long)]
+    pub no_reboot: bool,
+    /// Print the boot record as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Test input: `dmsetup status usr` output instead of the DM ioctl.
+    #[arg(long, hide = true, requires = "dm_table")]
+    pub dm_status: Option<PathBuf>,
+    /// Test input: `dmsetup table usr` output instead of the DM ioctl.
+    #[arg(long, hide = true, requires = "dm_status")]
+    pub dm_table: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 #[command(rename_all = "kebab-case")]
 pub enum Command {
@@ -78,6 +94,12 @@ pub enum Command {
         /// History entries to show.
         #[arg(long, default_value_t = 10)]
         history: usize,
+        /// Print Prometheus text exposition format instead.
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
+        /// With --prometheus: write atomically to this file (node_exporter's textfile collector).
+        #[arg(long, requires = "prometheus")]
+        textfile: Option<PathBuf>,
     },
     /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
     Next {
@@ -116,20 +138,10 @@ pub enum Command {
     },
     /// Assess this boot from the initrd: write /run flags and the boot record; on a
     /// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
-    Initrd {
-        /// Decide and write, but do not reboot.
-        #[arg(long)]
-        no_reboot: bool,
-        /// Print the boot record as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Test input: `dmsetup status usr` output instead of the DM ioctl.
-        #[arg(long, hide = true, requires = "dm_table")]
-        dm_status: Option<PathBuf>,
-        /// Test input: `dmsetup table usr` output instead of the DM ioctl.
-        #[arg(long, hide = true, requires = "dm_status")]
-        dm_table: Option<PathBuf>,
-    },
+    Initrd(AssessArgs),
+    /// The same assessment as `initrd`, run by abguard-assess.service early in the
+    /// booted system, for stock images that cannot add the dracut module.
+    Assess(AssessArgs),
     /// Health gate passed (run by abguard-gate.service after boot-complete.target):
     /// write /run/first-boot-healthy, record it, mark the slot good if configured.
     GatePass {
@@ -163,6 +175,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the Butane (or Ignition) config that writes health-gate settings to
+    /// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
+    Butane(crate::butane::ButaneArgs),
+    /// Verify a USR slot's filesystem and dm-verity hash tree offline, block by block,
+    /// against the root hash in its kernel (needs the `cryptsetup` build). Exit 4: failed.
+    Verify(crate::verify::VerifyArgs),
+    /// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block
+    /// (exit 4). VERIFY_USR=yes runs it before boot-complete.target on a first boot.
+    ReadUsr(crate::readusr::ReadUsrArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
     Generator {

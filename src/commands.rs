@@ -60,7 +60,21 @@ fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
     Ok(ab::find_partition(slots, n)?)
 }
 
-pub fn status(d: &DiskArg, p: &Probe, json: bool, history: usize) -> Result<i32> {
+/// How `status` reports.
+pub enum Output {
+    Text {
+        json: bool,
+        history: usize,
+    },
+    /// Prometheus exposition, to stdout or atomically into a textfile-collector file.
+    Prometheus(Option<std::path::PathBuf>),
+}
+
+pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
+    let (json, history) = match out {
+        Output::Text { json, history } => (json, history),
+        Output::Prometheus(file) => return prometheus(d, p, file),
+    };
     let env = Env::new(p, false);
     let path = probe::disk_path(d.disk.as_ref(), &env)?;
     let (_, table) = probe::read_table(&path, false)?;
@@ -146,6 +160,57 @@ pub fn status(d: &DiskArg, p: &Probe, json: bool, history: usize) -> Result<i32>
                 h["version_id"].as_str().unwrap_or("-"),
                 h["verdict"].as_str().unwrap_or("?"),
             );
+        }
+    }
+    Ok(0)
+}
+
+fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Result<i32> {
+    let env = Env::new(p, false);
+    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let (_, table) = probe::read_table(&path, false)?;
+    let slots = table.slots();
+    let (booted, _) = booted(&env, &path, &table);
+    let boot_json = env.run_dir.join("abguard/boot.json");
+    let last: Option<serde_json::Value> = std::fs::read(&boot_json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    // the newest verdict: a gate event after the initrd's, else the initrd's
+    let hist = record::read_history(&env.sysroot);
+    let newest = hist.last().or(last.as_ref());
+    let last_time = std::fs::metadata(&boot_json)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
+    let version = last
+        .as_ref()
+        .and_then(|l| l["version_id"].as_str().map(str::to_string))
+        .or_else(|| probe::version_id(&env.usr_candidates));
+    let counters = record::read_counters(&env.sysroot);
+    let text = crate::metrics::render(&crate::metrics::Snapshot {
+        table: table.used,
+        problems: table.problems.len(),
+        slots: &slots,
+        next_boot: ab::next_boot(&slots),
+        booted,
+        version_id: version.as_deref(),
+        last_verdict: newest.and_then(|l| l["verdict"].as_str()),
+        last_assessment_time: last_time,
+        counters: &counters,
+    });
+    match file {
+        None => print!("{text}"),
+        Some(f) => {
+            let dir = f
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("--textfile needs a file name")?;
+            crate::safefs::SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
         }
     }
     Ok(0)

@@ -45,7 +45,7 @@ impl Default for Config {
 }
 
 /// A unit name systemd would accept for a critical unit (no paths, no templates left open).
-fn valid_unit(u: &str) -> bool {
+pub(crate) fn valid_unit(u: &str) -> bool {
     let types = [
         ".service", ".socket", ".mount", ".target", ".path", ".timer", ".device", ".swap",
     ];
@@ -58,7 +58,7 @@ fn valid_unit(u: &str) -> bool {
 }
 
 /// systemd time spans: "600", "90s", "10min", "1h 30min", "2m"...
-fn valid_timespan(s: &str) -> bool {
+pub(crate) fn valid_timespan(s: &str) -> bool {
     let units = [
         "usec", "us", "msec", "ms", "seconds", "second", "sec", "s", "minutes", "minute", "min",
         "m", "hours", "hour", "hr", "h",

@@ -102,7 +102,7 @@ fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Recor
 }
 
 fn save(env: &Env, r: &Record) {
-    if let Err(e) = record::append_history(&env.sysroot, r) {
+    if let Err(e) = record::log_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
 }
@@ -129,6 +129,12 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     let cfg = Config::load(&env.sysroot)?;
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
+    // the unit's condition says the same; checked here too for units started without
+    // it (Upholds= from the stock-image sysext)
+    if !state.exists(NEEDS_CHECK) {
+        log::info!("no first boot after an upgrade to prove healthy");
+        return Ok(0);
+    }
     let h = here(&env, d, true);
     // dm-verity checks lazily: a corrupted block read anywhere during this boot shows up
     // only now, and a slot that failed verification must not be called healthy

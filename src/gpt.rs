@@ -413,6 +413,13 @@ impl Table {
             .map(|(_, e)| e.attributes())
     }
 
+    /// First and last LBA (inclusive) of partition `n` (1-based).
+    pub fn extent(&self, n: u32) -> Option<(u64, u64)> {
+        entries(&self.array)
+            .find(|(i, e)| *i == n && e.used())
+            .map(|(_, e)| (e.start(), e.end()))
+    }
+
     /// Whether a write would also repair a damaged copy.
     pub fn needs_repair(&self) -> bool {
         !self.problems.is_empty()

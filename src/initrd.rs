@@ -24,10 +24,17 @@ pub struct Options<'a> {
     pub no_reboot: bool,
     pub json: bool,
     pub dm_test: Option<(&'a Path, &'a Path)>,
+    /// In the initrd (default paths /sysusr/usr and /sysroot), or in the booted system
+    /// (stock-image mode: /usr and /).
+    pub in_initrd: bool,
 }
 
 pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
-    let env = Env::new(p, true);
+    let env = Env::new(p, o.in_initrd);
+    if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
+        log::info!("this boot was already assessed (by the initrd module)");
+        return Ok(0);
+    }
     let disk = probe::disk_path(d.disk.as_ref(), &env);
     let table = match &disk {
         Ok(path) => probe::read_table(path, false)
@@ -46,7 +53,10 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     let mut a = assess::assess(&facts);
     let slots = facts.slots.clone().unwrap_or_default();
 
-    let mut rec = Record::new("initrd", a.verdict.as_str());
+    let mut rec = Record::new(
+        if o.in_initrd { "initrd" } else { "assess" },
+        a.verdict.as_str(),
+    );
     rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
     rec.table = table.as_ref().ok().map(|t| t.used);
     if let Ok(t) = &table {
@@ -84,7 +94,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
         log::error!("{e:#}");
     }
     if env.sysroot.is_dir() {
-        if let Err(e) = record::append_history(&env.sysroot, &rec) {
+        if let Err(e) = record::log_event(&env.sysroot, &rec) {
             log::warn!("history not updated: {e:#}");
         }
     }

@@ -6,10 +6,13 @@
 pub mod ab;
 pub mod assess;
 pub mod attrs;
+pub mod butane;
 pub mod cli;
 pub mod cmdline;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "cryptsetup")]
+pub mod cryptsetup;
 pub mod dm;
 pub mod fail;
 pub mod gate;
@@ -17,12 +20,16 @@ pub mod generator;
 pub mod gpt;
 pub mod initrd;
 pub mod kmsg;
+pub mod metrics;
 pub mod osrelease;
 pub mod probe;
+pub mod readusr;
 pub mod reboot;
 pub mod record;
 pub mod safefs;
 pub mod sysfs;
+pub mod verify;
+pub mod verity;
 
 use cli::{Cli, Command};
 
@@ -34,7 +41,21 @@ pub const EXIT_REFUSED: i32 = 3;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let (disk, probe) = (&cli.disk, &cli.probe);
     match &cli.command {
-        Command::Status { json, history } => commands::status(disk, probe, *json, *history),
+        Command::Status {
+            json,
+            history,
+            prometheus,
+            textfile,
+        } => {
+            let out = match (prometheus, textfile) {
+                (false, _) => commands::Output::Text {
+                    json: *json,
+                    history: *history,
+                },
+                (true, f) => commands::Output::Prometheus(f.clone()),
+            };
+            commands::status(disk, probe, out)
+        }
         Command::Next { dry_run, json } => commands::next(disk, probe, *dry_run, *json),
         Command::Stage { partition, json } => commands::stage(disk, probe, *partition, *json),
         Command::MarkGood { partition, json } => {
@@ -45,20 +66,17 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             force,
             json,
         } => commands::rollback(disk, probe, *partition, *force, *json),
-        Command::Initrd {
-            no_reboot,
-            json,
-            dm_status,
-            dm_table,
-        } => {
-            let dm_test = dm_status.as_deref().zip(dm_table.as_deref());
+        Command::Initrd(a) | Command::Assess(a) => {
+            let dm_test = a.dm_status.as_deref().zip(a.dm_table.as_deref());
+            let in_initrd = matches!(cli.command, Command::Initrd(_));
             initrd::run(
                 disk,
                 probe,
                 &initrd::Options {
-                    no_reboot: *no_reboot,
-                    json: *json,
+                    no_reboot: a.no_reboot,
+                    json: a.json,
                     dm_test,
+                    in_initrd,
                 },
             )
         }
@@ -71,6 +89,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Emergency { no_reboot } => gate::emergency(disk, probe, *no_reboot),
         Command::Config { root, json } => show_config(root, *json),
+        Command::Butane(args) => butane::run(args),
+        Command::Verify(args) => verify::run(disk, probe, args),
+        Command::ReadUsr(args) => readusr::run(probe, args),
         Command::Generator { root, dirs } => Ok(generator::run(root, dirs)),
     }
 }

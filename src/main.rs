@@ -30,7 +30,7 @@ fn main() {
     // stderr, so nothing floods the host's kernel log
     let in_initrd = matches!(
         cli.command,
-        abguard::cli::Command::Initrd { .. } | abguard::cli::Command::Emergency { .. }
+        abguard::cli::Command::Initrd(_) | abguard::cli::Command::Emergency { .. }
     ) && std::path::Path::new("/etc/initrd-release").exists();
     abguard::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
     match abguard::run(cli) {

@@ -13,6 +13,9 @@ pub const HISTORY_DIR: &str = "var/lib/abguard";
 pub const HISTORY_FILE: &str = "attempts.jsonl";
 /// Enough for months of weekly updates; old lines fall off the front.
 pub const HISTORY_MAX: usize = 100;
+/// Running totals kept beside the bounded history, so metrics stay monotonic when old
+/// history lines fall off.
+pub const COUNTERS_FILE: &str = "counters.json";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Booted {
@@ -103,6 +106,64 @@ pub fn append_history(root: &Path, record: &impl Serialize) -> Result<()> {
     dir.write_atomic(HISTORY_FILE, &out)
 }
 
+/// Totals over every event ever recorded, for fleet metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    /// Boots assessed (in the initrd, or by the stock-image service).
+    pub boots: u64,
+    /// Of those, first boots after an upgrade.
+    pub first_boots: u64,
+    /// First boots after an upgrade that passed the health gate.
+    pub gate_passed: u64,
+    /// First boots after an upgrade that failed: dm-verity, a critical unit, the
+    /// deadline, or the initrd itself.
+    pub failed_first_boots: u64,
+    /// Slots actually spent so GRUB falls back.
+    pub rollbacks: u64,
+}
+
+impl Counters {
+    fn count(&mut self, r: &Record) {
+        let assessed = matches!(r.event.as_str(), "initrd" | "assess");
+        if assessed {
+            self.boots += 1;
+            if r.first_boot_after_upgrade == Some(true) {
+                self.first_boots += 1;
+            }
+        }
+        if r.event == "gate-passed" {
+            self.gate_passed += 1;
+        }
+        let failed = matches!(
+            r.event.as_str(),
+            "gate-failed" | "deadline" | "initrd-emergency"
+        ) || (assessed && r.verdict == "rollback");
+        if failed && r.first_boot_after_upgrade != Some(false) {
+            self.failed_first_boots += 1;
+        }
+        if r.actions.iter().any(|a| a.starts_with("spent ")) {
+            self.rollbacks += 1;
+        }
+    }
+}
+
+pub fn read_counters(root: &Path) -> Counters {
+    std::fs::read(root.join(HISTORY_DIR).join(COUNTERS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Record an event: one history line, and the running totals.
+pub fn log_event(root: &Path, r: &Record) -> Result<()> {
+    append_history(root, r)?;
+    let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
+    let mut c = read_counters(root);
+    c.count(r);
+    dir.write_atomic(COUNTERS_FILE, &serde_json::to_vec(&c)?)
+}
+
 /// History entries under `root`, oldest first; lines that are not JSON are skipped.
 pub fn read_history(root: &Path) -> Vec<serde_json::Value> {
     let path = root.join(HISTORY_DIR).join(HISTORY_FILE);
@@ -144,6 +205,39 @@ pub fn rfc3339(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_follow_events() {
+        let t = tempfile::tempdir().unwrap();
+        let ev = |event: &str, verdict: &str, first: bool, spent: bool| {
+            let mut r = Record::new(event, verdict);
+            r.first_boot_after_upgrade = Some(first);
+            if spent {
+                r.actions
+                    .push("spent USR-B (partition 4): tries=0 successful=0".into());
+            }
+            log_event(t.path(), &r).unwrap();
+        };
+        ev("initrd", "healthy", false, false);
+        ev("initrd", "needs-health-check", true, false);
+        ev("gate-failed", "rollback", true, true);
+        ev("initrd", "healthy", false, false);
+        ev("initrd", "rollback", true, true);
+        ev("initrd", "needs-health-check", true, false);
+        ev("gate-passed", "healthy", true, false);
+        let c = read_counters(t.path());
+        assert_eq!(
+            c,
+            Counters {
+                boots: 5,
+                first_boots: 3,
+                gate_passed: 1,
+                failed_first_boots: 2,
+                rollbacks: 2
+            }
+        );
+        assert_eq!(read_history(t.path()).len(), 7);
+    }
 
     #[test]
     fn time_format() {

@@ -1,0 +1,192 @@
+//! Prometheus text exposition of the A/B state, for `abguard status --prometheus` and
+//! the node_exporter textfile collector: the slots, the booted slot and version, the
+//! last verdict and running totals of first boots, failures and rollbacks.
+
+use crate::ab::Slot;
+use crate::gpt::Copy;
+use crate::record::Counters;
+use std::fmt::Write as _;
+
+/// What the status verb knows, ready to render.
+pub struct Snapshot<'a> {
+    pub table: Copy,
+    pub problems: usize,
+    pub slots: &'a [Slot],
+    pub next_boot: Option<usize>,
+    pub booted: Option<usize>,
+    pub version_id: Option<&'a str>,
+    pub last_verdict: Option<&'a str>,
+    pub last_assessment_time: Option<u64>,
+    pub counters: &'a Counters,
+}
+
+pub const VERDICTS: [&str; 6] = [
+    "healthy",
+    "needs-health-check",
+    "rollback",
+    "mismatch",
+    "indeterminate",
+    "report",
+];
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let slot_labels = |x: &Slot| {
+        format!(
+            "label=\"{}\",partition=\"{}\",partuuid=\"{}\"",
+            escape(&x.label),
+            x.partition,
+            x.partuuid
+        )
+    };
+    let per_slot = |o: &mut String, name: &str, help: &str, value: &dyn Fn(usize, &Slot) -> u64| {
+        family(o, name, "gauge", help);
+        for (i, x) in s.slots.iter().enumerate() {
+            let _ = writeln!(o, "{name}{{{}}} {}", slot_labels(x), value(i, x));
+        }
+    };
+    per_slot(
+        &mut o,
+        "abguard_slot_priority",
+        "GPT priority of the USR slot (0-15).",
+        &|_, x| u64::from(x.attrs.priority),
+    );
+    per_slot(
+        &mut o,
+        "abguard_slot_tries",
+        "Boot tries left on the USR slot (0-15).",
+        &|_, x| u64::from(x.attrs.tries),
+    );
+    per_slot(
+        &mut o,
+        "abguard_slot_successful",
+        "1 if the USR slot is marked successful.",
+        &|_, x| u64::from(x.attrs.successful),
+    );
+    per_slot(
+        &mut o,
+        "abguard_slot_next_boot",
+        "1 for the slot GRUB boots next.",
+        &|i, _| u64::from(s.next_boot == Some(i)),
+    );
+    per_slot(
+        &mut o,
+        "abguard_slot_booted",
+        "1 for the slot this system booted from.",
+        &|i, _| u64::from(s.booted == Some(i)),
+    );
+
+    family(
+        &mut o,
+        "abguard_booted_info",
+        "gauge",
+        "The booted slot and its os-release VERSION_ID.",
+    );
+    if let Some(b) = s.booted.and_then(|i| s.slots.get(i)) {
+        let _ = writeln!(
+            o,
+            "abguard_booted_info{{{},version_id=\"{}\"}} 1",
+            slot_labels(b),
+            escape(s.version_id.unwrap_or(""))
+        );
+    }
+    family(
+        &mut o,
+        "abguard_last_verdict",
+        "gauge",
+        "1 for the verdict of the last recorded assessment or gate.",
+    );
+    for v in VERDICTS {
+        let _ = writeln!(
+            o,
+            "abguard_last_verdict{{verdict=\"{v}\"}} {}",
+            u8::from(s.last_verdict == Some(v))
+        );
+    }
+    if let Some(t) = s.last_assessment_time {
+        family(
+            &mut o,
+            "abguard_last_assessment_timestamp_seconds",
+            "gauge",
+            "When the last boot assessment was written.",
+        );
+        let _ = writeln!(o, "abguard_last_assessment_timestamp_seconds {t}");
+    }
+    family(
+        &mut o,
+        "abguard_gpt_backup_in_use",
+        "gauge",
+        "1 when the primary GPT is damaged and the backup was read.",
+    );
+    let _ = writeln!(
+        o,
+        "abguard_gpt_backup_in_use {}",
+        u8::from(s.table == Copy::Backup)
+    );
+    family(
+        &mut o,
+        "abguard_gpt_problems",
+        "gauge",
+        "Defects found in the GPT copies.",
+    );
+    let _ = writeln!(o, "abguard_gpt_problems {}", s.problems);
+    let c = s.counters;
+    for (name, help, v) in [
+        ("abguard_boots_total", "Boots assessed.", c.boots),
+        ("abguard_first_boots_total", "First boots after an upgrade.", c.first_boots),
+        ("abguard_gate_passed_total", "First boots after an upgrade that passed the health gate.", c.gate_passed),
+        ("abguard_failed_first_boots_total", "First boots after an upgrade that failed (dm-verity, a critical unit, the deadline or the initrd).", c.failed_first_boots),
+        ("abguard_rollbacks_total", "Slots spent so that GRUB falls back.", c.rollbacks),
+    ] {
+        family(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ab::slots_from;
+
+    #[test]
+    fn renders_families_once_with_escaped_labels() {
+        let mut slots = slots_from(&[(1, 0, true), (2, 0, false)]);
+        slots[0].label = "we\"ird\\label".into();
+        let c = Counters {
+            boots: 3,
+            rollbacks: 1,
+            ..Counters::default()
+        };
+        let text = render(&Snapshot {
+            table: Copy::Primary,
+            problems: 0,
+            slots: &slots,
+            next_boot: Some(0),
+            booted: Some(1),
+            version_id: Some("2.0.0"),
+            last_verdict: Some("needs-health-check"),
+            last_assessment_time: Some(1_795_689_296),
+            counters: &c,
+        });
+        assert!(text.contains("abguard_slot_priority{label=\"we\\\"ird\\\\label\",partition=\"3\""));
+        assert!(text.contains("abguard_last_verdict{verdict=\"needs-health-check\"} 1"));
+        assert!(text.contains("abguard_booted_info{label=\"USR-B\",partition=\"4\""));
+        assert!(text.contains("abguard_rollbacks_total 1\n"));
+        let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let names: std::collections::HashSet<_> =
+            text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        assert_eq!(types, names.len(), "each family declared once");
+    }
+}

@@ -1,0 +1,356 @@
+//! `abguard read-usr`: read all of /dev/mapper/usr once, with large sequential reads,
+//! so dm-verity hashes every block of the new /usr on the first boot after an upgrade,
+//! not only the blocks this boot happened to touch. dm-verity fails a read of a block
+//! that does not match its tree with EIO; the first such block is named and the check
+//! fails, which (through abguard-read-usr.service, ordered before boot-complete.target
+//! when VERIFY_USR=yes) fails the health gate and rolls the upgrade back.
+//!
+//! No library: this runs in the static build.
+
+use crate::cli::Probe;
+use crate::probe::Env;
+use crate::record::{self, Record};
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+/// The unit's name, as the generator links it into boot-complete.target.
+pub const UNIT: &str = "abguard-read-usr.service";
+/// dm-verity's (and Flatcar's) block size: errors are located to one of these.
+const SMALL: usize = 4096;
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, mult) = match s.trim().to_ascii_lowercase() {
+        t if t.ends_with('k') => (t[..t.len() - 1].to_string(), 1 << 10),
+        t if t.ends_with('m') => (t[..t.len() - 1].to_string(), 1 << 20),
+        t => (t, 1),
+    };
+    let n = num
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4M, 512K, 65536)"))?;
+    if n < SMALL || n % SMALL != 0 || n > 256 << 20 {
+        return Err(format!("{s}: a multiple of 4K between 4K and 256M, please"));
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReadUsrArgs {
+    /// Device (or file) to read.
+    #[arg(long, value_name = "PATH", default_value = "/dev/mapper/usr")]
+    pub device: PathBuf,
+    /// Bytes per read (K and M suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub block_size: usize,
+    /// Read with O_DIRECT (bypass the page cache) instead of buffered reads that drop
+    /// what they read from the cache behind them.
+    #[arg(long)]
+    pub direct: bool,
+    /// Record a failure in the history (abguard-read-usr.service does).
+    #[arg(long)]
+    pub record: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub device: String,
+    /// `ok` or `io-error`.
+    pub result: &'static str,
+    pub size: u64,
+    /// Bytes read before the end or the first error.
+    pub bytes_read: u64,
+    pub block_size: usize,
+    pub direct: bool,
+    pub seconds: f64,
+    pub mib_per_s: f64,
+    /// Byte offset and 4 KiB block number of the first block that could not be read.
+    pub error_at: Option<u64>,
+    pub error_block: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// A page-aligned buffer for O_DIRECT (and fine for buffered reads).
+struct Aligned {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let mem = vec![0u8; len + SMALL];
+        let start = mem.as_ptr().align_offset(SMALL);
+        Aligned { mem, start, len }
+    }
+    fn buf(&mut self, n: usize) -> &mut [u8] {
+        &mut self.mem[self.start..self.start + n.min(self.len)]
+    }
+}
+
+/// Fill `buf` from `at` with as many reads as it takes; short only at the end.
+fn read_full<R>(read: &R, buf: &mut [u8], at: u64) -> std::io::Result<usize>
+where
+    R: Fn(&mut [u8], u64) -> std::io::Result<usize>,
+{
+    let mut done = 0;
+    while done < buf.len() {
+        match read(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // a short read up to a bad block, then the error at the block itself
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Read `size` bytes with `read` (pread), `block_size` at a time, telling `done` about
+/// each range read. `Err((offset, error))` names the first unreadable 4 KiB block.
+fn read_all<R, D>(
+    read: &R,
+    done: &D,
+    size: u64,
+    block_size: usize,
+    direct: bool,
+    bytes_read: &mut u64,
+) -> Result<(), (u64, std::io::Error)>
+where
+    R: Fn(&mut [u8], u64) -> std::io::Result<usize>,
+    D: Fn(u64, usize),
+{
+    let mut buf = Aligned::new(block_size);
+    let mut off = 0u64;
+    // O_DIRECT needs whole sectors; a device's size is a whole number of them
+    let round = |n: usize| if direct { n.next_multiple_of(512) } else { n };
+    while off < size {
+        let want = round(block_size.min((size - off) as usize));
+        match read_full(read, buf.buf(want), off) {
+            Ok(0) => break,
+            Ok(n) => {
+                done(off, n);
+                off += n as u64;
+                *bytes_read = off;
+                if n < want {
+                    break;
+                }
+            }
+            Err(e) => {
+                // a large read fails as a whole: find the first bad 4 KiB block in it
+                let mut small = Aligned::new(SMALL);
+                let end = (off + want as u64).min(size);
+                let mut at = off;
+                while at < end {
+                    let n = round(SMALL.min((end - at) as usize));
+                    match read_full(read, small.buf(n), at) {
+                        Ok(0) => break,
+                        Ok(got) => {
+                            at += got as u64;
+                            *bytes_read = at;
+                        }
+                        Err(e2) => return Err((at, e2)),
+                    }
+                }
+                // not reproducible block by block: report the large read
+                return Err((off, e));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(p: &Probe, a: &ReadUsrArgs) -> Result<i32> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let t0 = std::time::Instant::now();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    if a.direct {
+        opts.custom_flags(nix::libc::O_DIRECT);
+    }
+    let f = opts
+        .open(&a.device)
+        .with_context(|| format!("opening {}", a.device.display()))?;
+    let size = crate::verity::device_size(&f)
+        .with_context(|| format!("reading the size of {}", a.device.display()))?;
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
+    let _ = posix_fadvise(&f, 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
+    let mut bytes_read = 0;
+    let result = read_all(
+        &|buf: &mut [u8], at| f.read_at(buf, at),
+        &|at, n| {
+            if !a.direct {
+                // hashed and done with: leave the page cache to the running system
+                let _ = posix_fadvise(&f, at as i64, n as i64, Adv::POSIX_FADV_DONTNEED);
+            }
+        },
+        size,
+        a.block_size,
+        a.direct,
+        &mut bytes_read,
+    );
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut r = Report {
+        device: a.device.display().to_string(),
+        result: "ok",
+        size,
+        bytes_read,
+        block_size: a.block_size,
+        direct: a.direct,
+        seconds,
+        mib_per_s: bytes_read as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        error_at: None,
+        error_block: None,
+        error: None,
+    };
+    let msg = match &result {
+        Ok(()) if bytes_read == size => format!(
+            "{}: read all {} MiB in {:.2} s ({:.0} MiB/s): every block passed",
+            r.device,
+            size >> 20,
+            seconds,
+            r.mib_per_s
+        ),
+        Ok(()) => {
+            r.result = "io-error";
+            r.error = Some(format!("ended after {bytes_read} of {size} bytes"));
+            r.error_at = Some(bytes_read);
+            r.error_block = Some(bytes_read / SMALL as u64);
+            format!(
+                "{}: unexpected end after {bytes_read} of {size} bytes",
+                r.device
+            )
+        }
+        Err((at, e)) => {
+            r.result = "io-error";
+            r.error_at = Some(*at);
+            r.error_block = Some(at / SMALL as u64);
+            r.error = Some(e.to_string());
+            format!(
+                "{}: read error at byte {at} (4 KiB block {}) after {} MiB: {e} (dm-verity rejects blocks that do not match the hash tree)",
+                r.device,
+                at / SMALL as u64,
+                bytes_read >> 20
+            )
+        }
+    };
+    let failed = r.result != "ok";
+    if failed {
+        log::error!("{msg}");
+        if a.record {
+            let env = Env::new(p, false);
+            let mut rec = Record::new("read-usr-failed", "corrupted");
+            rec.version_id = crate::probe::version_id(&env.usr_candidates);
+            rec.reasons.push(msg.clone());
+            #[derive(Serialize)]
+            struct WithReport<'a> {
+                #[serde(flatten)]
+                record: &'a Record,
+                read_usr: &'a Report,
+            }
+            if let Err(e) = record::append_history(
+                &env.sysroot,
+                &WithReport {
+                    record: &rec,
+                    read_usr: &r,
+                },
+            ) {
+                log::warn!("history not updated: {e:#}");
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{msg}");
+    }
+    Ok(if failed {
+        crate::verify::EXIT_VERIFY_FAILED
+    } else {
+        0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        for bad in ["0", "1000", "4G", "x", "1M1", "512M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A device of `size` bytes whose block `bad` fails like a dm-verity mismatch: a read
+    /// that reaches it returns what lies before it (if anything), then EIO.
+    fn fake(size: u64, bad: Option<u64>) -> impl Fn(&mut [u8], u64) -> std::io::Result<usize> {
+        move |buf: &mut [u8], at: u64| {
+            let end = (at + buf.len() as u64).min(size);
+            if at >= size {
+                return Ok(0);
+            }
+            match bad.map(|b| b * SMALL as u64) {
+                Some(b) if at <= b && b < end => {
+                    if at == b {
+                        Err(std::io::Error::from_raw_os_error(5))
+                    } else {
+                        Ok((b - at) as usize)
+                    }
+                }
+                _ => Ok((end - at) as usize),
+            }
+        }
+    }
+
+    #[test]
+    fn reads_everything_in_odd_sizes() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("usr");
+        // not a multiple of the read size, nor of 4 KiB
+        std::fs::write(&p, vec![7u8; (3 << 20) + 1234]).unwrap();
+        let f = File::open(&p).unwrap();
+        let (mut n, seen) = (0, std::cell::Cell::new(0));
+        read_all(
+            &|b: &mut [u8], at| f.read_at(b, at),
+            &|_, len| seen.set(seen.get() + len),
+            (3 << 20) + 1234,
+            1 << 20,
+            false,
+            &mut n,
+        )
+        .unwrap();
+        assert_eq!((n, seen.get()), ((3 << 20) + 1234, (3 << 20) + 1234));
+    }
+
+    #[test]
+    fn names_the_first_bad_block() {
+        let size = 40u64 << 20;
+        for (bad, bs) in [
+            (0u64, 4 << 20),
+            (1000, 4 << 20),
+            (1024, 4 << 20),
+            (10239, 1 << 20),
+            (5, SMALL),
+        ] {
+            let mut n = 0;
+            let (at, e) =
+                read_all(&fake(size, Some(bad)), &|_, _| {}, size, bs, false, &mut n).unwrap_err();
+            assert_eq!(at, bad * SMALL as u64, "bad block {bad}, reads of {bs}");
+            assert_eq!(e.raw_os_error(), Some(5));
+            assert_eq!(n, at, "everything before the bad block was read");
+        }
+        let mut n = 0;
+        read_all(&fake(size, None), &|_, _| {}, size, 4 << 20, false, &mut n).unwrap();
+        assert_eq!(n, size);
+    }
+}

@@ -1,0 +1,195 @@
+//! `abguard status --prometheus`, read back with a real exposition-format parser
+//! (prometheus_client's, Debian's python3-prometheus-client) after a failed first boot.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// {family name: [(sample name, labels, value)]} as prometheus_client parses the text.
+fn parse(text: &str) -> serde_json::Value {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out[f.name] = {"type": f.type, "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client (./ci/install-deps.sh installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "the exposition parser rejected the output: {}\n{text}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn value(m: &serde_json::Value, family: &str, sample: &str, label: Option<(&str, &str)>) -> f64 {
+    m[family]["samples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no family {family}"))
+        .iter()
+        .find(|s| s[0] == sample && label.is_none_or(|(k, v)| s[1][k] == v))
+        .unwrap_or_else(|| panic!("no sample {sample} {label:?}"))[2]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn metrics_after_a_failed_first_boot_parse_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(dir.path(), "d.img");
+    let d = img.to_str().unwrap();
+    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
+        .status
+        .success());
+    assert!(abguard(&["next", "--disk", d]).status.success());
+    let m = FakeMachine::new(&img);
+    let h = sample().var("USR_B_ROOTHASH");
+    m.boot(4, &verity_cmdline(B_UUID, &h), "V", &h);
+    m.os_release("2.0.0");
+    assert!(m.initrd(&[]).status.success());
+    let p = |r: &str| m.p(r).to_str().unwrap().to_string();
+    let probe = [
+        "--disk".to_string(),
+        d.to_string(),
+        "--cmdline".into(),
+        p("cmdline"),
+        "--sysfs".into(),
+        p("sys"),
+        "--mountinfo".into(),
+        p("mountinfo"),
+        "--usr".into(),
+        "/sysusr/usr".into(),
+        "--run-dir".into(),
+        p("run"),
+        "--sysroot".into(),
+        p("sysroot"),
+    ];
+    let run = |verb: &[&str]| {
+        let mut a: Vec<&str> = verb.to_vec();
+        a.extend(probe.iter().map(String::as_str));
+        let o = abguard(&a);
+        assert!(o.status.success(), "{verb:?}: {}", stderr(&o));
+        o
+    };
+    run(&["gate-fail", "--unit", "web.service", "--no-reboot"]);
+
+    let text = stdout(&run(&["status", "--prometheus"]));
+    let mm = parse(&text);
+    assert_eq!(mm["abguard_rollbacks"]["type"], "counter");
+    assert_eq!(
+        value(&mm, "abguard_rollbacks", "abguard_rollbacks_total", None),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_failed_first_boots",
+            "abguard_failed_first_boots_total",
+            None
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_first_boots",
+            "abguard_first_boots_total",
+            None
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&mm, "abguard_boots", "abguard_boots_total", None),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_slot_tries",
+            "abguard_slot_tries",
+            Some(("label", "USR-B"))
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_slot_successful",
+            "abguard_slot_successful",
+            Some(("label", "USR-A"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_slot_next_boot",
+            "abguard_slot_next_boot",
+            Some(("label", "USR-A"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_slot_booted",
+            "abguard_slot_booted",
+            Some(("label", "USR-B"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_booted_info",
+            "abguard_booted_info",
+            Some(("version_id", "2.0.0"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_last_verdict",
+            "abguard_last_verdict",
+            Some(("verdict", "rollback"))
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &mm,
+            "abguard_last_verdict",
+            "abguard_last_verdict",
+            Some(("verdict", "healthy"))
+        ),
+        0.0
+    );
+
+    // the textfile variant writes the same text atomically
+    let prom = dir.path().join("textfile/abguard.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    run(&[
+        "status",
+        "--prometheus",
+        "--textfile",
+        prom.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&prom).unwrap(), text);
+}
