@@ -13,42 +13,14 @@ struct Booted {
 /// A machine that booted B for the first time after staging (initrd said so).
 fn first_boot_of_b() -> Booted {
     let dir = tempfile::tempdir().unwrap();
-    let img = copy(dir.path(), "d.img");
-    assert!(
-        abguard(&["stage", "--disk", img.to_str().unwrap(), "--partition", "4"])
-            .status
-            .success()
-    );
-    assert_eq!(
-        stdout(&abguard(&["next", "--disk", img.to_str().unwrap()])).trim(),
-        "4"
-    );
-    let m = FakeMachine::new(&img);
-    let h = sample().var("USR_B_ROOTHASH");
-    m.boot(4, &verity_cmdline(B_UUID, &h), "V", &h);
+    let img = staged_and_booted_b(dir.path());
+    let m = machine_on_first_boot_of_b(&img);
     assert_eq!(json(&m.initrd(&[]))["verdict"], "needs-health-check");
     Booted { _dir: dir, img, m }
 }
 
 fn gate(b: &Booted, verb: &[&str]) -> std::process::Output {
-    let s = |r: &str| b.m.p(r).to_str().unwrap().to_string();
-    let mut a: Vec<String> = verb.iter().map(|x| x.to_string()).collect();
-    for (k, v) in [
-        ("--disk", b.img.to_str().unwrap().to_string()),
-        ("--cmdline", s("cmdline")),
-        ("--sysfs", s("sys")),
-        ("--mountinfo", s("mountinfo")),
-        ("--usr", "/sysusr/usr".to_string()),
-        ("--run-dir", s("run")),
-        ("--sysroot", s("sysroot")),
-    ] {
-        a.push(k.into());
-        a.push(v);
-    }
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = abguard(&refs);
-    assert!(o.status.success(), "{verb:?}: {}", stderr(&o));
-    o
+    b.m.verb(verb)
 }
 
 fn config(b: &Booted, text: &str) {

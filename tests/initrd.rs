@@ -15,18 +15,11 @@ struct Case {
 /// B staged and booted by GRUB (its try spent), or the fresh image when `staged` is false.
 fn case(staged: bool) -> Case {
     let dir = tempfile::tempdir().unwrap();
-    let img = copy(dir.path(), "d.img");
-    if staged {
-        assert!(
-            abguard(&["stage", "--disk", img.to_str().unwrap(), "--partition", "4"])
-                .status
-                .success()
-        );
-        assert_eq!(
-            stdout(&abguard(&["next", "--disk", img.to_str().unwrap()])).trim(),
-            "4"
-        );
-    }
+    let img = if staged {
+        staged_and_booted_b(dir.path())
+    } else {
+        copy(dir.path(), "d.img")
+    };
     let m = FakeMachine::new(&img);
     Case {
         _dir: dir,

@@ -52,41 +52,10 @@ fn value(m: &serde_json::Value, family: &str, sample: &str, label: Option<(&str,
 #[test]
 fn metrics_after_a_failed_first_boot_parse_and_count() {
     let dir = tempfile::tempdir().unwrap();
-    let img = copy(dir.path(), "d.img");
-    let d = img.to_str().unwrap();
-    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
-        .status
-        .success());
-    assert!(abguard(&["next", "--disk", d]).status.success());
-    let m = FakeMachine::new(&img);
-    let h = sample().var("USR_B_ROOTHASH");
-    m.boot(4, &verity_cmdline(B_UUID, &h), "V", &h);
-    m.os_release("2.0.0");
+    let img = staged_and_booted_b(dir.path());
+    let m = machine_on_first_boot_of_b(&img);
     assert!(m.initrd(&[]).status.success());
-    let p = |r: &str| m.p(r).to_str().unwrap().to_string();
-    let probe = [
-        "--disk".to_string(),
-        d.to_string(),
-        "--cmdline".into(),
-        p("cmdline"),
-        "--sysfs".into(),
-        p("sys"),
-        "--mountinfo".into(),
-        p("mountinfo"),
-        "--usr".into(),
-        "/sysusr/usr".into(),
-        "--run-dir".into(),
-        p("run"),
-        "--sysroot".into(),
-        p("sysroot"),
-    ];
-    let run = |verb: &[&str]| {
-        let mut a: Vec<&str> = verb.to_vec();
-        a.extend(probe.iter().map(String::as_str));
-        let o = abguard(&a);
-        assert!(o.status.success(), "{verb:?}: {}", stderr(&o));
-        o
-    };
+    let run = |verb: &[&str]| m.verb(verb);
     run(&["gate-fail", "--unit", "web.service", "--no-reboot"]);
 
     let text = stdout(&run(&["status", "--prometheus"]));

@@ -7,15 +7,9 @@ use common::*;
 #[test]
 fn assess_decides_like_the_initrd_and_records_it_as_assess() {
     let dir = tempfile::tempdir().unwrap();
-    let img = copy(dir.path(), "d.img");
+    let img = staged_and_booted_b(dir.path());
     let d = img.to_str().unwrap();
-    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
-        .status
-        .success());
-    assert!(abguard(&["next", "--disk", d]).status.success());
-    let m = FakeMachine::new(&img);
-    let h = sample().var("USR_B_ROOTHASH");
-    m.boot(4, &verity_cmdline(B_UUID, &h), "V", &h);
+    let m = machine_on_first_boot_of_b(&img);
     // in the booted system /usr is mounted at /usr, not /sysusr/usr
     std::fs::write(m.p("mountinfo"), "1 0 254:9 / / rw - ext4 /dev/vda9 rw\n25 1 253:0 / /usr ro - squashfs /dev/mapper/usr ro\n31 1 0:40 / /usr ro - overlay sysext ro\n").unwrap();
     let p = |r: &str| m.p(r).to_str().unwrap().to_string();

@@ -209,16 +209,7 @@ impl FakeMachine {
         if let Some(n) = partition {
             std::fs::write(d.join("partition"), format!("{n}\n")).unwrap();
         }
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/class/block").join(name),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/dev/block").join(majmin),
-        )
-        .unwrap();
+        self.node_links(devpath, name, majmin);
     }
 
     /// /usr really comes from partition `sysfs_part`; the command line claims `cmdline`.
@@ -269,33 +260,44 @@ impl FakeMachine {
         .unwrap();
     }
 
+    /// The options that point abguard at this machine instead of the host.
+    pub fn probe_args(&self) -> Vec<String> {
+        let s = |r: &str| self.p(r).to_str().unwrap().to_string();
+        [
+            ("--disk", self.disk.to_str().unwrap().to_string()),
+            ("--cmdline", s("cmdline")),
+            ("--sysfs", s("sys")),
+            ("--dev", s("dev")),
+            ("--mountinfo", s("mountinfo")),
+            ("--usr", "/sysusr/usr".to_string()),
+            ("--sysroot", s("sysroot")),
+            ("--run-dir", s("run")),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect()
+    }
+
+    /// Run `verb` against this machine; it must succeed.
+    pub fn verb(&self, verb: &[&str]) -> Output {
+        let mut args: Vec<String> = verb.iter().map(|x| x.to_string()).collect();
+        args.extend(self.probe_args());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = abguard(&refs);
+        assert!(o.status.success(), "{verb:?}: {}", stderr(&o));
+        o
+    }
+
     pub fn initrd(&self, extra: &[&str]) -> Output {
         let s = |r: &str| self.p(r).to_str().unwrap().to_string();
-        let mut args: Vec<String> = vec![
-            "initrd".into(),
-            "--no-reboot".into(),
-            "--json".into(),
-            "--disk".into(),
-            self.disk.to_str().unwrap().into(),
-            "--cmdline".into(),
-            s("cmdline"),
-            "--sysfs".into(),
-            s("sys"),
-            "--dev".into(),
-            s("dev"),
-            "--mountinfo".into(),
-            s("mountinfo"),
-            "--usr".into(),
-            "/sysusr/usr".into(),
-            "--sysroot".into(),
-            s("sysroot"),
-            "--run-dir".into(),
-            s("run"),
+        let mut args: Vec<String> = vec!["initrd".into(), "--no-reboot".into(), "--json".into()];
+        args.extend(self.probe_args());
+        args.extend([
             "--dm-status".into(),
             s("dm-status"),
             "--dm-table".into(),
             s("dm-table"),
-        ];
+        ]);
         args.extend(extra.iter().map(|x| x.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         abguard(&refs)
@@ -417,4 +419,25 @@ impl abguard::gpt::BlockDev for PowerCut {
     fn flush_to_media(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A private copy of the sample image in `dir` on which B was staged and GRUB has
+/// picked it: USR-B's first boot after an upgrade.
+pub fn staged_and_booted_b(dir: &Path) -> PathBuf {
+    let img = copy(dir, "d.img");
+    let d = img.to_str().unwrap();
+    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
+        .status
+        .success());
+    assert_eq!(stdout(&abguard(&["next", "--disk", d])).trim(), "4");
+    img
+}
+
+/// A fake machine whose initrd saw B's first boot after an upgrade (dm-verity fine).
+pub fn machine_on_first_boot_of_b(img: &Path) -> FakeMachine {
+    let m = FakeMachine::new(img);
+    let h = sample().var("USR_B_ROOTHASH");
+    m.boot(4, &verity_cmdline(B_UUID, &h), "V", &h);
+    m.os_release("2.0.0");
+    m
 }
