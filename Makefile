@@ -5,7 +5,7 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build deps demo test sysext e2e bench install clean lint man
+.PHONY: all build build-cryptsetup deps demo test sysext e2e bench install clean lint man
 
 all: build
 
@@ -17,6 +17,16 @@ $(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
 build: $(BIN)
 
+# The userspace build with `abguard verify` (libcryptsetup; dynamic, glibc): installed
+# beside the static binary as /usr/lib/abguard/abguard-cryptsetup, which `abguard verify`
+# hands over to. Needs libcryptsetup-dev, libclang-dev, pkg-config (ci/install-deps.sh).
+CRYPTSETUP_BIN := target/release/abguard
+$(CRYPTSETUP_BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+	$(CARGO) build --release --locked --features cryptsetup
+	@printf 'built %s: %s bytes, %s\n' '$(CRYPTSETUP_BIN)' "$$(stat -c %s $(CRYPTSETUP_BIN))" "$$(file -b $(CRYPTSETUP_BIN) 2>/dev/null | cut -d, -f1-2 || echo dynamic)"
+
+build-cryptsetup: $(CRYPTSETUP_BIN)
+
 # Host tools the tests need (idempotent; CI runs this on a fresh machine).
 deps:
 	./ci/install-deps.sh
@@ -27,8 +37,10 @@ demo: build
 # Every tier: unit and image tests (cargo), loop-device tests (root), the VM e2e.
 test: build
 	$(CARGO) test --locked
+	@# abguard verify through libcryptsetup (the userspace build's feature)
+	$(CARGO) test --locked --features cryptsetup --test verify
 	@# the same image and corpus tests against the static release binary (panic=abort)
-	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test initrd --test gate --test cgpt_oracle --test loopdev
+	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev
 	$(MAKE) e2e
 
 e2e: build
@@ -36,10 +48,13 @@ e2e: build
 
 bench: build
 	./images/bench.sh $(CURDIR)/$(BIN)
+	$(MAKE) build-cryptsetup
+	./images/bench-verify.sh $(CURDIR)/$(CRYPTSETUP_BIN) $(CURDIR)/$(BIN)
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features cryptsetup -- -D warnings
 	shellcheck -S warning $$(git ls-files '*.sh' .ci/run ci/*)
 
 # man/*.8 from the CLI definition (clap_mangen; tests/manpage.rs fails when they drift)
@@ -49,7 +64,8 @@ man:
 UNITDIR   := $(PREFIX)/lib/systemd/system
 UNITS     := abguard-gate.service abguard-failed@.service abguard-deadline.timer \
              abguard-deadline.service abguard-healthy.path abguard-metrics.service \
-             abguard-metrics.timer
+             abguard-metrics.timer abguard-verify-staged.path abguard-verify-staged.service \
+             abguard-read-usr.service
 DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/50abguard
 
 # Everything lands under /usr, as on Flatcar (read-only /usr, vendor enablement via
@@ -66,9 +82,12 @@ install: build
 	install -m 0644 systemd/update-engine.service.d/50-abguard.conf $(DESTDIR)$(UNITDIR)/update-engine.service.d/
 	ln -sf ../abguard-gate.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-gate.service
 	ln -sf ../abguard-healthy.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-healthy.path
+	ln -sf ../abguard-verify-staged.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-verify-staged.path
 	ln -sf ../abguard-deadline.timer $(DESTDIR)$(UNITDIR)/timers.target.wants/abguard-deadline.timer
 	ln -sf ../../../bin/abguard $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/abguard-generator
 	install -D -m 0644 systemd/abguard.conf $(DESTDIR)$(PREFIX)/lib/abguard/abguard.conf
+	@# optional: make build-cryptsetup && make install WITH_CRYPTSETUP=1
+	[ -z "$(WITH_CRYPTSETUP)" ] || install -D -m 0755 $(CRYPTSETUP_BIN) $(DESTDIR)$(PREFIX)/lib/abguard/abguard-cryptsetup
 	install -D -m 0755 dracut/50abguard/module-setup.sh $(DESTDIR)$(DRACUTDIR)/module-setup.sh
 	install -m 0755 dracut/50abguard/abguard-emergency.sh $(DESTDIR)$(DRACUTDIR)/
 	install -m 0644 dracut/50abguard/abguard-initrd.service $(DESTDIR)$(DRACUTDIR)/

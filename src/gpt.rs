@@ -201,6 +201,20 @@ fn array_sectors(h: &GPTHeader, ss: u64) -> u64 {
 
 /// Entries must lie inside the usable range and must not overlap (cgpt's sanity check).
 fn check_entries(h: &GPTHeader, array: &[u8]) -> Result<(), String> {
+    // two slots with one PARTUUID make verity.usr=PARTUUID= ambiguous (cgpt refuses too)
+    let mut guids: Vec<(u32, [u8; 16])> = entries(array)
+        .filter(|(_, e)| e.used())
+        .map(|(n, e)| (n, e.unique_guid()))
+        .collect();
+    guids.sort_by_key(|&(_, g)| g);
+    if let Some(w) = guids.windows(2).find(|w| w[0].1 == w[1].1) {
+        return Err(format!(
+            "partitions {} and {} share the unique GUID {}",
+            w[0].0.min(w[1].0),
+            w[0].0.max(w[1].0),
+            guid_string(&w[0].1)
+        ));
+    }
     let mut used: Vec<(u32, u64, u64)> = entries(array)
         .filter(|(_, e)| e.used())
         .map(|(n, e)| (n, e.start(), e.end()))

@@ -64,6 +64,14 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
             .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
     }
     rec.version_id = version_id;
+    if let Ok(c) = env.read_cmdline() {
+        rec.reasons
+            .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
+        if let Some(Err(e)) = &c.usrhash {
+            rec.reasons
+                .push(format!("command line: {e}; the root hash was not compared"));
+        }
+    }
     rec.verity = Some(facts.verity.clone());
 
     let mut reboot = false;
