@@ -5,7 +5,7 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build build-cryptsetup deps demo test sysext e2e bench install clean lint man
+.PHONY: all build build-cryptsetup deps demo test sysext e2e bench fuzz install clean lint man
 
 all: build
 
@@ -50,6 +50,12 @@ bench: build
 	./images/bench.sh $(CURDIR)/$(BIN)
 	$(MAKE) build-cryptsetup
 	./images/bench-verify.sh $(CURDIR)/$(CRYPTSETUP_BIN) $(CURDIR)/$(BIN)
+
+# The cargo-fuzz targets in fuzz/, FUZZ_SECONDS each, one after the other (installs
+# cargo-fuzz when missing; exits non-zero on a crash). Not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./ci/fuzz.sh -t $(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --check

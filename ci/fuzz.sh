@@ -84,10 +84,13 @@ for t in "${targets[@]}"; do
 	if [ "$rc" -ne 0 ]; then
 		failed=1
 		result="CRASH (exit $rc)"
-		grep -m1 -E "panicked at|ERROR: libFuzzer|deadly signal|out-of-memory|timeout" "$log" >&2 || true
-		grep -A2 -m1 "panicked at" "$log" >&2 || true
-		grep -E "Test unit written to|^Base64:" "$log" >&2 || true
-		tail -n 5 "$log" >&2
+		{
+			echo "fuzz.sh: $t failed, from its log:"
+			grep -m1 -A1 "panicked at" "$log" ||
+				grep -m1 -E "ERROR: libFuzzer|out-of-memory|Timeout|deadly signal" "$log" || tail -n 5 "$log"
+			grep -E "Test unit written to|^Base64:" "$log"
+			grep -A2 "^Minimize test case with:" "$log" | grep "cargo fuzz tmin" | sed "s/^\t*/minimise: cargo +nightly /; s/cargo +nightly cargo /cargo +nightly /"
+		} >&2 || true
 	else
 		result="ok"
 	fi
@@ -98,4 +101,5 @@ done
 echo
 echo "fuzz.sh: ${secs}s per target, sanitizer $sanitizer"
 printf '%s\n' "${summary[@]}"
+[ "$failed" -eq 0 ] || echo "a crash: minimise it (cargo fuzz tmin), save it under fuzz/regressions/<target>/; tests/fuzz_regressions.rs replays it"
 exit "$failed"

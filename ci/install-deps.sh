@@ -4,7 +4,13 @@
 set -euo pipefail
 
 pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs-utils
-      util-linux file shellcheck hyperfine python3-prometheus-client)
+      util-linux file shellcheck hyperfine python3-prometheus-client
+      # abguard butane's output: ignition-validate, the Ignition JSON schema, the YAML
+      ignition python3-jsonschema python3-yaml
+      # tests/packaging.rs runs `make install`
+      make
+      # abguard verify (feature cryptsetup): libcryptsetup-rs-sys runs pkg-config and bindgen
+      libcryptsetup-dev libclang-dev pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

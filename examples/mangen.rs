@@ -41,7 +41,7 @@ fn render(cmd: &clap::Command) -> Vec<u8> {
 /// FILES and SEE ALSO for abguard.8: what the CLI definition does not say.
 fn main_extra() -> Roff {
     let files = [
-        ("/usr/lib/abguard/abguard.conf", "Defaults of the health gate (KEY=VALUE: CRITICAL_UNITS, DEADLINE, MARK_GOOD, ON_FAILURE)."),
+        ("/usr/lib/abguard/abguard.conf", "Defaults of the health gate (KEY=VALUE: CRITICAL_UNITS, DEADLINE, MARK_GOOD, ON_FAILURE, VERIFY_USR)."),
         ("/etc/abguard/abguard.conf, /etc/abguard/abguard.conf.d/*.conf", "The machine's settings, read in this order after the defaults; CRITICAL_UNITS from all files are merged. abguard config prints the result; abguard butane writes 10-butane.conf at provisioning."),
         ("/run/abguard/boot.json", "This boot's assessment."),
         ("/run/abguard/needs-health-check, /run/first-boot-healthy", "Flags: a first boot after an upgrade waits for the gate; the boot is known healthy."),

@@ -9,7 +9,6 @@
 use crate::config::{self, Config, OnFailure};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -33,15 +32,16 @@ pub struct ButaneArgs {
     /// Mark the slot good when the gate passes (MARK_GOOD=yes).
     #[arg(long)]
     pub mark_good: bool,
-    /// What a failed gate does: spend the slot and reboot, or only record it.
-    #[arg(long, value_name = "ACTION", value_parser = ["rollback", "report"])]
+    /// What a failed gate does: rollback (spend the slot and reboot) or report (only
+    /// record it).
+    #[arg(long, value_name = "ACTION")]
     pub on_failure: Option<String>,
     /// Also install one of your own units from a local file, NAME=PATH (repeatable);
     /// it is enabled when it has an [Install] section.
     #[arg(long, value_name = "NAME=PATH")]
     pub unit_file: Vec<String>,
     /// Output format: butane (YAML, variant flatcar 1.0.0) or ignition (3.3.0 JSON).
-    #[arg(long, value_name = "FORMAT", value_parser = ["butane", "ignition"], default_value = "butane")]
+    #[arg(long, value_name = "FORMAT", default_value = "butane")]
     pub format: String,
 }
 
@@ -99,10 +99,12 @@ impl Settings {
             critical_units: units,
             deadline: a.deadline.as_deref().map(parse_timespan).transpose()?,
             mark_good: a.mark_good,
-            on_failure: a.on_failure.as_deref().map(|v| match v {
-                "report" => OnFailure::Report,
-                _ => OnFailure::Rollback,
-            }),
+            on_failure: match a.on_failure.as_deref() {
+                None => None,
+                Some("rollback") => Some(OnFailure::Rollback),
+                Some("report") => Some(OnFailure::Report),
+                Some(v) => return Err(format!("invalid --on-failure {v:?}: rollback or report")),
+            },
         })
     }
 
@@ -234,102 +236,82 @@ pub fn butane(config: &str, units: &[Unit]) -> String {
     y
 }
 
-/// Ignition 3.3.0, only the fields used, in Butane's output order.
-#[derive(Serialize)]
-pub struct Ignition<'a> {
-    ignition: Version,
-    storage: Storage,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    systemd: Option<Systemd<'a>>,
-}
-#[derive(Serialize)]
-struct Version {
-    version: &'static str,
-}
-#[derive(Serialize)]
-struct Storage {
-    files: Vec<File>,
-}
-#[derive(Serialize)]
-struct File {
-    path: &'static str,
-    contents: Source,
-    mode: u32,
-}
-#[derive(Serialize)]
-struct Source {
-    source: String,
-}
-#[derive(Serialize)]
-struct Systemd<'a> {
-    units: Vec<IgnUnit<'a>>,
-}
-#[derive(Serialize)]
-struct IgnUnit<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    enabled: Option<bool>,
-    contents: &'a str,
+/// The Ignition config Butane makes of [`butane`]'s document, as pretty-printed JSON.
+/// Written out by hand for this fixed shape (strings escaped by serde_json): derived
+/// serializers would cost the static initrd binary kilobytes for a verb it never runs.
+pub fn ignition(config: &str, units: &[Unit]) -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut j = format!(
+        "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [\n      \
+         {{\n        \"path\": {},\n        \"mode\": 420,\n        \"contents\": {{\n          \
+         \"source\": {}\n        }}\n      }}\n    ]\n  }}",
+        q(IGNITION_VERSION),
+        q(DROPIN),
+        q(&data_url(config.as_bytes()))
+    );
+    if !units.is_empty() {
+        j.push_str(",\n  \"systemd\": {\n    \"units\": [");
+        for (i, u) in units.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let enabled = if u.enabled() {
+                "\n        \"enabled\": true,"
+            } else {
+                ""
+            };
+            let _ = write!(
+                j,
+                "{sep}\n      {{\n        \"name\": {},{enabled}\n        \"contents\": {}\n      }}",
+                q(&u.name),
+                q(&u.contents)
+            );
+        }
+        j.push_str("\n    ]\n  }");
+    }
+    j.push_str("\n}\n");
+    j
 }
 
-/// The Ignition config Butane makes of [`butane`]'s document.
-pub fn ignition<'a>(config: &str, units: &'a [Unit]) -> Ignition<'a> {
-    Ignition {
-        ignition: Version {
-            version: IGNITION_VERSION,
-        },
-        storage: Storage {
-            files: vec![File {
-                path: DROPIN,
-                contents: Source {
-                    source: data_url(config.as_bytes()),
-                },
-                mode: 0o644,
-            }],
-        },
-        systemd: (!units.is_empty()).then(|| Systemd {
-            units: units
-                .iter()
-                .map(|u| IgnUnit {
-                    name: &u.name,
-                    enabled: u.enabled().then_some(true),
-                    contents: &u.contents,
-                })
-                .collect(),
-        }),
+/// `--unit-file` NAME=PATH pairs.
+type UnitFiles<'a> = Vec<(String, &'a Path)>;
+
+/// The options, checked: settings and the unit files asked for.
+fn check(a: &ButaneArgs) -> Result<(Settings, UnitFiles<'_>), String> {
+    let settings = Settings::from_args(a)?;
+    if a.format != "butane" && a.format != "ignition" {
+        return Err(format!(
+            "invalid --format {:?}: butane or ignition",
+            a.format
+        ));
     }
+    let mut files: UnitFiles = Vec::new();
+    for spec in &a.unit_file {
+        let (name, path) = parse_unit_file(spec)?;
+        if files.iter().any(|(n, _)| *n == name) {
+            return Err(format!("--unit-file {name} given twice"));
+        }
+        files.push((name, path));
+    }
+    Ok((settings, files))
 }
 
 pub fn run(a: &ButaneArgs) -> Result<i32> {
-    let settings = match Settings::from_args(a) {
-        Ok(s) => s,
+    let (settings, files) = match check(a) {
+        Ok(v) => v,
         Err(msg) => {
+            // a usage error, as clap reports its own (exit 2)
             eprintln!("error: {msg}\n\nFor more information, try 'abguard butane --help'.");
             return Ok(2);
         }
     };
     let config = settings.config_text()?;
     let mut units: Vec<Unit> = Vec::new();
-    for spec in &a.unit_file {
-        let (name, path) = match parse_unit_file(spec) {
-            Ok(v) => v,
-            Err(msg) => {
-                eprintln!("error: {msg}\n\nFor more information, try 'abguard butane --help'.");
-                return Ok(2);
-            }
-        };
-        if units.iter().any(|u| u.name == name) {
-            bail!("--unit-file {name} given twice");
-        }
+    for (name, path) in files {
         let contents = std::fs::read_to_string(path)
             .with_context(|| format!("reading {} for {name}", path.display()))?;
         units.push(Unit { name, contents });
     }
     if a.format == "ignition" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&ignition(&config, &units))?
-        );
+        print!("{}", ignition(&config, &units));
     } else {
         print!("{}", butane(&config, &units));
     }
@@ -395,6 +377,42 @@ mod tests {
             assert!(y.starts_with('"'), "{odd:?} -> {y}");
         }
         assert_eq!(yaml_text("é\"\\\n", 2), "\"\\u00E9\\\"\\\\\\n\"\n");
+    }
+
+    #[test]
+    fn ignition_is_json_of_the_right_shape() {
+        let units = [
+            Unit {
+                name: "a.service".into(),
+                contents: "[Install]\nWantedBy=multi-user.target\n\"q\" \\ é\n".into(),
+            },
+            Unit {
+                name: "b.service".into(),
+                contents: "[Service]\n".into(),
+            },
+        ];
+        for units in [&units[..], &[]] {
+            let v: serde_json::Value = serde_json::from_str(&ignition("A=b\n", units)).unwrap();
+            assert_eq!(v["ignition"]["version"], "3.3.0");
+            let f = &v["storage"]["files"][0];
+            assert_eq!(f["path"], DROPIN);
+            assert_eq!(f["mode"], 420);
+            assert_eq!(f["contents"]["source"], "data:,A%3Db%0A");
+            assert_eq!(
+                v["systemd"]["units"].as_array().map_or(0, Vec::len),
+                units.len()
+            );
+            for (j, u) in v["systemd"]["units"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(units)
+            {
+                assert_eq!(j["name"], u.name.as_str());
+                assert_eq!(j["contents"], u.contents.as_str());
+                assert_eq!(j.get("enabled").is_some(), u.enabled());
+            }
+        }
     }
 
     #[test]

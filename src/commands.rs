@@ -160,6 +160,20 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
                 h["version_id"].as_str().unwrap_or("-"),
                 h["verdict"].as_str().unwrap_or("?"),
             );
+            // a slot that failed verification: which block, and what was done about it
+            if matches!(
+                h["event"].as_str(),
+                Some("verify-failed" | "read-usr-failed")
+            ) {
+                for line in ["reasons", "actions"]
+                    .iter()
+                    .filter_map(|k| h[*k].as_array())
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                {
+                    println!("      {line}");
+                }
+            }
         }
     }
     Ok(0)

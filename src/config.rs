@@ -28,6 +28,9 @@ pub struct Config {
     /// Mark the slot good when the gate passes (for systems that mask update-engine).
     pub mark_good: bool,
     pub on_failure: OnFailure,
+    /// Read all of /usr through dm-verity before boot-complete.target on the first boot
+    /// after an upgrade (abguard-read-usr.service).
+    pub verify_usr: bool,
     /// Files that contributed, in the order read.
     pub sources: Vec<PathBuf>,
 }
@@ -39,6 +42,7 @@ impl Default for Config {
             deadline: "10min".into(),
             mark_good: false,
             on_failure: OnFailure::Rollback,
+            verify_usr: false,
             sources: Vec::new(),
         }
     }
@@ -120,6 +124,10 @@ impl Config {
                     self.mark_good = parse_bool(v)
                         .ok_or_else(|| anyhow::anyhow!("{}: MARK_GOOD must be yes or no", at()))?
                 }
+                "VERIFY_USR" => {
+                    self.verify_usr = parse_bool(v)
+                        .ok_or_else(|| anyhow::anyhow!("{}: VERIFY_USR must be yes or no", at()))?
+                }
                 "ON_FAILURE" => {
                     self.on_failure = match v {
                         "rollback" => OnFailure::Rollback,
@@ -180,6 +188,9 @@ mod tests {
             ("90s", true, OnFailure::Report)
         );
         assert_eq!(parse("DEADLINE=\"1h 30min\"").unwrap().deadline, "1h 30min");
+        assert!(!Config::default().verify_usr);
+        assert!(parse("VERIFY_USR=yes").unwrap().verify_usr);
+        assert!(!parse("VERIFY_USR=yes\nVERIFY_USR=off").unwrap().verify_usr);
         for bad in [
             "CRITICAL_UNITS=../../etc/passwd",
             "CRITICAL_UNITS=nginx",
@@ -187,6 +198,7 @@ mod tests {
             "DEADLINE=soon",
             "DEADLINE=",
             "MARK_GOOD=maybe",
+            "VERIFY_USR=sometimes",
             "ON_FAILURE=panic",
             "NOPE=1",
             "no equals sign",

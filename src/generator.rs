@@ -47,10 +47,16 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
             cfg.deadline
         ),
     )?;
-    if cfg.critical_units.is_empty() {
+    // VERIFY_USR=yes: reading all of /usr through dm-verity is one more requirement of a
+    // good first boot (the unit carries its own OnFailure= and first-boot condition)
+    let mut required = cfg.critical_units.clone();
+    if cfg.verify_usr {
+        required.push(crate::readusr::UNIT.to_string());
+    }
+    if required.is_empty() {
         return Ok(());
     }
-    let units = cfg.critical_units.join(" ");
+    let units = required.join(" ");
     // boot-complete.target is systemd's contract for "this boot is good" (Flatcar#865)
     write(
         out,
@@ -128,5 +134,26 @@ mod tests {
             std::fs::read_to_string(bare.path().join("abguard-deadline.timer.d/50-abguard.conf"))
                 .unwrap();
         assert!(deadline.ends_with("OnStartupSec=10min\n"), "{deadline}");
+        // VERIFY_USR=yes adds the full read of /usr, with or without critical units
+        for (text, want) in [
+            (
+                "VERIFY_USR=yes\n",
+                "Requires=abguard-read-usr.service\nAfter=abguard-read-usr.service\n",
+            ),
+            (
+                "CRITICAL_UNITS=nginx.service\nVERIFY_USR=yes\n",
+                "Requires=nginx.service abguard-read-usr.service\nAfter=nginx.service abguard-read-usr.service\n",
+            ),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let mut cfg = Config::default();
+            cfg.apply(Path::new("x"), text).unwrap();
+            generate(&cfg, d.path()).unwrap();
+            let bc = std::fs::read_to_string(d.path().join("boot-complete.target.d/50-abguard.conf"))
+                .unwrap();
+            assert!(bc.ends_with(want), "{text}: {bc}");
+            // its failure handling is in the unit itself, not generated
+            assert!(!d.path().join("abguard-read-usr.service.d").exists());
+        }
     }
 }

@@ -107,6 +107,7 @@ fn show_config(root: &std::path::Path, json: bool) -> anyhow::Result<i32> {
     println!("MARK_GOOD={}", if c.mark_good { "yes" } else { "no" });
     let on_failure = serde_json::to_value(c.on_failure)?;
     println!("ON_FAILURE={}", on_failure.as_str().unwrap_or("?"));
+    println!("VERIFY_USR={}", if c.verify_usr { "yes" } else { "no" });
     for s in &c.sources {
         println!("# from {}", s.display());
     }

@@ -215,12 +215,33 @@ fn booted(env: &Env, t: &Target) -> Option<Booted> {
     })
 }
 
+/// The userspace build with libcryptsetup, beside the static /usr/bin/abguard.
+pub const HELPER: &str = "/usr/lib/abguard/abguard-cryptsetup";
+/// Without libcryptsetup: hand the whole command line to [`HELPER`] when it is
+/// installed (the booted system), else fail clearly (the initrd, a bare static build).
 #[cfg(not(feature = "cryptsetup"))]
 pub fn run(_d: &DiskArg, _p: &Probe, _a: &VerifyArgs) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    // set on the hand-over, so a helper that lacks the feature too fails instead of
+    // handing it on again
+    const NO_DELEGATE: &str = "ABGUARD_NO_DELEGATE";
+    let helper = Path::new(HELPER);
+    if std::env::var_os(NO_DELEGATE).is_none() && helper.exists() {
+        let err = std::process::Command::new(helper)
+            .args(std::env::args_os().skip(1))
+            .env(NO_DELEGATE, "1")
+            .exec();
+        bail!("running {HELPER}: {err}");
+    }
+    let helper_state = if helper.exists() {
+        "was handed this and lacks it too"
+    } else {
+        "is not installed"
+    };
     bail!(
         "this abguard was built without the `cryptsetup` feature, so it cannot verify a slot \
-         (libcryptsetup cannot be linked into the static initrd build); use the userspace build \
-         (`make build-cryptsetup`, installed as /usr/lib/abguard/abguard-cryptsetup)"
+         (libcryptsetup cannot be linked into the static initrd build), and {HELPER} (the \
+         userspace build, `make build-cryptsetup`) {helper_state}"
     )
 }
 
@@ -264,6 +285,19 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
     };
     let slot = target.as_ref().map(Target::slot);
 
+    let (root_hash, root_hash_from) = match (&a.root_hash, &a.kernel, &slot) {
+        (Some(h), _, _) => (h.trim().to_ascii_lowercase(), "--root-hash".to_string()),
+        (None, Some(k), _) => (verity::kernel_root_hash(k)?, k.display().to_string()),
+        (None, None, Some(s)) => {
+            let k = verity::kernel_for(&env.sysroot, &s.partuuid);
+            let h = verity::kernel_root_hash(&k)
+                .context("reading the slot's root hash (pass --root-hash or --kernel)")?;
+            (h, k.display().to_string())
+        }
+        (None, None, None) => unreachable!("need_table without a root hash source"),
+    };
+    let hash_bytes = verity::parse_hex(&root_hash)?;
+
     let source = match (&a.device, &target) {
         (Some(dev), _) => Source {
             path: dev.clone(),
@@ -282,19 +316,6 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
         (None, Some(t)) => copy_out(&t.disk, &t.table, t.slot().partition)?,
         (None, None) => unreachable!("need_table without --device"),
     };
-
-    let (root_hash, root_hash_from) = match (&a.root_hash, &a.kernel, &slot) {
-        (Some(h), _, _) => (h.trim().to_ascii_lowercase(), "--root-hash".to_string()),
-        (None, Some(k), _) => (verity::kernel_root_hash(k)?, k.display().to_string()),
-        (None, None, Some(s)) => {
-            let k = verity::kernel_for(&env.sysroot, &s.partuuid);
-            let h = verity::kernel_root_hash(&k)
-                .context("reading the slot's root hash (pass --root-hash or --kernel)")?;
-            (h, k.display().to_string())
-        }
-        (None, None, None) => unreachable!("need_table without a root hash source"),
-    };
-    let hash_bytes = verity::parse_hex(&root_hash)?;
 
     let dev = File::open(&source.path).with_context(|| format!("opening {}", source.shown))?;
     let found = match a.hash_offset {
@@ -363,14 +384,14 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
                         r.area = Some("data");
                         r.block = Some(position / dbs);
                         r.message = format!(
-                            "{what}: corrupted: data block {} (byte {position}) does not match the hash tree",
+                            "{what}: corrupted: data block {} (byte {position}) does not match its hash in the tree",
                             position / dbs
                         );
                     } else {
                         r.area = Some("hash-tree");
                         r.block = Some((position - offset) / hbs);
                         r.message = format!(
-                            "{what}: corrupted: hash-tree block {} (byte {position}) does not match the level above it",
+                            "{what}: corrupted: hash-tree block {} (byte {position}) does not match its hash in the level above",
                             (position - offset) / hbs
                         );
                     }
@@ -437,7 +458,10 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let mut rec = Record::new("verify-failed", "corrupted");
     rec.disk = Some(t.disk.display().to_string());
     rec.booted = booted(env, t);
-    rec.version_id = probe::version_id(&env.usr_candidates);
+    // the running system's version, only when the disk is the running system's
+    if rec.booted.is_some() {
+        rec.version_id = probe::version_id(&env.usr_candidates);
+    }
     rec.reasons.push(r.message.clone());
     match result {
         Ok(slots) => {

@@ -199,4 +199,42 @@ if want 6; then
   assert "s6 no further reboot" poweroff "$END"
 fi
 
+# --- 7. VERIFY_USR=yes: the full read of /usr finds a corrupted block nothing else reads ----
+if want 7; then
+  # B carries a file no one opens during boot, of random bytes, so squashfs stores it as is
+  # and the host can find it and flip a byte in it: without the full read, this boot would
+  # pass the gate and B would be marked good with a bad block in it
+  mkdir -p "$W/cold/usr/share/e2e"
+  { printf '%s' "$MARKER-cold"; head -c $((256 * 1024 - ${#MARKER} - 5)) /dev/urandom; } >"$W/cold/usr/share/e2e/cold.bin"
+  timed "usr B-cold" env EXTRA_USR="$COMMON:$W/marked:$W/cold" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b-cold.part"
+  new_disk s7
+  stage_b "$W/usr-b-cold.part"
+  # VERIFY_USR=yes in ROOT's /etc/abguard/abguard.conf.d/, written into the image copy
+  printf 'VERIFY_USR=yes\n' >"$W/s7-verify-usr.conf"
+  root_off=$(( $(gpt_attr "$DISK" 9 b) * 512 ))
+  printf 'mkdir /etc/abguard/abguard.conf.d\nwrite %s /etc/abguard/abguard.conf.d/50-verify-usr.conf\n' "$W/s7-verify-usr.conf" |
+    debugfs -w -f - "$DISK?offset=$root_off" >/dev/null 2>&1
+  assert "s7 VERIFY_USR=yes on ROOT" VERIFY_USR=yes "$(root_cat "$DISK" /etc/abguard/abguard.conf.d/50-verify-usr.conf)"
+  read -r off _ < <(part_range "$DISK" 4)
+  at=$(dd if="$DISK" bs=4M skip="$off" count=$((HASH_OFFSET / 4194304 + 1)) iflag=skip_bytes status=none |
+       grep -aob "$MARKER-cold" | head -1 | cut -d: -f1)
+  [ -n "$at" ] || die "s7: the cold file is not stored literally in B's image"
+  at=$((at + 200000)); bad_block=$((at / 4096))
+  [ "$at" -lt "$HASH_OFFSET" ] || die "s7: the cold file lies beyond the data area"
+  "$VM_DIR/corrupt-slot.sh" "$DISK" 4 "$at"
+  boot s7-b-cold
+  assert "s7 booted B" 4 "$PART"
+  assert "s7 the failed full read rebooted" reboot "$END"
+  assert "s7 the full read failed" read-usr-failed "$(hist event 2)"
+  assert "s7 the full read named the block" "$bad_block" "$(hist read_usr.error_block 2)"
+  assert "s7 dm-verity named the same block" yes "$(strip_ansi "$LOG" | grep -aq "data block $bad_block is corrupted" && echo yes || echo no)"
+  assert "s7 gate failed on the full read" gate-failed "$(hist event)"
+  assert "s7 history names the unit" 1 "$(hist reasons | grep -c 'abguard-read-usr.service failed')"
+  assert "s7 B spent" "A(P1 T0 S1) B(P2 T0 S0)" "$(gpt_state "$DISK")"
+  boot s7-a
+  assert "s7 back on A" 3 "$PART"
+  assert "s7 A healthy" healthy "$(hist verdict)"
+  assert "s7 no further reboot" poweroff "$END"
+fi
+
 result="PASS ($ASSERTS_OK checks)"

@@ -114,6 +114,9 @@ else
 	"
 fi
 
+# Cargo.toml rust-version
+RUST_MIN_VER="1.85.0"
+
 inherit cargo systemd toolchain-funcs
 
 DESCRIPTION="Health-gated A/B updates with automatic rollback for Flatcar Container Linux"
@@ -123,7 +126,8 @@ SRC_URI+=" ${CARGO_CRATE_URIS}"
 LICENSE="Apache-2.0"
 # Dependent crate licenses
 LICENSE+=" Apache-2.0 MIT Unicode-3.0"
-SLOT="0"
+# the initrd (coreos-kernel) embeds this package: rebuild it when this changes
+SLOT="0/${PVR}"
 # The test suite needs loop devices, cgpt and a VM; the project's CI runs it.
 RESTRICT="test"
 
@@ -161,8 +165,11 @@ src_install() {
 	systemd_dounit systemd/abguard-deadline.timer systemd/abguard-deadline.service
 	systemd_dounit systemd/abguard-healthy.path
 	systemd_dounit systemd/abguard-metrics.service systemd/abguard-metrics.timer
+	systemd_dounit systemd/abguard-verify-staged.path systemd/abguard-verify-staged.service
+	systemd_dounit systemd/abguard-read-usr.service
 	systemd_enable_service multi-user.target abguard-gate.service
 	systemd_enable_service multi-user.target abguard-healthy.path
+	systemd_enable_service multi-user.target abguard-verify-staged.path
 	systemd_enable_service timers.target abguard-deadline.timer
 	insinto /usr/lib/systemd/system/update-engine.service.d
 	doins systemd/update-engine.service.d/50-abguard.conf
