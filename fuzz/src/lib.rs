@@ -207,7 +207,8 @@ fn le64(b: &[u8], o: usize) -> u64 {
 /// Recompute the array CRC and/or the header CRC of every header where readers look:
 /// LBA 1, the last sector, and wherever the primary's backup_lba points.
 fn fix_crcs(image: &mut [u8], array: bool, header: bool) {
-    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    const CRC: crc::Crc<u32, crc::Table<16>> =
+        crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
     let sectors = image.len() as u64 / SS;
     if sectors < 3 {
         return;
@@ -281,6 +282,14 @@ pub fn gpt_spec(spec: &Spec) {
         assert!(s.attrs.priority <= 15 && s.attrs.tries <= 15, "{s:?}");
     }
     round_trip(image, &t, &slots);
+}
+
+/// `ABGUARD_FUZZ_SKIP_KNOWN=1` makes the targets step around crashes that are already
+/// saved in fuzz/regressions/ (and so fail `make test` until fixed), letting a long run
+/// explore past them. Never set by the regression test.
+fn skip_known() -> bool {
+    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var_os("ABGUARD_FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
 }
 
 /// `cmdline`: the kernel command line, from lossy UTF-8.
@@ -362,6 +371,14 @@ pub fn dm_lines(data: &[u8]) {
 /// `mountinfo`: /proc/self/mountinfo text, from lossy UTF-8.
 pub fn mountinfo(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
+    // fuzz/regressions/mountinfo: an octal escape above \377 overflows a u8 in unescape
+    if skip_known()
+        && data
+            .windows(2)
+            .any(|w| w[0] == b'\\' && (b'4'..=b'7').contains(&w[1]))
+    {
+        return;
+    }
     let mounts = abguard::sysfs::parse_mountinfo(&text);
     assert!(mounts.len() <= text.lines().count());
     for dir in ["/sysusr/usr", "/usr"] {
