@@ -79,7 +79,7 @@ for t in "${targets[@]}"; do
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
 	[ -n "$runs" ] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | cut -d' ' -f2)
-	units=$(find "$work" -maxdepth 1 -type f | wc -l)
+	corp=$(grep -o 'corp: [0-9]*' "$log" | tail -n1 | cut -d' ' -f2)
 	after=$(find "$arts" -maxdepth 1 -type f | wc -l)
 	if [ "$rc" -ne 0 ]; then
 		failed=1
@@ -95,7 +95,7 @@ for t in "${targets[@]}"; do
 		result="ok"
 	fi
 	[ "$after" -le "$before" ] || result="$result, $((after - before)) new artifact(s) in fuzz/artifacts/$t/"
-	summary+=("$(printf '%-16s %12s runs  cov %6s  corpus %5s  %s' "$t" "${runs:-?}" "${cov:-?}" "$units" "$result")")
+	summary+=("$(printf '%-16s %12s runs  cov %6s  corpus %5s  %s' "$t" "${runs:-?}" "${cov:-?}" "${corp:-?}" "$result")")
 done
 
 echo

@@ -38,19 +38,23 @@ fn read(data: &[u8]) -> Option<Table> {
 }
 
 /// Apply `slots` to `t`, write it over a copy of `image`, read it back: the slots read
-/// must be exactly the ones written, whichever copy the reader then picks.
+/// must be exactly the ones written, whichever copy the reader then picks. The copy is a
+/// fixed-size buffer, like a disk: a write past its end fails instead of growing it.
 fn round_trip(image: &[u8], t: &Table, slots: &[Slot]) {
     let mut t = t.clone();
     t.set_slots(slots);
-    let mut disk = Cursor::new(image.to_vec());
-    t.write(&mut disk)
-        .unwrap_or_else(|e| panic!("writing to an in-memory image failed: {e:#}"));
-    let written = disk.into_inner();
-    assert_eq!(
-        written.len(),
-        image.len(),
-        "the write changed the image size"
-    );
+    let mut written = image.to_vec();
+    if let Err(e) = t.write(&mut Cursor::new(&mut written[..])) {
+        // fuzz/regressions/gpt_image: a header kept from the other copy, with another
+        // array size than the array written, puts that array past the end of the disk
+        if skip_known() {
+            return;
+        }
+        panic!(
+            "writing the table back failed: {e:#} (read from the {:?} copy, problems {:?})",
+            t.used, t.problems
+        );
+    }
     let again = Table::read(&mut Cursor::new(&written[..]), SS).unwrap_or_else(|e| {
         panic!(
             "the table abguard wrote is unreadable: {e:#} (read before the write: {:?} copy, problems {:?})",
@@ -371,14 +375,6 @@ pub fn dm_lines(data: &[u8]) {
 /// `mountinfo`: /proc/self/mountinfo text, from lossy UTF-8.
 pub fn mountinfo(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    // fuzz/regressions/mountinfo: an octal escape above \377 overflows a u8 in unescape
-    if skip_known()
-        && data
-            .windows(2)
-            .any(|w| w[0] == b'\\' && (b'4'..=b'7').contains(&w[1]))
-    {
-        return;
-    }
     let mounts = abguard::sysfs::parse_mountinfo(&text);
     assert!(mounts.len() <= text.lines().count());
     for dir in ["/sysusr/usr", "/usr"] {

@@ -124,6 +124,7 @@ if want 2 || want 5; then
   assert "s2 second boot is no first boot" healthy "$(hist verdict)"
   assert "s2 second boot first_boot_after_upgrade" false "$(hist first_boot_after_upgrade)"
   assert "s2 second boot powered off" poweroff "$END"
+  S2_DISK=$DISK S2_LAYOUT=$LAYOUT
 fi
 
 # --- 3. B staged, its critical service fails: back on A within the deadline ----------------
@@ -169,6 +170,7 @@ fi
 # --- 5. manual `abguard rollback` from B to A: A boots, no loop ----------------------------
 if want 5; then
   # continues on scenario 2's disk: B good and booted, A good and older
+  DISK=$S2_DISK LAYOUT=$S2_LAYOUT
   "$ABGUARD_BIN" rollback --disk "$DISK" >/dev/null
   assert "s5 rollback made A next" "A(P2 T0 S1) B(P1 T0 S1)" "$(gpt_state "$DISK")"
   boot s5-a
