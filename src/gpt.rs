@@ -453,22 +453,32 @@ impl Table {
     /// from the other the way cgpt repair does (backup at the last sector).
     fn headers_for_write(&self) -> (GPTHeader, GPTHeader) {
         let last = self.disk_sectors - 1;
-        let template = self
-            .primary
-            .as_ref()
-            .or(self.backup.as_ref())
-            .expect("a valid copy was read");
-        let mut primary = self.primary.clone().unwrap_or_else(|| {
+        let template = match self.used {
+            Copy::Primary => self.primary.as_ref(),
+            Copy::Backup => self.backup.as_ref(),
+        }
+        .expect("the copy used was read with its header");
+        // the other header is kept only if it describes the array being written; one that
+        // counts entries differently is rebuilt like a missing one (found by fuzzing: a
+        // 2-entry backup header would have been paired with the 16 KiB array)
+        let fits = |h: &GPTHeader| {
+            h.number_of_partition_entries == template.number_of_partition_entries
+                && h.size_of_partition_entry == template.size_of_partition_entry
+        };
+        let kept_primary = self.primary.clone().filter(fits);
+        let kept_backup = self.backup.clone().filter(fits);
+        let mut primary = kept_primary.unwrap_or_else(|| {
             let mut h = template.clone();
             h.primary_lba = 1;
             h.partition_entry_lba = 2;
             h
         });
-        let mut backup = self.backup.clone().unwrap_or_else(|| template.clone());
+        let rebuilt_backup = kept_backup.is_none();
+        let mut backup = kept_backup.unwrap_or_else(|| template.clone());
         // A rebuilt backup, or one left behind on a grown disk: GRUB moves it to the new
         // end, so readers that look for it at the last sector (cgpt, GRUB without a
         // primary) still find it.
-        if self.backup.is_none() || backup.primary_lba != last {
+        if rebuilt_backup || backup.primary_lba != last {
             backup.primary_lba = last;
             backup.partition_entry_lba = last - array_sectors(&backup, self.sector_size);
         }
