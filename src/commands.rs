@@ -39,6 +39,25 @@ pub fn write_table(disk: &mut Disk, table: &Table) -> Result<()> {
     table.write(&mut disk.file)
 }
 
+/// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
+/// through a writable handle, refuse if the table changed since `probed` was read or if
+/// nothing else would stay bootable, then write. The one path every rollback takes.
+pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
+    let (mut disk, mut table) = probe::read_table(path, true)?;
+    let mut slots = table.slots();
+    if slots != probed {
+        bail!("the partition table changed since it was read");
+    }
+    ab::spend_slot(&mut slots, booted)?;
+    table.set_slots(&slots);
+    write_table(&mut disk, &table).with_context(|| format!("writing {}", path.display()))?;
+    let s = &slots[booted];
+    Ok(format!(
+        "spent {} (partition {}): tries=0 successful=0",
+        s.label, s.partition
+    ))
+}
+
 /// Which slot booted, using the same rules as the initrd assessment. `None` when it
 /// cannot be told, or when the disk is an image and no probe input points at it.
 fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {

@@ -107,23 +107,6 @@ fn save(env: &Env, r: &Record) {
     }
 }
 
-/// Spend the booted slot (tries=0, successful=0) if something else stays bootable.
-fn spend(h: &Here) -> Result<String> {
-    let (mut disk, mut table) = probe::read_table(&h.disk, true)?;
-    let mut slots = table.slots();
-    if slots != h.slots {
-        bail!("the partition table changed since it was read");
-    }
-    ab::spend_slot(&mut slots, h.booted)?;
-    table.set_slots(&slots);
-    crate::commands::write_table(&mut disk, &table)?;
-    let s = &slots[h.booted];
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        s.label, s.partition
-    ))
-}
-
 pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let cfg = Config::load(&env.sysroot)?;
@@ -251,7 +234,7 @@ fn roll_back(
         save(env, &r);
         return Ok(0);
     }
-    let reboot = match spend(h) {
+    let reboot = match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => {
             r.actions.push(msg);
             !no_reboot
@@ -290,7 +273,7 @@ pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
     let mut r = base_record("initrd-emergency", "rollback", Some(&h), &env);
     r.reasons
         .push("the initrd failed on the first boot after an upgrade".into());
-    match spend(&h) {
+    match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => r.actions.push(msg),
         Err(e) => {
             log::error!("emergency: not rolled back: {e:#}");

@@ -10,7 +10,7 @@ use crate::cli::{DiskArg, Probe};
 use crate::probe::{self, Env};
 use crate::record::{self, Booted, Record};
 use crate::safefs::SafeDir;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// The seed's flag name, so units written for it keep working.
@@ -76,7 +76,11 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
 
     let mut reboot = false;
     if a.verdict == Verdict::Rollback {
-        match spend(disk.as_ref().ok(), &slots, &a) {
+        let spent = match (disk.as_ref(), a.booted) {
+            (Ok(path), Some(i)) => crate::commands::spend_booted(path, &slots, i),
+            _ => Err(anyhow::anyhow!("no disk or booted slot to write")),
+        };
+        match spent {
             Ok(msg) => {
                 rec.actions.push(msg);
                 reboot = !o.no_reboot;
@@ -131,24 +135,6 @@ fn booted(s: &Slot, source: &str) -> Booted {
         partuuid: s.partuuid.clone(),
         source: source.to_string(),
     }
-}
-
-/// Write the spent slot, refusing if the table changed since it was probed.
-fn spend(disk: Option<&PathBuf>, probed: &[Slot], a: &Assessment) -> Result<String> {
-    let (Some(path), Some(new), Some(i)) = (disk, a.new_slots.as_ref(), a.booted) else {
-        bail!("nothing to write");
-    };
-    let (mut d, mut table) = probe::read_table(path, true)?;
-    if table.slots() != probed {
-        bail!("the partition table changed while the boot was assessed");
-    }
-    table.set_slots(new);
-    crate::commands::write_table(&mut d, &table)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        new[i].label, new[i].partition
-    ))
 }
 
 /// The flags the booted system's units key on, then the record. A failure is an

@@ -108,17 +108,20 @@ fn verbs_on_a_loop_device_and_booted_slot_through_real_sysfs() {
     let (run, root) = (dir.path().join("run"), dir.path().join("root"));
     std::fs::create_dir_all(&run).unwrap();
     std::fs::create_dir_all(&root).unwrap();
-    let mut a = vec![
-        "initrd",
-        "--no-reboot",
-        "--json",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--sysroot",
-        root.to_str().unwrap(),
-    ];
-    a.extend(probe);
-    let o = abguard(&a);
+    let initrd = || {
+        let mut a = vec![
+            "initrd",
+            "--no-reboot",
+            "--json",
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--sysroot",
+            root.to_str().unwrap(),
+        ];
+        a.extend(probe);
+        abguard(&a)
+    };
+    let o = initrd();
     assert!(o.status.success(), "{}", stderr(&o));
     let j = json(&o);
     assert_eq!(j["verdict"], "needs-health-check");
@@ -141,15 +144,5 @@ fn verbs_on_a_loop_device_and_booted_slot_through_real_sysfs() {
 
     // a command line naming the other slot is caught by the sysfs cross-check
     std::fs::write(&cmdline, format!("mount.usr=PARTUUID={A_UUID}")).unwrap();
-    let mut a = vec![
-        "initrd",
-        "--no-reboot",
-        "--json",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--sysroot",
-        root.to_str().unwrap(),
-    ];
-    a.extend(probe);
-    assert_eq!(json(&abguard(&a))["verdict"], "mismatch");
+    assert_eq!(json(&initrd())["verdict"], "mismatch");
 }
