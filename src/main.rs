@@ -1,4 +1,9 @@
 use clap::Parser;
+
+// Only the static musl build: glibc's malloc keeps freed memory already (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 use log::LevelFilter;
 
 fn main() {
