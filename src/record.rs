@@ -11,6 +11,8 @@ use std::path::Path;
 
 pub const HISTORY_DIR: &str = "var/lib/abguard";
 pub const HISTORY_FILE: &str = "attempts.jsonl";
+/// The previous HISTORY_MAX lines, once the current file filled up.
+pub const HISTORY_OLD: &str = "attempts.jsonl.1";
 /// Enough for months of weekly updates; old lines fall off the front.
 pub const HISTORY_MAX: usize = 100;
 /// Running totals kept beside the bounded history, so metrics stay monotonic when old
@@ -79,31 +81,20 @@ fn read_trim(p: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Append `record` to the history under `root`, keeping the newest HISTORY_MAX lines.
-/// The whole file is rewritten atomically: an append that a power cut tears would
-/// leave a line every later reader has to skip.
+/// Append `record` to the history under `root`: one O_APPEND write and an fdatasync,
+/// never a rewrite, so a power cut can at worst tear the last line (readers skip it,
+/// the next append starts on a fresh line). Bounded by rotation: once the file holds
+/// HISTORY_MAX lines it becomes attempts.jsonl.1, replacing the one before, so the
+/// newest HISTORY_MAX lines are always on disk and never more than twice that.
 pub fn append_history(root: &Path, record: &impl Serialize) -> Result<()> {
     let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
-    let old = dir.read(HISTORY_FILE)?.unwrap_or_default();
-    // Bytes, not text: lines are carried over verbatim, never re-decoded. Only the
-    // oldest lines beyond the bound are cut, so only they are scanned for.
-    let lines = memchr::memchr_iter(b'\n', &old).count()
-        + usize::from(old.last().is_some_and(|&b| b != b'\n'));
-    let excess = (lines + 1).saturating_sub(HISTORY_MAX);
-    let cut = match excess {
-        0 => 0,
-        n => memchr::memchr_iter(b'\n', &old)
-            .nth(n - 1)
-            .map_or(old.len(), |i| i + 1),
-    };
-    let mut out = Vec::with_capacity(old.len() + 2048);
-    out.extend_from_slice(&old[cut..]);
-    if out.last().is_some_and(|&b| b != b'\n') {
-        out.push(b'\n');
+    let mut line = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut line, record)?;
+    line.push(b'\n');
+    if dir.count_lines(HISTORY_FILE)? >= HISTORY_MAX {
+        dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
-    serde_json::to_writer(&mut out, record)?;
-    out.push(b'\n');
-    dir.write_atomic(HISTORY_FILE, &out)
+    dir.append_line(HISTORY_FILE, &line)
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
@@ -164,14 +155,23 @@ pub fn log_event(root: &Path, r: &Record) -> Result<()> {
     dir.write_atomic(COUNTERS_FILE, &serde_json::to_vec(&c)?)
 }
 
-/// History entries under `root`, oldest first; lines that are not JSON are skipped.
+/// The newest HISTORY_MAX history entries under `root`, oldest first; lines that are
+/// not JSON (a torn append) are skipped.
 pub fn read_history(root: &Path) -> Vec<serde_json::Value> {
-    let path = root.join(HISTORY_DIR).join(HISTORY_FILE);
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    let dir = root.join(HISTORY_DIR);
+    let mut all: Vec<serde_json::Value> = [HISTORY_OLD, HISTORY_FILE]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let excess = all.len().saturating_sub(HISTORY_MAX);
+    all.drain(..excess);
+    all
 }
 
 /// UTC time as RFC 3339, without a date-time crate (Howard Hinnant's civil_from_days).
@@ -249,6 +249,7 @@ mod tests {
     #[test]
     fn history_is_bounded_and_skips_junk() {
         let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join(HISTORY_DIR);
         for i in 0..HISTORY_MAX + 7 {
             append_history(t.path(), &serde_json::json!({ "n": i })).unwrap();
         }
@@ -256,10 +257,51 @@ mod tests {
         assert_eq!(h.len(), HISTORY_MAX);
         assert_eq!(h[0]["n"], 7);
         assert_eq!(h[HISTORY_MAX - 1]["n"], HISTORY_MAX + 6);
+        // rotated once: the full file moved aside, the current one holds the rest
+        let lines = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .lines()
+                .count()
+        };
+        assert_eq!((lines(HISTORY_OLD), lines(HISTORY_FILE)), (HISTORY_MAX, 7));
+        // never more than 2 × HISTORY_MAX lines on disk
+        for i in 0..3 * HISTORY_MAX {
+            append_history(t.path(), &serde_json::json!({ "m": i })).unwrap();
+            assert!(lines(HISTORY_OLD) + lines(HISTORY_FILE) <= 2 * HISTORY_MAX);
+        }
+        let h = read_history(t.path());
+        assert_eq!(h.len(), HISTORY_MAX);
+        assert_eq!(h[HISTORY_MAX - 1]["m"], 3 * HISTORY_MAX - 1);
+    }
+
+    #[test]
+    fn torn_append_costs_one_line_only() {
+        let t = tempfile::tempdir().unwrap();
+        append_history(t.path(), &serde_json::json!({ "n": 1 })).unwrap();
+        // a power cut tore the second append: half a line, no newline
         let f = t.path().join(HISTORY_DIR).join(HISTORY_FILE);
-        let mut text = std::fs::read_to_string(&f).unwrap();
-        text.push_str("{torn line\n");
+        let mut text = std::fs::read(&f).unwrap();
+        text.extend_from_slice(br#"{"n": 2, "verd"#);
         std::fs::write(&f, text).unwrap();
-        assert_eq!(read_history(t.path()).len(), HISTORY_MAX);
+        append_history(t.path(), &serde_json::json!({ "n": 3 })).unwrap();
+        let ns: Vec<_> = read_history(t.path())
+            .iter()
+            .map(|v| v["n"].clone())
+            .collect();
+        assert_eq!(ns, [1, 3]);
+    }
+
+    #[test]
+    fn history_through_a_symlink_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join(HISTORY_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(HISTORY_FILE)).unwrap();
+        let e = append_history(t.path(), &serde_json::json!({ "n": 1 })).unwrap_err();
+        assert!(format!("{e:#}").contains("symlink"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
     }
 }

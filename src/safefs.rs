@@ -13,6 +13,7 @@ use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -125,6 +126,79 @@ impl SafeDir {
         renamed?;
         fsync(self.fd.as_fd()).with_context(|| format!("syncing {}", self.path.display()))?;
         Ok(())
+    }
+
+    /// Append `bytes` to `name` (created if missing) and fdatasync it. A file whose last
+    /// byte is not a newline (an earlier append torn by a power cut) gets one first, so
+    /// the torn fragment stays one unreadable line and the new one is whole.
+    pub fn append_line(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.path.join(name);
+        self.refuse_symlink(name)?;
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .with_context(|| format!("opening {}", target.display()))?;
+        let f = File::from(fd);
+        let size = f
+            .metadata()
+            .with_context(|| format!("checking {}", target.display()))?
+            .len();
+        let mut last = [b'\n'];
+        if size > 0 {
+            f.read_exact_at(&mut last, size - 1)
+                .with_context(|| format!("reading {}", target.display()))?;
+        }
+        let mut line = Vec::with_capacity(bytes.len() + 1);
+        if last[0] != b'\n' {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(bytes);
+        (&f).write_all(&line)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("appending to {}", target.display()))?;
+        if size == 0 {
+            // a new file: its directory entry must survive the power cut too
+            fsync(self.fd.as_fd()).with_context(|| format!("syncing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Newlines in `name` (0 when it does not exist), read in chunks: no copy of the file.
+    pub fn count_lines(&self, name: &str) -> Result<usize> {
+        let target = self.path.join(name);
+        let fd = match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(0),
+            Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target.display()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+        };
+        let mut f = File::from(fd);
+        let mut buf = [0u8; 16 * 1024];
+        let mut n = 0;
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => n += memchr::memchr_iter(b'\n', &buf[..k]).count(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+            }
+        }
+    }
+
+    /// Rename `from` over `to` within this directory and make it durable. rename(2)
+    /// moves or replaces a symlink itself, never what it points to.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        renameat(self.fd.as_fd(), from, self.fd.as_fd(), to)
+            .with_context(|| format!("renaming {} to {to}", self.path.join(from).display()))?;
+        fsync(self.fd.as_fd()).with_context(|| format!("syncing {}", self.path.display()))
     }
 
     /// Remove `name` if present (a symlink is removed, never followed).
