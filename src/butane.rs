@@ -17,6 +17,8 @@ pub const DROPIN: &str = "/etc/abguard/abguard.conf.d/10-butane.conf";
 /// The Ignition spec that Butane's flatcar 1.0.0 variant produces.
 pub const IGNITION_VERSION: &str = "3.3.0";
 
+/// Print the Butane (or Ignition) config that writes health-gate settings to
+/// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
 #[derive(Debug, Args, Clone)]
 #[command(group = clap::ArgGroup::new("settings")
     .required(true)

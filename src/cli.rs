@@ -1,30 +1,89 @@
 //! Command-line definition. Every path the tool reads or writes can be redirected,
 //! so tests run against disk images and fake trees instead of a live machine.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The tool's one-line description, shared by the full and the single-verb definition.
+pub const ABOUT: &str =
+    "Health-gated A/B updates with automatic rollback for Flatcar Container Linux";
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "abguard",
-    version,
-    about = "Health-gated A/B updates with automatic rollback for Flatcar Container Linux"
-)]
+#[command(name = "abguard", version, about = ABOUT)]
 pub struct Cli {
-    /// More log output (-v info, -vv debug).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
-    // global options are built once, not once per verb: clap's command construction
-    // was a third of an initrd run's instructions
     #[command(flatten)]
-    pub disk: DiskArg,
-    #[command(flatten)]
-    pub probe: Probe,
+    pub globals: Globals,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Where to find the running system; defaults are the live machine's.
+// Options every verb takes, declared once on the root as global options: clap's
+// command construction was a third of an initrd run's instructions. (Plain comments:
+// a flattened struct's doc comment would become the command's description.)
+#[derive(Debug, Args, Clone)]
+pub struct Globals {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub disk: DiskArg,
+    #[command(flatten)]
+    pub probe: Probe,
+}
+
+impl Cli {
+    /// Parse the process's arguments. Building clap's definition of every verb cost more
+    /// than an initrd run's own work, so the verb named on the command line is built
+    /// alone; anything that does not parse that way (help, typos, no verb) is parsed
+    /// again against the full definition, so errors and help are clap's usual ones.
+    pub fn parse_args() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Self::parse_one_verb(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
+    /// The fast path: `None` when it cannot decide alone.
+    pub fn parse_one_verb(args: &[std::ffi::OsString]) -> Option<Cli> {
+        // The first argument spelling a verb: if it was really an option's value, the
+        // subcommand clap finds is not in this tree and the parse fails over.
+        let verb = args
+            .iter()
+            .skip(1)
+            .find_map(|a| a.to_str().and_then(verb_command))?;
+        let mut root = Globals::augment_args(
+            clap::Command::new("abguard")
+                .version(env!("CARGO_PKG_VERSION"))
+                .about(ABOUT),
+        )
+        .subcommand_required(true)
+        .subcommand(verb);
+        let m = root.try_get_matches_from_mut(args).ok()?;
+        Cli::from_arg_matches(&m).ok()
+    }
+}
+
+/// One verb's definition, exactly as the derived `Command` builds it.
+pub fn verb_command(name: &str) -> Option<clap::Command> {
+    use clap::Command as C;
+    Some(match name {
+        "status" => StatusArgs::augment_args(C::new("status")),
+        "next" => NextArgs::augment_args(C::new("next")),
+        "stage" => StageArgs::augment_args(C::new("stage")),
+        "mark-good" => MarkGoodArgs::augment_args(C::new("mark-good")),
+        "rollback" => RollbackArgs::augment_args(C::new("rollback")),
+        "initrd" => InitrdArgs::augment_args(C::new("initrd")),
+        "assess" => StockAssessArgs::augment_args(C::new("assess")),
+        "gate-pass" => GatePassArgs::augment_args(C::new("gate-pass")),
+        "gate-fail" => GateFailArgs::augment_args(C::new("gate-fail")),
+        "emergency" => EmergencyArgs::augment_args(C::new("emergency")),
+        "config" => ConfigArgs::augment_args(C::new("config")),
+        "butane" => crate::butane::ButaneArgs::augment_args(C::new("butane")),
+        "verify" => crate::verify::VerifyArgs::augment_args(C::new("verify")),
+        "read-usr" => crate::readusr::ReadUsrArgs::augment_args(C::new("read-usr")),
+        _ => return None,
+    })
+}
+
+// Where to find the running system; defaults are the live machine's.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Probe {
     /// Kernel command line to read [default: /proc/cmdline].
@@ -86,119 +145,162 @@ pub struct AssessArgs {
 #[derive(Debug, Subcommand)]
 #[command(rename_all = "kebab-case")]
 pub enum Command {
-    /// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// History entries to show.
-        #[arg(long, default_value_t = 10)]
-        history: usize,
-        /// Print Prometheus text exposition format instead.
-        #[arg(long, conflicts_with = "json")]
-        prometheus: bool,
-        /// With --prometheus: write atomically to this file (node_exporter's textfile collector).
-        #[arg(long, requires = "prometheus")]
-        textfile: Option<PathBuf>,
-    },
-    /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
-    Next {
-        /// Only print the choice; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
-    Stage {
-        /// Partition number of the slot to stage.
-        #[arg(long)]
-        partition: u32,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
-    MarkGood {
-        /// Partition number [default: the booted slot].
-        #[arg(long)]
-        partition: Option<u32>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make the other slot boot next.
-    Rollback {
-        /// Slot to roll back to [default: the slot other than the booted one].
-        #[arg(long)]
-        partition: Option<u32>,
-        /// Roll back to a slot that never booted successfully (gives it one try).
-        #[arg(long)]
-        force: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Assess this boot from the initrd: write /run flags and the boot record; on a
-    /// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
-    Initrd(AssessArgs),
-    /// The same assessment as `initrd`, run by abguard-assess.service early in the
-    /// booted system, for stock images that cannot add the dracut module.
-    Assess(AssessArgs),
-    /// Health gate passed (run by abguard-gate.service after boot-complete.target):
-    /// write /run/first-boot-healthy, record it, mark the slot good if configured.
-    GatePass {
-        /// Do not mark the slot good even if MARK_GOOD=yes.
-        #[arg(long)]
-        no_mark_good: bool,
-        /// If dm-verity has seen corruption, roll back but do not reboot.
-        #[arg(long)]
-        no_reboot: bool,
-    },
-    /// Health gate failed (a critical unit failed, or the deadline passed): on a first
-    /// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.
-    GateFail {
-        /// The critical unit that failed; without it, the deadline passed.
-        #[arg(long)]
-        unit: Option<String>,
-        #[arg(long)]
-        no_reboot: bool,
-    },
-    /// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
-    /// reboot at once instead of waiting in the emergency shell.
-    Emergency {
-        #[arg(long)]
-        no_reboot: bool,
-    },
-    /// Show the effective health-gate configuration.
-    Config {
-        /// Root to read /etc/abguard and /usr/lib/abguard from.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the Butane (or Ignition) config that writes health-gate settings to
-    /// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
+    // Each verb's help text is its Args struct's doc comment, so that `verb_command`
+    // builds the same definition as this enum.
+    Status(StatusArgs),
+    Next(NextArgs),
+    Stage(StageArgs),
+    MarkGood(MarkGoodArgs),
+    Rollback(RollbackArgs),
+    Initrd(InitrdArgs),
+    Assess(StockAssessArgs),
+    GatePass(GatePassArgs),
+    GateFail(GateFailArgs),
+    Emergency(EmergencyArgs),
+    Config(ConfigArgs),
     Butane(crate::butane::ButaneArgs),
-    /// Verify a USR slot's filesystem and dm-verity hash tree offline, block by block,
-    /// against the root hash in its kernel (needs the `cryptsetup` build). Exit 4: failed.
     Verify(crate::verify::VerifyArgs),
-    /// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block
-    /// (exit 4). VERIFY_USR=yes runs it before boot-complete.target on a first boot.
     ReadUsr(crate::readusr::ReadUsrArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
-    Generator {
-        /// Root to read the configuration from.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// NORMAL_DIR [EARLY_DIR LATE_DIR] as systemd passes them.
-        dirs: Vec<String>,
-    },
+    Generator(GeneratorArgs),
+}
+
+/// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// History entries to show.
+    #[arg(long, default_value_t = 10)]
+    pub history: usize,
+    /// Print Prometheus text exposition format instead.
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
+    /// With --prometheus: write atomically to this file (node_exporter's textfile collector).
+    #[arg(long, requires = "prometheus")]
+    pub textfile: Option<PathBuf>,
+}
+
+/// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
+#[derive(Debug, Args, Clone)]
+pub struct NextArgs {
+    /// Only print the choice; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
+#[derive(Debug, Args, Clone)]
+pub struct StageArgs {
+    /// Partition number of the slot to stage.
+    #[arg(long)]
+    pub partition: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
+#[derive(Debug, Args, Clone)]
+pub struct MarkGoodArgs {
+    /// Partition number [default: the booted slot].
+    #[arg(long)]
+    pub partition: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Make the other slot boot next.
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    /// Slot to roll back to [default: the slot other than the booted one].
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Roll back to a slot that never booted successfully (gives it one try).
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Assess this boot from the initrd: write /run flags and the boot record; on a
+/// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
+#[derive(Debug, Args, Clone)]
+pub struct InitrdArgs {
+    #[command(flatten)]
+    pub opts: AssessArgs,
+}
+
+/// The same assessment as `initrd`, run by abguard-assess.service early in the
+/// booted system, for stock images that cannot add the dracut module.
+#[derive(Debug, Args, Clone)]
+pub struct StockAssessArgs {
+    #[command(flatten)]
+    pub opts: AssessArgs,
+}
+
+/// Health gate passed (run by abguard-gate.service after boot-complete.target):
+/// write /run/first-boot-healthy, record it, mark the slot good if configured.
+#[derive(Debug, Args, Clone)]
+pub struct GatePassArgs {
+    /// Do not mark the slot good even if MARK_GOOD=yes.
+    #[arg(long)]
+    pub no_mark_good: bool,
+    /// If dm-verity has seen corruption, roll back but do not reboot.
+    #[arg(long)]
+    pub no_reboot: bool,
+}
+
+/// Health gate failed (a critical unit failed, or the deadline passed): on a first
+/// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.
+#[derive(Debug, Args, Clone)]
+pub struct GateFailArgs {
+    /// The critical unit that failed; without it, the deadline passed.
+    #[arg(long)]
+    pub unit: Option<String>,
+    #[arg(long)]
+    pub no_reboot: bool,
+}
+
+/// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
+/// reboot at once instead of waiting in the emergency shell.
+#[derive(Debug, Args, Clone)]
+pub struct EmergencyArgs {
+    #[arg(long)]
+    pub no_reboot: bool,
+}
+
+/// Show the effective health-gate configuration.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Root to read /etc/abguard and /usr/lib/abguard from.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GeneratorArgs {
+    /// Root to read the configuration from.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// NORMAL_DIR [EARLY_DIR LATE_DIR] as systemd passes them.
+    pub dirs: Vec<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::ffi::OsString;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
 
     #[test]
     fn cli_is_consistent() {
@@ -211,11 +313,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             c.command,
-            Command::Next {
+            Command::Next(NextArgs {
                 dry_run: true,
-                json: true,
-                ..
-            }
+                json: true
+            })
         ));
         assert!(
             Cli::try_parse_from(["abguard", "stage", "--disk", "d"]).is_err(),
@@ -224,10 +325,99 @@ mod tests {
         let c = Cli::try_parse_from(["abguard", "mark-good", "--partition", "4"]).unwrap();
         assert!(matches!(
             c.command,
-            Command::MarkGood {
+            Command::MarkGood(MarkGoodArgs {
                 partition: Some(4),
                 ..
-            }
+            })
         ));
+    }
+
+    /// Every visible verb, built alone, renders the same help as in the full tree: same
+    /// description, options, defaults and order.
+    #[test]
+    fn single_verb_definitions_match_the_full_tree() {
+        let mut full = Cli::command();
+        full.build();
+        let mut seen = 0;
+        for sub in full.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            if sub.is_hide_set() || name == "help" {
+                assert!(verb_command(&name).is_none(), "{name} has a fast path");
+                continue;
+            }
+            let mut alone = Globals::augment_args(clap::Command::new("abguard").about(ABOUT))
+                .subcommand_required(true)
+                .subcommand(verb_command(&name).unwrap_or_else(|| panic!("{name}: no fast path")));
+            alone.build();
+            let alone = alone.find_subcommand_mut(&name).unwrap();
+            assert_eq!(
+                alone.render_long_help().to_string(),
+                sub.render_long_help().to_string(),
+                "{name}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 14);
+    }
+
+    /// The fast path either agrees with the full parse or steps aside.
+    #[test]
+    fn single_verb_parse_agrees_or_defers() {
+        let cases: &[&[&str]] = &[
+            &["abguard", "next", "--disk", "d.img", "--dry-run", "--json"],
+            &[
+                "abguard",
+                "--disk",
+                "d.img",
+                "-vv",
+                "status",
+                "--history",
+                "3",
+            ],
+            &[
+                "abguard",
+                "initrd",
+                "--no-reboot",
+                "--sysroot",
+                "/s",
+                "--dm-status",
+                "a",
+                "--dm-table",
+                "b",
+            ],
+            &["abguard", "rollback", "--force"],
+            &["abguard", "--disk", "status", "status"],
+            &["abguard", "gate-fail", "--unit", "next"],
+            &[
+                "abguard",
+                "butane",
+                "--critical-unit",
+                "a.service",
+                "--format",
+                "ignition",
+            ],
+        ];
+        for args in cases {
+            let fast = Cli::parse_one_verb(&os(args)).unwrap_or_else(|| panic!("{args:?}"));
+            let full = Cli::try_parse_from(*args).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{args:?}");
+        }
+        // an option's value that spells a verb, help, a typo, a missing verb, bad input:
+        // the fast path declines and the full parse decides
+        let deferred: &[&[&str]] = &[
+            &["abguard", "--disk", "next", "status"],
+            &["abguard", "status", "--help"],
+            &["abguard", "help", "status"],
+            &["abguard", "statu"],
+            &["abguard", "--disk", "x"],
+            &["abguard", "stage"],
+            &["abguard", "--version"],
+            &["abguard", "generator", "/tmp/a"],
+        ];
+        for args in deferred {
+            assert!(Cli::parse_one_verb(&os(args)).is_none(), "{args:?}");
+        }
+        let c = Cli::try_parse_from(["abguard", "--disk", "next", "status"]).unwrap();
+        assert!(matches!(c.command, Command::Status(_)));
     }
 }

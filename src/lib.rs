@@ -39,34 +39,24 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_REFUSED: i32 = 3;
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    let (disk, probe) = (&cli.disk, &cli.probe);
+    let (disk, probe) = (&cli.globals.disk, &cli.globals.probe);
     match &cli.command {
-        Command::Status {
-            json,
-            history,
-            prometheus,
-            textfile,
-        } => {
-            let out = match (prometheus, textfile) {
+        Command::Status(a) => {
+            let out = match (a.prometheus, &a.textfile) {
                 (false, _) => commands::Output::Text {
-                    json: *json,
-                    history: *history,
+                    json: a.json,
+                    history: a.history,
                 },
                 (true, f) => commands::Output::Prometheus(f.clone()),
             };
             commands::status(disk, probe, out)
         }
-        Command::Next { dry_run, json } => commands::next(disk, probe, *dry_run, *json),
-        Command::Stage { partition, json } => commands::stage(disk, probe, *partition, *json),
-        Command::MarkGood { partition, json } => {
-            commands::mark_good(disk, probe, *partition, *json)
-        }
-        Command::Rollback {
-            partition,
-            force,
-            json,
-        } => commands::rollback(disk, probe, *partition, *force, *json),
-        Command::Initrd(a) | Command::Assess(a) => {
+        Command::Next(a) => commands::next(disk, probe, a.dry_run, a.json),
+        Command::Stage(a) => commands::stage(disk, probe, a.partition, a.json),
+        Command::MarkGood(a) => commands::mark_good(disk, probe, a.partition, a.json),
+        Command::Rollback(a) => commands::rollback(disk, probe, a.partition, a.force, a.json),
+        Command::Initrd(cli::InitrdArgs { opts: a })
+        | Command::Assess(cli::StockAssessArgs { opts: a }) => {
             let dm_test = a.dm_status.as_deref().zip(a.dm_table.as_deref());
             let in_initrd = matches!(cli.command, Command::Initrd(_));
             initrd::run(
@@ -80,19 +70,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
-        Command::GatePass {
-            no_mark_good,
-            no_reboot,
-        } => gate::pass(disk, probe, *no_mark_good, *no_reboot),
-        Command::GateFail { unit, no_reboot } => {
-            gate::fail(disk, probe, unit.as_deref(), *no_reboot)
-        }
-        Command::Emergency { no_reboot } => gate::emergency(disk, probe, *no_reboot),
-        Command::Config { root, json } => show_config(root, *json),
+        Command::GatePass(a) => gate::pass(disk, probe, a.no_mark_good, a.no_reboot),
+        Command::GateFail(a) => gate::fail(disk, probe, a.unit.as_deref(), a.no_reboot),
+        Command::Emergency(a) => gate::emergency(disk, probe, a.no_reboot),
+        Command::Config(a) => show_config(&a.root, a.json),
         Command::Butane(args) => butane::run(args),
         Command::Verify(args) => verify::run(disk, probe, args),
         Command::ReadUsr(args) => readusr::run(probe, args),
-        Command::Generator { root, dirs } => Ok(generator::run(root, dirs)),
+        Command::Generator(a) => Ok(generator::run(&a.root, &a.dirs)),
     }
 }
 

@@ -1,5 +1,3 @@
-use clap::Parser;
-
 // Only the static musl build: glibc's malloc keeps freed memory already (see Cargo.toml).
 #[cfg(target_env = "musl")]
 #[global_allocator]
@@ -25,8 +23,8 @@ fn main() {
             &argv[1..],
         ));
     }
-    let cli = abguard::cli::Cli::parse();
-    let level = match cli.verbose {
+    let cli = abguard::cli::Cli::parse_args();
+    let level = match cli.globals.verbose {
         0 => LevelFilter::Warn,
         1 => LevelFilter::Info,
         _ => LevelFilter::Debug,
@@ -35,7 +33,7 @@ fn main() {
     // stderr, so nothing floods the host's kernel log
     let in_initrd = matches!(
         cli.command,
-        abguard::cli::Command::Initrd(_) | abguard::cli::Command::Emergency { .. }
+        abguard::cli::Command::Initrd(_) | abguard::cli::Command::Emergency(_)
     ) && std::path::Path::new("/etc/initrd-release").exists();
     abguard::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
     match abguard::run(cli) {

@@ -38,6 +38,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block
+/// (exit 4). VERIFY_USR=yes runs it before boot-complete.target on a first boot.
 #[derive(Debug, Args, Clone)]
 pub struct ReadUsrArgs {
     /// Device (or file) to read.

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 /// Exit status of a slot that failed verification (corrupted, wrong hash, no tree).
 pub const EXIT_VERIFY_FAILED: i32 = 4;
 
+/// Verify a USR slot's filesystem and dm-verity hash tree offline, block by block,
+/// against the root hash in its kernel (needs the `cryptsetup` build). Exit 4: failed.
 #[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
     /// USR partition to verify [default: the staged one: next to boot, tries left, not yet successful].

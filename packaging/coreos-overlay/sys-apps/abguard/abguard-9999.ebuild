@@ -45,6 +45,7 @@ else
 		darling@0.21.3
 		darling_core@0.21.3
 		darling_macro@0.21.3
+		dlmalloc@0.2.14
 		either@1.19.0
 		errno@0.3.15
 		fastrand@2.5.0
