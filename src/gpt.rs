@@ -192,7 +192,61 @@ fn check_header(h: &GPTHeader, at_lba: u64, disk_sectors: u64, ss: u64) -> Resul
             h.first_usable_lba, h.last_usable_lba
         ));
     }
+    // cgpt's CheckHeader: the usable range leaves room for both arrays at their usual
+    // places, so either copy can always be rebuilt from the other.
+    let len = array_sectors(h, ss);
+    if h.first_usable_lba < 2 + len || h.last_usable_lba + 1 + len >= disk_sectors {
+        return Err(format!(
+            "usable range {}..={} leaves no room for both {len}-sector partition arrays on a disk of {disk_sectors} sectors",
+            h.first_usable_lba, h.last_usable_lba
+        ));
+    }
+    // GRUB's grub_gpt_check_primary/backup: each copy's header and array lie outside the
+    // usable range, on its own side of it. A copy that GRUB rejects must not be the one
+    // abguard reads, or the two would decide from different tables.
+    let (first, last) = (h.first_usable_lba, h.last_usable_lba);
+    let (array_ok, other_ok) = if at_lba == 1 {
+        (array_end <= first, h.backup_lba > last)
+    } else {
+        (
+            h.partition_entry_lba > last && array_end <= at_lba,
+            h.backup_lba < first && at_lba > last,
+        )
+    };
+    if !array_ok {
+        return Err(format!(
+            "partition array at LBA {}..{array_end} overlaps the usable range {first}..={last} or its header",
+            h.partition_entry_lba
+        ));
+    }
+    if !other_ok {
+        return Err(format!(
+            "header at LBA {at_lba} or its other copy at LBA {} lies inside the usable range {first}..={last}",
+            h.backup_lba
+        ));
+    }
     Ok(())
+}
+
+/// The fields two copies' headers must share (cgpt's HeaderFieldsSame, less the array
+/// CRC, which is compared on its own) that differ between `a` and `b`.
+fn differing(a: &GPTHeader, b: &GPTHeader) -> Vec<&'static str> {
+    [
+        (a.first_usable_lba != b.first_usable_lba, "first usable LBA"),
+        (a.last_usable_lba != b.last_usable_lba, "last usable LBA"),
+        (a.disk_guid != b.disk_guid, "disk GUID"),
+        (
+            a.number_of_partition_entries != b.number_of_partition_entries,
+            "number of entries",
+        ),
+        (
+            a.size_of_partition_entry != b.size_of_partition_entry,
+            "entry size",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(differs, name)| differs.then_some(name))
+    .collect()
 }
 
 fn array_sectors(h: &GPTHeader, ss: u64) -> u64 {
@@ -372,6 +426,14 @@ impl Table {
         };
         let (ph, pa) = split("primary", primary);
         let (bh, ba) = split("backup", backup);
+        if let Some(fields) = ph.as_ref().zip(bh.as_ref()).map(|(p, b)| differing(p, b)) {
+            if !fields.is_empty() {
+                problems.push(format!(
+                    "backup header differs from the primary in {}",
+                    fields.join(", ")
+                ));
+            }
+        }
         let (used, array) = match (pa, ba) {
             (Some(p), b) => {
                 // both arrays passed their CRCs, so comparing those compares the arrays
@@ -458,13 +520,12 @@ impl Table {
             Copy::Backup => self.backup.as_ref(),
         }
         .expect("the copy used was read with its header");
-        // the other header is kept only if it describes the array being written; one that
-        // counts entries differently is rebuilt like a missing one (found by fuzzing: a
-        // 2-entry backup header would have been paired with the 16 KiB array)
-        let fits = |h: &GPTHeader| {
-            h.number_of_partition_entries == template.number_of_partition_entries
-                && h.size_of_partition_entry == template.size_of_partition_entry
-        };
+        // the other header is kept only if it describes the same table as the copy read
+        // (found by fuzzing: a 2-entry backup header would have been paired with the
+        // 16 KiB array; one with another usable range kept its entries out of range).
+        // A header that differs from the copy read is rebuilt like a missing one, as
+        // cgpt does (HeaderFieldsSame, then repair from the primary).
+        let fits = |h: &GPTHeader| differing(h, template).is_empty();
         let kept_primary = self.primary.clone().filter(fits);
         let kept_backup = self.backup.clone().filter(fits);
         let mut primary = kept_primary.unwrap_or_else(|| {

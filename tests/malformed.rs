@@ -268,6 +268,20 @@ fn dup_partuuid(img: PathBuf) -> PathBuf {
     img
 }
 
+/// `img` (staged by abguard) equals what `cgpt repair` + `cgpt add` make of the copy
+/// saved beside it before the write, and reads back whole.
+fn same_as_cgpt_repair_and_stage(img: &Path) {
+    let theirs = img.with_extension("cgpt");
+    run_ok("cgpt", &["repair", s(&theirs)]);
+    cgpt_add(&theirs, 4, 2, 1, false);
+    assert!(
+        sha(&theirs) == sha(img),
+        "differs from cgpt repair + cgpt add"
+    );
+    let j = json(&abguard(&["status", "--json", "--disk", s(img)]));
+    assert_eq!(j["problems"].to_string(), "[]");
+}
+
 fn write_cmdline(fx: &Fx, bytes: &[u8]) {
     std::fs::write(fx.m().p("cmdline"), bytes).unwrap();
 }
@@ -981,6 +995,95 @@ fn cases() -> Vec<Case> {
                 &["partitions 3 and 4 share the unique GUID"],
             ),
             ..ROW
+        },
+        Case {
+            // GRUB's grub_gpt_check_primary rejects it (cgpt does not): read what GRUB reads
+            name: "GPT: primary array overlaps the usable range, stage rebuilds it at LBA 2",
+            setup: |d| {
+                let img = fresh(d);
+                let array = read_at(&img, 2 * SS, 128 * 128);
+                write_at(&img, 3 * SS, &array);
+                patch_headers(&img, &[PRIMARY], |h| put64(h, 72, 3));
+                let j = json(&abguard(&["status", "--json", "--disk", s(&img)]));
+                assert_eq!(j["table"], "backup");
+                assert!(j["problems"].to_string().contains(
+                    "primary header: partition array at LBA 3..35 overlaps the usable range 34..="
+                ));
+                Fx::disk(img)
+            },
+            run: &["stage", "--partition", "4", "--json"],
+            expect: Expect::Json(&[("/after/1/priority", "2"), ("/after/1/tries", "1")]),
+            writes: true,
+            check: Some(|fx, _| {
+                sgdisk_valid(&fx.img);
+                let j = json(&abguard(&["status", "--json", "--disk", s(&fx.img)]));
+                assert_eq!(
+                    (j["table"].as_str(), j["problems"].to_string().as_str()),
+                    (Some("primary"), "[]")
+                );
+                assert_eq!(le64(&read_at(&fx.img, SS, 92), 72), 2);
+            }),
+        },
+        Case {
+            // cgpt's CheckHeader: no room left for the primary array before the usable range
+            name: "GPT: usable range starts inside the primary array in both copies",
+            setup: |d| {
+                let img = fresh(d);
+                patch_headers(&img, &[PRIMARY, BACKUP], |h| put64(h, 40, 20));
+                Fx::disk(img)
+            },
+            run: &["stage", "--partition", "4"],
+            expect: Expect::Fails(
+                1,
+                &[
+                    "no valid GPT copy",
+                    "usable range 20..=",
+                    "leaves no room for both 32-sector partition arrays",
+                ],
+            ),
+            ..ROW
+        },
+        Case {
+            // fuzz finding: the backup header was kept and its entries stayed out of range
+            name: "GPT: backup header's usable range ends early, stage == cgpt repair + add",
+            setup: |d| {
+                let img = fresh(d);
+                patch_headers(&img, &[BACKUP], |h| {
+                    let last = le64(h, 48);
+                    put64(h, 48, last - 100);
+                });
+                std::fs::copy(&img, img.with_extension("cgpt")).unwrap();
+                let j = json(&abguard(&["status", "--json", "--disk", s(&img)]));
+                assert_eq!(j["table"], "primary");
+                let problems = j["problems"].to_string();
+                assert!(
+                    problems.contains("backup header differs from the primary in last usable LBA"),
+                    "{problems}"
+                );
+                Fx::disk(img)
+            },
+            run: &["stage", "--partition", "4", "--json"],
+            expect: Expect::Json(&[("/after/1/priority", "2")]),
+            writes: true,
+            check: Some(|fx, _| same_as_cgpt_repair_and_stage(&fx.img)),
+        },
+        Case {
+            name: "GPT: backup header names another disk GUID, stage == cgpt repair + add",
+            setup: |d| {
+                let img = fresh(d);
+                patch_headers(&img, &[BACKUP], |h| h[56] ^= 0x5a);
+                std::fs::copy(&img, img.with_extension("cgpt")).unwrap();
+                let j = json(&abguard(&["status", "--json", "--disk", s(&img)]));
+                assert_eq!(
+                    j["problems"].to_string(),
+                    r#"["backup header differs from the primary in disk GUID"]"#
+                );
+                Fx::disk(img)
+            },
+            run: &["stage", "--partition", "4", "--json"],
+            expect: Expect::Json(&[("/after/1/priority", "2")]),
+            writes: true,
+            check: Some(|fx, _| same_as_cgpt_repair_and_stage(&fx.img)),
         },
         // ---- command line (initrd on fake machines) ----
         Case {

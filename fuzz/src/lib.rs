@@ -62,6 +62,15 @@ fn round_trip(image: &[u8], t: &Table, slots: &[Slot]) {
             t.used, t.problems
         )
     });
+    // one write leaves both copies whole: every damaged or disagreeing copy is rebuilt
+    // (before the fix, 26 of 694 corpus tables kept a damaged copy)
+    assert!(
+        again.problems.is_empty(),
+        "the table still has problems after a write: {:?} (before: {:?} copy, problems {:?})",
+        again.problems,
+        t.used,
+        t.problems
+    );
     assert_eq!(
         again.slots(),
         slots,
