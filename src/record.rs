@@ -15,9 +15,12 @@ pub const HISTORY_FILE: &str = "attempts.jsonl";
 pub const HISTORY_OLD: &str = "attempts.jsonl.1";
 /// Enough for months of weekly updates; old lines fall off the front.
 pub const HISTORY_MAX: usize = 100;
-/// Running totals kept beside the bounded history, so metrics stay monotonic when old
-/// history lines fall off.
+/// Where versions before the totals moved into the history lines kept them; read once
+/// when no line carries totals yet, removed after the next append.
 pub const COUNTERS_FILE: &str = "counters.json";
+/// The newest totals are on one of the last few lines; this much of the file's end is
+/// read first.
+const TAIL: u64 = 16 * 1024;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Booted {
@@ -81,20 +84,82 @@ fn read_trim(p: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Append `record` to the history under `root`: one O_APPEND write and an fdatasync,
-/// never a rewrite, so a power cut can at worst tear the last line (readers skip it,
-/// the next append starts on a fresh line). Bounded by rotation: once the file holds
-/// HISTORY_MAX lines it becomes attempts.jsonl.1, replacing the one before, so the
-/// newest HISTORY_MAX lines are always on disk and never more than twice that.
-pub fn append_history(root: &Path, record: &impl Serialize) -> Result<()> {
+/// Append an event that is not counted in the totals (a verify or read-usr report).
+pub fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
+    append(root, event, None)
+}
+
+/// Record an event: one history line carrying the running totals after it.
+pub fn log_event(root: &Path, r: &Record) -> Result<()> {
+    append(root, r, Some(r))
+}
+
+/// One history line: the event's fields, and the running totals after it. Carried in
+/// the line itself, the totals cannot disagree with the history after a power cut, and
+/// an event costs one durable write.
+#[derive(Serialize)]
+struct Line<'a, T: Serialize> {
+    #[serde(flatten)]
+    event: &'a T,
+    totals: &'a Counters,
+}
+
+/// One O_APPEND write and an fdatasync, never a rewrite, so a power cut can at worst
+/// tear the last line (readers skip it, the next append starts on a fresh line).
+/// Bounded by rotation: once the file holds HISTORY_MAX lines it becomes
+/// attempts.jsonl.1, replacing the one before, so the newest HISTORY_MAX lines are
+/// always on disk and never more than twice that.
+fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Result<()> {
     let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
+    let mut totals = last_totals(&dir)?;
+    if let Some(r) = counted {
+        totals.count(r);
+    }
     let mut line = Vec::with_capacity(2048);
-    serde_json::to_writer(&mut line, record)?;
+    serde_json::to_writer(
+        &mut line,
+        &Line {
+            event,
+            totals: &totals,
+        },
+    )?;
     line.push(b'\n');
     if dir.count_lines(HISTORY_FILE)? >= HISTORY_MAX {
         dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
-    dir.append_line(HISTORY_FILE, &line)
+    dir.append_line(HISTORY_FILE, &line)?;
+    dir.remove(COUNTERS_FILE)
+}
+
+/// The totals on the newest history line that carries them; else the file earlier
+/// versions kept them in; else zero.
+fn last_totals(dir: &SafeDir) -> Result<Counters> {
+    #[derive(serde::Deserialize)]
+    struct Totals {
+        totals: Option<Counters>,
+    }
+    let newest = |text: &[u8]| {
+        text.split(|&b| b == b'\n')
+            .rev()
+            .find_map(|l| serde_json::from_slice::<Totals>(l).ok()?.totals)
+    };
+    for name in [HISTORY_FILE, HISTORY_OLD] {
+        let Some((tail, whole)) = dir.read_tail(name, TAIL)? else {
+            continue;
+        };
+        if let Some(c) = newest(&tail) {
+            return Ok(c);
+        }
+        if !whole {
+            if let Some(c) = dir.read(name)?.as_deref().and_then(newest) {
+                return Ok(c);
+            }
+        }
+    }
+    Ok(dir
+        .read(COUNTERS_FILE)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
@@ -139,20 +204,11 @@ impl Counters {
     }
 }
 
+/// The running totals under `root` (zero when there is no history yet).
 pub fn read_counters(root: &Path) -> Counters {
-    std::fs::read(root.join(HISTORY_DIR).join(COUNTERS_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    SafeDir::open(&root.join(HISTORY_DIR))
+        .and_then(|d| last_totals(&d))
         .unwrap_or_default()
-}
-
-/// Record an event: one history line, and the running totals.
-pub fn log_event(root: &Path, r: &Record) -> Result<()> {
-    append_history(root, r)?;
-    let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
-    let mut c = read_counters(root);
-    c.count(r);
-    dir.write_atomic(COUNTERS_FILE, &serde_json::to_vec(&c)?)
 }
 
 /// The newest HISTORY_MAX history entries under `root`, oldest first; lines that are
@@ -237,6 +293,48 @@ mod tests {
             }
         );
         assert_eq!(read_history(t.path()).len(), 7);
+    }
+
+    #[test]
+    fn totals_ride_in_the_history() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join(HISTORY_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        // an older version's state: history lines without totals, totals in their own file
+        std::fs::write(dir.join(HISTORY_FILE), "{\"event\":\"initrd\"}\n").unwrap();
+        std::fs::write(dir.join(COUNTERS_FILE), r#"{"boots":7,"rollbacks":2}"#).unwrap();
+        let boot = Record::new("initrd", "healthy");
+        log_event(t.path(), &boot).unwrap();
+        assert_eq!(
+            (
+                read_counters(t.path()).boots,
+                read_counters(t.path()).rollbacks
+            ),
+            (8, 2)
+        );
+        assert!(
+            !dir.join(COUNTERS_FILE).exists(),
+            "the old file would only go stale"
+        );
+        // a report that is not counted carries the totals over
+        append_history(t.path(), &serde_json::json!({ "event": "verify-failed" })).unwrap();
+        assert_eq!(read_history(t.path()).last().unwrap()["totals"]["boots"], 8);
+        // a torn last line: the totals are the line before's, and counting goes on
+        let f = dir.join(HISTORY_FILE);
+        let mut text = std::fs::read(&f).unwrap();
+        text.extend_from_slice(br#"{"event":"initrd","totals":{"boots":99"#);
+        std::fs::write(&f, text).unwrap();
+        assert_eq!(read_counters(t.path()).boots, 8);
+        // through several rotations: nothing lost, nothing counted twice
+        for _ in 0..3 * HISTORY_MAX {
+            log_event(t.path(), &boot).unwrap();
+        }
+        assert_eq!(read_counters(t.path()).boots, 8 + 3 * HISTORY_MAX as u64);
+        // more than TAIL bytes of junk after the last good line: the whole file is read
+        let mut text = std::fs::read(&f).unwrap();
+        text.extend(std::iter::repeat_n(b'x', 2 * TAIL as usize));
+        std::fs::write(&f, text).unwrap();
+        assert_eq!(read_counters(t.path()).boots, 8 + 3 * HISTORY_MAX as u64);
     }
 
     #[test]

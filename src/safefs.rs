@@ -193,6 +193,33 @@ impl SafeDir {
         }
     }
 
+    /// The last `max` bytes of `name` and whether that is the whole file; `None` when it
+    /// does not exist. A symlink is refused.
+    pub fn read_tail(&self, name: &str, max: u64) -> Result<Option<(Vec<u8>, bool)>> {
+        let target = self.path.join(name);
+        let fd = match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target.display()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+        };
+        let f = File::from(fd);
+        let size = f
+            .metadata()
+            .with_context(|| format!("reading {}", target.display()))?
+            .len();
+        let start = size.saturating_sub(max);
+        let mut buf = vec![0; (size - start) as usize];
+        f.read_exact_at(&mut buf, start)
+            .with_context(|| format!("reading {}", target.display()))?;
+        Ok(Some((buf, start == 0)))
+    }
+
     /// Rename `from` over `to` within this directory and make it durable. rename(2)
     /// moves or replaces a symlink itself, never what it points to.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
