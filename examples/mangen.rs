@@ -45,7 +45,7 @@ fn main_extra() -> Roff {
         ("/etc/abguard/abguard.conf, /etc/abguard/abguard.conf.d/*.conf", "The machine's settings, read in this order after the defaults; CRITICAL_UNITS from all files are merged. abguard config prints the result; abguard butane writes 10-butane.conf at provisioning."),
         ("/run/abguard/boot.json", "This boot's assessment."),
         ("/run/abguard/needs-health-check, /run/first-boot-healthy", "Flags: a first boot after an upgrade waits for the gate; the boot is known healthy."),
-        ("/var/lib/abguard/attempts.jsonl", "History, one JSON line per event."),
+        ("/var/lib/abguard/attempts.jsonl, /var/lib/abguard/attempts.jsonl.1", "History, one JSON line per event with the running totals after it; at 100 lines the file moves to attempts.jsonl.1."),
         ("/usr/lib/dracut/modules.d/50abguard", "The dracut module that runs abguard initrd before switch-root."),
     ];
     let mut r = Roff::new();
