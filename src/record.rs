@@ -128,7 +128,11 @@ fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Resu
         dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
     dir.append_line(HISTORY_FILE, &line)?;
-    dir.remove(COUNTERS_FILE)
+    // the event is recorded; the old totals file is only tidied away
+    if let Err(e) = dir.remove(COUNTERS_FILE) {
+        log::debug!("{e:#}");
+    }
+    Ok(())
 }
 
 /// The totals on the newest history line that carries them; else the file earlier
