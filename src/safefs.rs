@@ -169,18 +169,9 @@ impl SafeDir {
     /// Newlines in `name` (0 when it does not exist), read in chunks: no copy of the file.
     pub fn count_lines(&self, name: &str) -> Result<usize> {
         let target = self.path.join(name);
-        let fd = match openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(0),
-            Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target.display()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+        let Some(mut f) = self.open_read(name)? else {
+            return Ok(0);
         };
-        let mut f = File::from(fd);
         let mut buf = [0u8; 16 * 1024];
         let mut n = 0;
         loop {
@@ -197,18 +188,9 @@ impl SafeDir {
     /// does not exist. A symlink is refused.
     pub fn read_tail(&self, name: &str, max: u64) -> Result<Option<(Vec<u8>, bool)>> {
         let target = self.path.join(name);
-        let fd = match openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target.display()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
+        let Some(f) = self.open_read(name)? else {
+            return Ok(None);
         };
-        let f = File::from(fd);
         let size = f
             .metadata()
             .with_context(|| format!("reading {}", target.display()))?
@@ -249,21 +231,28 @@ impl SafeDir {
 
     /// Read `name` without following a symlink; `None` when it does not exist.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(mut f) = self.open_read(name)? else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)
+            .with_context(|| format!("reading {}", self.path.join(name).display()))?;
+        Ok(Some(buf))
+    }
+
+    /// Open `name` for reading without following a symlink; `None` when it does not exist.
+    fn open_read(&self, name: &str) -> Result<Option<File>> {
+        let target = || self.path.join(name);
         match openat(
             self.fd.as_fd(),
             name,
             OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         ) {
-            Ok(fd) => {
-                let mut buf = Vec::new();
-                File::from(fd)
-                    .read_to_end(&mut buf)
-                    .with_context(|| format!("reading {}", self.path.join(name).display()))?;
-                Ok(Some(buf))
-            }
+            Ok(fd) => Ok(Some(File::from(fd))),
             Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.path.join(name).display())),
+            Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target().display()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", target().display())),
         }
     }
 }
