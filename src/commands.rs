@@ -107,7 +107,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let hist = &hist[hist.len().saturating_sub(history)..];
     if json {
         print_json(&json!({
-            "disk": path,
+            "disk": path.display().to_string(),
             "table": table.used,
             "problems": table.problems,
             "slots": slots,
@@ -242,7 +242,7 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
             let name = f
                 .file_name()
                 .and_then(|n| n.to_str())
-                .context("--textfile needs a file name")?;
+                .context("--textfile needs a UTF-8 file name")?;
             crate::safefs::SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
         }
     }
@@ -290,7 +290,9 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
 
 fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
     if json {
-        print_json(&json!({ "disk": path, "action": what, "before": before, "after": after }));
+        print_json(
+            &json!({ "disk": path.display().to_string(), "action": what, "before": before, "after": after }),
+        );
         return;
     }
     for (b, a) in before.iter().zip(after) {

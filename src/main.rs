@@ -11,19 +11,21 @@ fn main() {
     unsafe {
         nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
     }
+    // OsString: an image path need not be UTF-8 (std::env::args would panic on it)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // systemd runs generators by path with three directories; argv[0] selects the mode
-    let argv: Vec<String> = std::env::args().collect();
-    if argv
+    if args
         .first()
-        .is_some_and(|a| a.ends_with("abguard-generator"))
+        .is_some_and(|a| a.as_encoded_bytes().ends_with(b"abguard-generator"))
     {
         abguard::kmsg::Logger::init(true, LevelFilter::Warn);
-        std::process::exit(abguard::generator::run(
-            std::path::Path::new("/"),
-            &argv[1..],
-        ));
+        let dirs: Vec<String> = args[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        std::process::exit(abguard::generator::run(std::path::Path::new("/"), &dirs));
     }
-    let cli = abguard::cli::Cli::parse_args();
+    let cli = abguard::cli::Cli::parse_args(args);
     let level = match cli.globals.verbose {
         0 => LevelFilter::Warn,
         1 => LevelFilter::Info,

@@ -136,3 +136,32 @@ fn wrong_partition_numbers_are_refused() {
     }
     assert!(sha(&img) == before);
 }
+
+#[test]
+fn a_non_utf8_image_path_is_a_path_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"disk-\xff.img"));
+    std::fs::copy(copy(dir.path(), "plain.img"), &img).unwrap();
+    for verb in ["status", "next"] {
+        let o = std::process::Command::new(bin())
+            .arg(verb)
+            .arg("--disk")
+            .arg(&img)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{verb}: {}", stderr(&o));
+    }
+    assert_eq!(
+        json(&abguard(&[
+            "status",
+            "--disk",
+            dir.path().join("plain.img").to_str().unwrap(),
+            "--json"
+        ]))["next_boot"],
+        3
+    );
+}
