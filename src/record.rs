@@ -4,7 +4,7 @@
 use crate::ab::Slot;
 use crate::dm::Verity;
 use crate::gpt::Copy;
-use crate::safefs::SafeDir;
+use crate::safefs::{SafeDir, Tail};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
@@ -111,7 +111,9 @@ struct Line<'a, T: Serialize> {
 /// always on disk and never more than twice that.
 fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Result<()> {
     let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
-    let mut totals = last_totals(&dir)?;
+    let current = dir.tail(HISTORY_FILE, TAIL)?;
+    let full = current.as_ref().is_some_and(|t| t.lines >= HISTORY_MAX);
+    let mut totals = last_totals(&dir, current)?;
     if let Some(r) = counted {
         totals.count(r);
     }
@@ -124,7 +126,7 @@ fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Resu
         },
     )?;
     line.push(b'\n');
-    if dir.count_lines(HISTORY_FILE)? >= HISTORY_MAX {
+    if full {
         dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
     dir.append_line(HISTORY_FILE, &line)?;
@@ -135,9 +137,31 @@ fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Resu
     Ok(())
 }
 
-/// The totals on the newest history line that carries them; else the file earlier
-/// versions kept them in; else zero.
-fn last_totals(dir: &SafeDir) -> Result<Counters> {
+/// The totals on the newest history line that carries them (`current` is the end of
+/// the current file, already read by the caller); else the file earlier versions kept
+/// them in; else zero.
+fn last_totals(dir: &SafeDir, current: Option<Tail>) -> Result<Counters> {
+    if let Some(c) = current
+        .map(|t| totals_in(dir, HISTORY_FILE, t))
+        .transpose()?
+        .flatten()
+    {
+        return Ok(c);
+    }
+    if let Some(t) = dir.tail(HISTORY_OLD, TAIL)? {
+        if let Some(c) = totals_in(dir, HISTORY_OLD, t)? {
+            return Ok(c);
+        }
+    }
+    Ok(dir
+        .read(COUNTERS_FILE)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+/// The totals on the newest line of `name` that carries them: from its tail, or when
+/// the tail has none (only torn or older lines there), from the whole file.
+fn totals_in(dir: &SafeDir, name: &str, tail: Tail) -> Result<Option<Counters>> {
     #[derive(serde::Deserialize)]
     struct Totals {
         totals: Option<Counters>,
@@ -147,23 +171,13 @@ fn last_totals(dir: &SafeDir) -> Result<Counters> {
             .rev()
             .find_map(|l| serde_json::from_slice::<Totals>(l).ok()?.totals)
     };
-    for name in [HISTORY_FILE, HISTORY_OLD] {
-        let Some((tail, whole)) = dir.read_tail(name, TAIL)? else {
-            continue;
-        };
-        if let Some(c) = newest(&tail) {
-            return Ok(c);
-        }
-        if !whole {
-            if let Some(c) = dir.read(name)?.as_deref().and_then(newest) {
-                return Ok(c);
-            }
-        }
+    if let Some(c) = newest(&tail.bytes) {
+        return Ok(Some(c));
     }
-    Ok(dir
-        .read(COUNTERS_FILE)?
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default())
+    if tail.whole {
+        return Ok(None);
+    }
+    Ok(dir.read(name)?.as_deref().and_then(newest))
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
@@ -211,7 +225,10 @@ impl Counters {
 /// The running totals under `root` (zero when there is no history yet).
 pub fn read_counters(root: &Path) -> Counters {
     SafeDir::open(&root.join(HISTORY_DIR))
-        .and_then(|d| last_totals(&d))
+        .and_then(|d| {
+            let current = d.tail(HISTORY_FILE, TAIL)?;
+            last_totals(&d, current)
+        })
         .unwrap_or_default()
 }
 
@@ -334,6 +351,16 @@ mod tests {
             log_event(t.path(), &boot).unwrap();
         }
         assert_eq!(read_counters(t.path()).boots, 8 + 3 * HISTORY_MAX as u64);
+        // these lines are long enough that the file outgrows TAIL: rotation still counts them
+        let lines = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .lines()
+                .count()
+        };
+        assert!(std::fs::metadata(dir.join(HISTORY_OLD)).unwrap().len() > 2 * TAIL);
+        assert_eq!(lines(HISTORY_OLD), HISTORY_MAX);
+        assert!(lines(HISTORY_FILE) <= HISTORY_MAX);
         // more than TAIL bytes of junk after the last good line: the whole file is read
         let mut text = std::fs::read(&f).unwrap();
         text.extend(std::iter::repeat_n(b'x', 2 * TAIL as usize));

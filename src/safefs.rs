@@ -16,6 +16,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// The end of a file, from [`SafeDir::tail`].
+#[derive(Debug)]
+pub struct Tail {
+    pub bytes: Vec<u8>,
+    /// The tail is the whole file.
+    pub whole: bool,
+    /// Newlines in the whole file.
+    pub lines: usize,
+}
+
 #[derive(Debug)]
 pub struct SafeDir {
     fd: OwnedFd,
@@ -166,40 +176,34 @@ impl SafeDir {
         Ok(())
     }
 
-    /// Newlines in `name` (0 when it does not exist), read in chunks: no copy of the file.
-    pub fn count_lines(&self, name: &str) -> Result<usize> {
-        let target = self.path.join(name);
-        let Some(mut f) = self.open_read(name)? else {
-            return Ok(0);
-        };
-        let mut buf = [0u8; 16 * 1024];
-        let mut n = 0;
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return Ok(n),
-                Ok(k) => n += memchr::memchr_iter(b'\n', &buf[..k]).count(),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).with_context(|| format!("reading {}", target.display())),
-            }
-        }
-    }
-
-    /// The last `max` bytes of `name` and whether that is the whole file; `None` when it
-    /// does not exist. A symlink is refused.
-    pub fn read_tail(&self, name: &str, max: u64) -> Result<Option<(Vec<u8>, bool)>> {
+    /// The last `max` bytes of `name`, and the number of newlines in all of it; `None`
+    /// when it does not exist. Every byte is read once and only the tail is kept, so
+    /// a caller that needs both (the history's newest line and its length) opens and
+    /// reads the file once. A symlink is refused.
+    pub fn tail(&self, name: &str, max: u64) -> Result<Option<Tail>> {
         let target = self.path.join(name);
         let Some(f) = self.open_read(name)? else {
             return Ok(None);
         };
-        let size = f
-            .metadata()
-            .with_context(|| format!("reading {}", target.display()))?
-            .len();
+        let reading = || format!("reading {}", target.display());
+        let size = f.metadata().with_context(reading)?.len();
         let start = size.saturating_sub(max);
-        let mut buf = vec![0; (size - start) as usize];
-        f.read_exact_at(&mut buf, start)
-            .with_context(|| format!("reading {}", target.display()))?;
-        Ok(Some((buf, start == 0)))
+        let mut bytes = vec![0; (size - start) as usize];
+        f.read_exact_at(&mut bytes, start).with_context(reading)?;
+        let mut lines = memchr::memchr_iter(b'\n', &bytes).count();
+        let mut chunk = [0u8; 16 * 1024];
+        let mut at = 0;
+        while at < start {
+            let n = chunk.len().min((start - at) as usize);
+            f.read_exact_at(&mut chunk[..n], at).with_context(reading)?;
+            lines += memchr::memchr_iter(b'\n', &chunk[..n]).count();
+            at += n as u64;
+        }
+        Ok(Some(Tail {
+            bytes,
+            whole: start == 0,
+            lines,
+        }))
     }
 
     /// Rename `from` over `to` within this directory and make it durable. rename(2)
@@ -304,5 +308,26 @@ mod tests {
         assert!(t.path().join("var/lib/abguard/a.jsonl").is_file());
         assert_eq!(h.read("a.jsonl").unwrap().unwrap(), b"{}\n");
         assert_eq!(h.read("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn tail_counts_every_line_keeps_only_the_end() {
+        let t = tempfile::tempdir().unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        assert!(d.tail("missing", 100).unwrap().is_none());
+        // 3,000 lines of 13 bytes: the counting spans several 16 KiB chunks before the tail
+        let text: String = (0..3000).map(|i| format!("line {i:07}\n")).collect();
+        std::fs::write(t.path().join("f"), &text).unwrap();
+        for max in [0, 1, 100, 16 * 1024, 20_000, 39_000, 1 << 20] {
+            let tail = d.tail("f", max).unwrap().unwrap();
+            assert_eq!(tail.lines, 3000, "max {max}");
+            let keep = text.len().min(max as usize);
+            assert_eq!(
+                tail.bytes,
+                text.as_bytes()[text.len() - keep..],
+                "max {max}"
+            );
+            assert_eq!(tail.whole, keep == text.len(), "max {max}");
+        }
     }
 }
