@@ -3,7 +3,7 @@
 use crate::ab::{self, Refusal, Slot};
 use crate::assess;
 use crate::cli::{DiskArg, Probe};
-use crate::gpt::{Disk, Table};
+use crate::gpt::Table;
 use crate::probe::{self, Env};
 use crate::record;
 use anyhow::{bail, Context, Result};
@@ -15,8 +15,9 @@ fn print_json(v: &serde_json::Value) {
 }
 
 /// Re-read the table through the writable handle, apply `change` to the slots and
-/// write the result; nothing is written when `change` refuses.
-fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
+/// write the result; nothing is written when `change` refuses, or when it changes
+/// nothing and the table needs no repair.
+pub fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
 where
     F: FnOnce(&mut Vec<Slot>) -> Result<()>,
 {
@@ -29,28 +30,24 @@ where
             log::warn!("{}: repairing: {p}", path.display());
         }
         table.set_slots(&after);
-        write_table(&mut disk, &table)
+        table
+            .write(&mut disk.file)
             .with_context(|| format!("writing the GPT of {}", path.display()))?;
     }
     Ok((before, after))
-}
-
-pub fn write_table(disk: &mut Disk, table: &Table) -> Result<()> {
-    table.write(&mut disk.file)
 }
 
 /// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
 /// through a writable handle, refuse if the table changed since `probed` was read or if
 /// nothing else would stay bootable, then write. The one path every rollback takes.
 pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
-    let (mut disk, mut table) = probe::read_table(path, true)?;
-    let mut slots = table.slots();
-    if slots != probed {
-        bail!("the partition table changed since it was read");
-    }
-    ab::spend_slot(&mut slots, booted)?;
-    table.set_slots(&slots);
-    write_table(&mut disk, &table).with_context(|| format!("writing {}", path.display()))?;
+    let (_, slots) = change_slots(path, |slots| {
+        if slots != probed {
+            bail!("the partition table changed since it was read");
+        }
+        ab::spend_slot(slots, booted)?;
+        Ok(())
+    })?;
     let s = &slots[booted];
     Ok(format!(
         "spent {} (partition {}): tries=0 successful=0",

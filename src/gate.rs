@@ -147,11 +147,10 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     if cfg.mark_good && !no_mark_good {
         match &h {
             Ok(h) => {
-                let (mut disk, mut table) = probe::read_table(&h.disk, true)?;
-                let mut slots = table.slots();
-                ab::mark_good(&mut slots, h.booted);
-                table.set_slots(&slots);
-                crate::commands::write_table(&mut disk, &table)?;
+                let (_, slots) = crate::commands::change_slots(&h.disk, |s| {
+                    ab::mark_good(s, h.booted);
+                    Ok(())
+                })?;
                 r.actions
                     .push(format!("marked {} good", slots[h.booted].label));
                 r.slots = slots;

@@ -441,22 +441,18 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
 /// is still the staged one, and record why. Never leaves nothing bootable.
 fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let before = t.slot();
-    let result = (|| -> Result<Vec<Slot>> {
-        let (mut disk, mut table) = probe::read_table(&t.disk, true)?;
-        let mut slots = table.slots();
-        let i = ab::find_partition(&slots, before.partition)?;
-        if slots[i] != before || staged(&slots) != Some(i) {
+    let result = crate::commands::change_slots(&t.disk, |slots| {
+        let i = ab::find_partition(slots, before.partition)?;
+        if slots[i] != before || staged(slots) != Some(i) {
             bail!(
                 "{} is not the staged slot any more (the table changed during verification)",
                 before.label
             );
         }
-        ab::spend_slot(&mut slots, i)?;
-        table.set_slots(&slots);
-        crate::commands::write_table(&mut disk, &table)
-            .with_context(|| format!("writing the GPT of {}", t.disk.display()))?;
-        Ok(slots)
-    })();
+        ab::spend_slot(slots, i)?;
+        Ok(())
+    })
+    .map(|(_, after)| after);
     let mut rec = Record::new("verify-failed", "corrupted");
     rec.disk = Some(t.disk.display().to_string());
     rec.booted = booted(env, t);
