@@ -146,13 +146,22 @@ if want 3; then
   assert "s3 no further reboot" poweroff "$END"
 fi
 
+# Byte offset of the first occurrence of $1 in B's data area on $DISK (empty when absent).
+# grep -m1 stops early, so dd may die of SIGPIPE: with pipefail, the `| head` this replaced failed
+# the whole run now and then, silently (set -e); the first hit is cut from the captured text.
+marker_offset() {
+  local off hits
+  read -r off _ < <(part_range "$DISK" 4)
+  hits=$(dd if="$DISK" bs=4M skip="$off" count=$((HASH_OFFSET / 4194304 + 1)) iflag=skip_bytes status=none |
+         grep -aob -m1 "$1") || true
+  echo "${hits%%:*}"
+}
+
 # --- 4. B staged with a corrupted block in its /usr: detected, B spent, back on A -----------
 if want 4; then
   new_disk s4
   stage_b "$W/usr-b.part"
-  read -r off _ < <(part_range "$DISK" 4)
-  at=$(dd if="$DISK" bs=4M skip="$off" count=$((HASH_OFFSET / 4194304 + 1)) iflag=skip_bytes status=none |
-       grep -aob "$MARKER" | head -1 | cut -d: -f1)
+  at=$(marker_offset "$MARKER")
   [ -n "$at" ] || die "s4: the os-release marker is not stored literally in B's image"
   "$VM_DIR/corrupt-slot.sh" "$DISK" 4 "$at"
   boot s4-b-corrupt
@@ -217,9 +226,7 @@ if want 7; then
   printf 'mkdir /etc/abguard/abguard.conf.d\nwrite %s /etc/abguard/abguard.conf.d/50-verify-usr.conf\n' "$W/s7-verify-usr.conf" |
     debugfs -w -f - "$DISK?offset=$root_off" >/dev/null 2>&1
   assert "s7 VERIFY_USR=yes on ROOT" VERIFY_USR=yes "$(root_cat "$DISK" /etc/abguard/abguard.conf.d/50-verify-usr.conf)"
-  read -r off _ < <(part_range "$DISK" 4)
-  at=$(dd if="$DISK" bs=4M skip="$off" count=$((HASH_OFFSET / 4194304 + 1)) iflag=skip_bytes status=none |
-       grep -aob "$MARKER-cold" | head -1 | cut -d: -f1)
+  at=$(marker_offset "$MARKER-cold")
   [ -n "$at" ] || die "s7: the cold file is not stored literally in B's image"
   at=$((at + 200000)); bad_block=$((at / 4096))
   [ "$at" -lt "$HASH_OFFSET" ] || die "s7: the cold file lies beyond the data area"
