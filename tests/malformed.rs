@@ -882,7 +882,11 @@ fn cases() -> Vec<Case> {
                 let b = read_at(&fx.img, old * SS, 92);
                 assert_eq!(&b[..8], b"EFI PART");
                 assert_eq!((le64(&b, 24), le64(&b, 72)), (old, old - 32));
-                assert_eq!(read_at(&fx.img, last * SS, 8), [0u8; 8], "no copy at the end");
+                assert_eq!(
+                    read_at(&fx.img, last * SS, 8),
+                    [0u8; 8],
+                    "no copy at the end"
+                );
                 let after = abguard(&["status", "--json", "--disk", s(&fx.img)]);
                 assert_eq!(json(&after)["problems"], serde_json::json!([]));
                 assert_eq!(cgpt_attrs(&fx.img, 4), (2, 1, false, 0x12));
