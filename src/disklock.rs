@@ -4,9 +4,10 @@
 //! table, and two abguard processes serialize their read-change-write.
 
 use anyhow::{bail, Result};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
 use std::fs::File;
+use std::io;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,27 +16,48 @@ use std::time::{Duration, Instant};
 pub const WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(5);
 
+/// A file holding `LOCK_EX`. Closing it (drop, or the process dying) releases the lock,
+/// so there is no unlock step that could fail. (nix's `Flock` would do the same but
+/// formats its errors with nix's errno text table, 8 KB in the static binary.)
+#[derive(Debug)]
+pub struct Locked(File);
+
+impl std::ops::Deref for Locked {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut File {
+        &mut self.0
+    }
+}
+
 /// Take `LOCK_EX` on `file`, polling `LOCK_NB` until `wait` has passed (a blocking
-/// flock could wait forever). The lock is released when the returned value is dropped,
-/// or when the process dies.
-pub fn exclusive(file: File, path: &Path, wait: Duration) -> Result<Flock<File>> {
+/// flock could wait forever).
+pub fn exclusive(file: File, path: &Path, wait: Duration) -> Result<Locked> {
     let start = Instant::now();
-    let mut file = file;
     loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => return Ok(locked),
-            Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) if start.elapsed() < wait => {
-                file = f;
-                std::thread::sleep(POLL);
-            }
-            Err((_, Errno::EWOULDBLOCK)) => bail!(
+        // SAFETY: flock on a descriptor `file` owns for the whole call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Locked(file));
+        }
+        let e = io::Error::last_os_error();
+        let busy = matches!(e.raw_os_error(), Some(libc::EWOULDBLOCK | libc::EINTR));
+        if !busy {
+            bail!("locking {} (flock LOCK_EX): {e}", path.display());
+        }
+        if start.elapsed() >= wait {
+            bail!(
                 "{} is locked by another process (waited {} s for flock LOCK_EX): another abguard, \
                  or a tool writing its partition table, is still running; nothing was written",
                 path.display(),
                 wait.as_secs_f32()
-            ),
-            Err((_, e)) => bail!("locking {} (flock LOCK_EX): {e}", path.display()),
+            );
         }
+        std::thread::sleep(POLL);
     }
 }
 
