@@ -40,7 +40,7 @@ test: build
 	@# abguard verify through libcryptsetup (the userspace build's feature)
 	$(CARGO) test --locked --features cryptsetup --test verify
 	@# the same image and corpus tests against the static release binary (panic=abort)
-	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev
+	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev --test concurrency --test grub_oracle
 	$(MAKE) e2e
 
 e2e: build

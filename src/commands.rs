@@ -3,7 +3,8 @@
 use crate::ab::{self, Refusal, Slot};
 use crate::assess;
 use crate::cli::{DiskArg, Probe};
-use crate::gpt::Table;
+use crate::disklock;
+use crate::gpt::{Disk, Table};
 use crate::probe::{self, Env};
 use crate::record;
 use anyhow::{bail, Context, Result};
@@ -14,14 +15,20 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Re-read the table through the writable handle, apply `change` to the slots and
+/// Lock the disk, re-read the table through the writable handle, apply `change` to the slots and
 /// write the result; nothing is written when `change` refuses, or when it changes
 /// nothing and the table needs no repair.
 pub fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
 where
     F: FnOnce(&mut Vec<Slot>) -> Result<()>,
 {
-    let (mut disk, mut table) = probe::read_table(path, true)?;
+    // the read happens under the lock, so no other writer's change is lost between it
+    // and the write
+    let disk = Disk::open(path, true)?;
+    let ss = disk.sector_size;
+    let mut file = disklock::exclusive(disk.file, path, disklock::WAIT)?;
+    let mut table = Table::read(&mut *file, ss)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
     let before = table.slots();
     let mut after = before.clone();
     change(&mut after)?;
@@ -31,7 +38,7 @@ where
         }
         table.set_slots(&after);
         table
-            .write(&mut disk.file)
+            .write(&mut *file)
             .with_context(|| format!("writing the GPT of {}", path.display()))?;
     }
     Ok((before, after))

@@ -512,8 +512,9 @@ impl Table {
         }
     }
 
-    /// Both headers as they will be written: valid ones as read, a missing one rebuilt
-    /// from the other the way cgpt repair does (backup at the last sector).
+    /// Both headers as they will be written: valid ones as read and where they are, a
+    /// missing one rebuilt from the other the way GRUB and cgpt repair do (a rebuilt
+    /// backup at the last sector).
     fn headers_for_write(&self) -> (GPTHeader, GPTHeader) {
         let last = self.disk_sectors - 1;
         let template = match self.used {
@@ -535,16 +536,18 @@ impl Table {
             h.partition_entry_lba = 2;
             h
         });
-        let rebuilt_backup = kept_backup.is_none();
-        let mut backup = kept_backup.unwrap_or_else(|| template.clone());
-        // A rebuilt backup, or one left behind on a grown disk: GRUB moves it to the new
-        // end, so readers that look for it at the last sector (cgpt, GRUB without a
-        // primary) still find it.
-        if rebuilt_backup || backup.primary_lba != last {
-            backup.primary_lba = last;
-            backup.partition_entry_lba = last - array_sectors(&backup, self.sector_size);
-        }
-        primary.backup_lba = last;
+        // A valid backup is rewritten where it is, also on a disk grown after imaging
+        // (not in the last sector): GRUB's gptprio.next does that (grub_gpt_write writes
+        // each header at its own LBA; only grub_gpt_repair of a missing backup moves it),
+        // and moving it would leave the old copy behind, stale but whole. A rebuilt
+        // backup goes to the last sector, as grub_gpt_repair and cgpt repair put it.
+        let mut backup = kept_backup.unwrap_or_else(|| {
+            let mut h = template.clone();
+            h.primary_lba = last;
+            h.partition_entry_lba = last - array_sectors(&h, self.sector_size);
+            h
+        });
+        primary.backup_lba = backup.primary_lba;
         backup.backup_lba = 1;
         (primary, backup)
     }

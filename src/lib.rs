@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 #[cfg(feature = "cryptsetup")]
 pub mod cryptsetup;
+pub mod disklock;
 pub mod dm;
 pub mod fail;
 pub mod gate;
