@@ -17,14 +17,20 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Options every verb takes, declared once on the root as global options: clap's
-// command construction was a third of an initrd run's instructions. (Plain comments:
+// The one option every verb takes, accepted before or after the verb. (Plain comments:
 // a flattened struct's doc comment would become the command's description.)
 #[derive(Debug, Args, Clone)]
 pub struct Globals {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+}
+
+// Where the GPT and the running system are: flattened into the verbs that read them
+// (not `config`, `butane`, `read-usr`), after the verb, so each page lists what its verb
+// uses.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
     #[command(flatten)]
     pub disk: DiskArg,
     #[command(flatten)]
@@ -86,25 +92,25 @@ pub fn verb_command(name: &str) -> Option<clap::Command> {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Probe {
     /// Kernel command line to read [default: /proc/cmdline].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "PATH")]
     pub cmdline: Option<PathBuf>,
     /// sysfs root [default: /sys].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub sysfs: Option<PathBuf>,
     /// Device directory [default: /dev].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub dev: Option<PathBuf>,
     /// Mount table [default: /proc/self/mountinfo].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "PATH")]
     pub mountinfo: Option<PathBuf>,
     /// Mount point of the booted /usr [default: /sysusr/usr or SYSROOT/usr in the initrd, /usr otherwise].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub usr: Option<PathBuf>,
     /// Runtime state directory [default: /run].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// Root of the booted system, for os-release and the history [default: / ; /sysroot for initrd].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
 }
 
@@ -121,7 +127,7 @@ impl Probe {
 #[derive(Debug, Args, Clone)]
 pub struct DiskArg {
     /// Disk or image file holding the GPT [default: the disk of the booted /usr].
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "PATH")]
     pub disk: Option<PathBuf>,
 }
 
@@ -139,6 +145,8 @@ pub struct AssessArgs {
     /// Test input: `dmsetup table usr` output instead of the DM ioctl.
     #[arg(long, hide = true, requires = "dm_status")]
     pub dm_table: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,18 +176,20 @@ pub enum Command {
 /// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
 #[derive(Debug, Args, Clone)]
 pub struct StatusArgs {
-    /// Print JSON.
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
     /// History entries to show.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub history: usize,
     /// Print Prometheus text exposition format instead.
     #[arg(long, conflicts_with = "json")]
     pub prometheus: bool,
     /// With --prometheus: write atomically to this file (node_exporter's textfile collector).
-    #[arg(long, requires = "prometheus")]
+    #[arg(long, value_name = "PATH", requires = "prometheus")]
     pub textfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
@@ -188,41 +198,53 @@ pub struct NextArgs {
     /// Only print the choice; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the chosen slot and its tries before and after as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
 #[derive(Debug, Args, Clone)]
 pub struct StageArgs {
     /// Partition number of the slot to stage.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub partition: u32,
+    /// Print the slots before and after the change as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
 #[derive(Debug, Args, Clone)]
 pub struct MarkGoodArgs {
     /// Partition number [default: the booted slot].
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub partition: Option<u32>,
+    /// Print the slots before and after the change as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Make the other slot boot next.
 #[derive(Debug, Args, Clone)]
 pub struct RollbackArgs {
     /// Slot to roll back to [default: the slot other than the booted one].
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub partition: Option<u32>,
     /// Roll back to a slot that never booted successfully (gives it one try).
     #[arg(long)]
     pub force: bool,
+    /// Print the slots before and after the change as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Assess this boot from the initrd: write /run flags and the boot record; on a
@@ -251,6 +273,8 @@ pub struct GatePassArgs {
     /// If dm-verity has seen corruption, roll back but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Health gate failed (a critical unit failed, or the deadline passed): on a first
@@ -258,26 +282,33 @@ pub struct GatePassArgs {
 #[derive(Debug, Args, Clone)]
 pub struct GateFailArgs {
     /// The critical unit that failed; without it, the deadline passed.
-    #[arg(long)]
+    #[arg(long, value_name = "UNIT")]
     pub unit: Option<String>,
+    /// Spend the slot and record it, but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
 /// reboot at once instead of waiting in the emergency shell.
 #[derive(Debug, Args, Clone)]
 pub struct EmergencyArgs {
+    /// Spend the slot and record it, but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Show the effective health-gate configuration.
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArgs {
     /// Root to read /etc/abguard and /usr/lib/abguard from.
-    #[arg(long, default_value = "/")]
+    #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// Print the settings and the files they came from as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -314,7 +345,8 @@ mod tests {
             c.command,
             Command::Next(NextArgs {
                 dry_run: true,
-                json: true
+                json: true,
+                ..
             })
         ));
         assert!(
@@ -366,12 +398,13 @@ mod tests {
             &["abguard", "next", "--disk", "d.img", "--dry-run", "--json"],
             &[
                 "abguard",
-                "--disk",
-                "d.img",
                 "-vv",
                 "status",
+                "--disk",
+                "d.img",
                 "--history",
                 "3",
+                "-v",
             ],
             &[
                 "abguard",
@@ -385,7 +418,7 @@ mod tests {
                 "b",
             ],
             &["abguard", "rollback", "--force"],
-            &["abguard", "--disk", "status", "status"],
+            &["abguard", "status", "--disk", "status"],
             &["abguard", "gate-fail", "--unit", "next"],
             &[
                 "abguard",
@@ -401,10 +434,10 @@ mod tests {
             let full = Cli::try_parse_from(*args).unwrap();
             assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{args:?}");
         }
-        // an option's value that spells a verb, help, a typo, a missing verb, bad input:
-        // the fast path declines and the full parse decides
+        // help, a typo, a missing verb, bad input: the fast path declines and the full
+        // parse decides
         let deferred: &[&[&str]] = &[
-            &["abguard", "--disk", "next", "status"],
+            &["abguard", "--disk", "d.img", "status"],
             &["abguard", "status", "--help"],
             &["abguard", "help", "status"],
             &["abguard", "statu"],
@@ -416,7 +449,26 @@ mod tests {
         for args in deferred {
             assert!(Cli::parse_one_verb(&os(args)).is_none(), "{args:?}");
         }
-        let c = Cli::try_parse_from(["abguard", "--disk", "next", "status"]).unwrap();
+    }
+
+    /// The probe options belong to the verbs that read a disk or the running system:
+    /// after the verb only, and not on `config`, `butane` or `read-usr`.
+    #[test]
+    fn probe_options_only_after_the_verbs_that_use_them() {
+        let c = Cli::try_parse_from(["abguard", "status", "--disk", "next"]).unwrap();
         assert!(matches!(c.command, Command::Status(_)));
+        for args in [
+            &["abguard", "--disk", "d.img", "status"][..],
+            &["abguard", "config", "--sysfs", "/s"],
+            &["abguard", "butane", "--disk", "d.img"],
+            &["abguard", "read-usr", "--cmdline", "c"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{args:?}"
+            );
+        }
     }
 }

@@ -40,7 +40,6 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_REFUSED: i32 = 3;
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    let (disk, probe) = (&cli.globals.disk, &cli.globals.probe);
     match &cli.command {
         Command::Status(a) => {
             let out = match (a.prometheus, &a.textfile) {
@@ -50,19 +49,27 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
                 (true, f) => commands::Output::Prometheus(f.clone()),
             };
-            commands::status(disk, probe, out)
+            commands::status(&a.target.disk, &a.target.probe, out)
         }
-        Command::Next(a) => commands::next(disk, probe, a.dry_run, a.json),
-        Command::Stage(a) => commands::stage(disk, probe, a.partition, a.json),
-        Command::MarkGood(a) => commands::mark_good(disk, probe, a.partition, a.json),
-        Command::Rollback(a) => commands::rollback(disk, probe, a.partition, a.force, a.json),
+        Command::Next(a) => commands::next(&a.target.disk, &a.target.probe, a.dry_run, a.json),
+        Command::Stage(a) => commands::stage(&a.target.disk, &a.target.probe, a.partition, a.json),
+        Command::MarkGood(a) => {
+            commands::mark_good(&a.target.disk, &a.target.probe, a.partition, a.json)
+        }
+        Command::Rollback(a) => commands::rollback(
+            &a.target.disk,
+            &a.target.probe,
+            a.partition,
+            a.force,
+            a.json,
+        ),
         Command::Initrd(cli::InitrdArgs { opts: a })
         | Command::Assess(cli::StockAssessArgs { opts: a }) => {
             let dm_test = a.dm_status.as_deref().zip(a.dm_table.as_deref());
             let in_initrd = matches!(cli.command, Command::Initrd(_));
             initrd::run(
-                disk,
-                probe,
+                &a.target.disk,
+                &a.target.probe,
                 &initrd::Options {
                     no_reboot: a.no_reboot,
                     json: a.json,
@@ -71,13 +78,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
-        Command::GatePass(a) => gate::pass(disk, probe, a.no_mark_good, a.no_reboot),
-        Command::GateFail(a) => gate::fail(disk, probe, a.unit.as_deref(), a.no_reboot),
-        Command::Emergency(a) => gate::emergency(disk, probe, a.no_reboot),
+        Command::GatePass(a) => {
+            gate::pass(&a.target.disk, &a.target.probe, a.no_mark_good, a.no_reboot)
+        }
+        Command::GateFail(a) => gate::fail(
+            &a.target.disk,
+            &a.target.probe,
+            a.unit.as_deref(),
+            a.no_reboot,
+        ),
+        Command::Emergency(a) => gate::emergency(&a.target.disk, &a.target.probe, a.no_reboot),
         Command::Config(a) => show_config(&a.root, a.json),
         Command::Butane(args) => butane::run(args),
-        Command::Verify(args) => verify::run(disk, probe, args),
-        Command::ReadUsr(args) => readusr::run(probe, args),
+        Command::Verify(args) => verify::run(&args.target.disk, &args.target.probe, args),
+        Command::ReadUsr(args) => readusr::run(args),
         Command::Generator(a) => Ok(generator::run(&a.root, &a.dirs)),
     }
 }

@@ -55,8 +55,15 @@ pub struct ReadUsrArgs {
     /// Record a failure in the history (abguard-read-usr.service does).
     #[arg(long)]
     pub record: bool,
+    /// Print the report (size, bytes read, throughput, first bad block) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --record: mount point of the booted /usr, for its VERSION_ID [default: /usr].
+    #[arg(long, value_name = "DIR")]
+    pub usr: Option<PathBuf>,
+    /// With --record: root of the booted system, whose history is written [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,7 +174,7 @@ where
     Ok(())
 }
 
-pub fn run(p: &Probe, a: &ReadUsrArgs) -> Result<i32> {
+pub fn run(a: &ReadUsrArgs) -> Result<i32> {
     use std::os::unix::fs::OpenOptionsExt;
     let t0 = std::time::Instant::now();
     let mut opts = std::fs::OpenOptions::new();
@@ -245,7 +252,12 @@ pub fn run(p: &Probe, a: &ReadUsrArgs) -> Result<i32> {
     if failed {
         log::error!("{msg}");
         if a.record {
-            let env = Env::new(p, false);
+            let p = Probe {
+                usr: a.usr.clone(),
+                sysroot: a.sysroot.clone(),
+                ..Probe::default()
+            };
+            let env = Env::new(&p, false);
             let mut rec = Record::new("read-usr-failed", "corrupted");
             rec.version_id = crate::probe::version_id(&env.usr_candidates);
             rec.reasons.push(msg.clone());

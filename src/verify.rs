@@ -30,7 +30,7 @@ pub const EXIT_VERIFY_FAILED: i32 = 4;
 #[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
     /// USR partition to verify [default: the staged one: next to boot, tries left, not yet successful].
-    #[arg(long, conflicts_with = "staged")]
+    #[arg(long, value_name = "N", conflicts_with = "staged")]
     pub partition: Option<u32>,
     /// Verify the staged slot; when nothing is staged, say so and exit 0.
     #[arg(long)]
@@ -52,8 +52,11 @@ pub struct VerifyArgs {
     /// its priority and stays successful) and record why in the history.
     #[arg(long)]
     pub unstage_on_failure: bool,
+    /// Print the verification report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: crate::cli::Target,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

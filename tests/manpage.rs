@@ -75,3 +75,178 @@ fn every_visible_verb_has_a_page_and_the_main_page_lists_it() {
         .iter()
         .any(|(n, _)| n.contains("generator") || n.contains("help")));
 }
+
+/// `.SH` name → its lines, in page order.
+fn sections(page: &str) -> Vec<(String, Vec<&str>)> {
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in page.lines() {
+        if let Some(h) = line.strip_prefix(".SH ") {
+            out.push((h.trim_matches('"').to_string(), Vec::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push(line);
+        }
+    }
+    out
+}
+
+fn page(name: &str) -> String {
+    let pages = mangen::pages();
+    let (_, p) = pages.iter().find(|(n, _)| n == name).expect(name);
+    String::from_utf8(p.clone()).unwrap()
+}
+
+/// What an operator looks for, on every page and in this order.
+#[test]
+fn every_page_has_the_sections_an_operator_looks_for() {
+    let want = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "EXIT STATUS",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ];
+    for (name, p) in mangen::pages() {
+        let p = String::from_utf8(p).unwrap();
+        let have: Vec<String> = sections(&p)
+            .into_iter()
+            .map(|(h, _)| h)
+            .filter(|h| want.contains(&h.as_str()))
+            .collect();
+        assert_eq!(have, want, "{name}");
+        for (h, body) in sections(&p) {
+            assert!(
+                body.iter()
+                    .any(|l| !l.trim().is_empty() && !l.starts_with('.')),
+                "{name}: {h} is empty"
+            );
+        }
+        // every example is an abguard command line
+        let ex = sections(&p)
+            .into_iter()
+            .find(|(h, _)| h == "EXAMPLES")
+            .unwrap()
+            .1;
+        assert!(
+            ex.iter().any(|l| l.starts_with("\\fBabguard ")),
+            "{name}: no command in EXAMPLES"
+        );
+    }
+}
+
+/// Each OPTIONS entry (`.TP`, the option, its text) has a description, and so does each
+/// visible option in the CLI definition.
+#[test]
+fn every_option_is_described() {
+    for (name, p) in mangen::pages() {
+        let p = String::from_utf8(p).unwrap();
+        let opts = sections(&p)
+            .into_iter()
+            .find(|(h, _)| h == "OPTIONS")
+            .unwrap()
+            .1;
+        for (i, l) in opts.iter().enumerate() {
+            if *l == ".TP" {
+                let text = opts.get(i + 2).copied().unwrap_or("");
+                assert!(
+                    !text.trim().is_empty() && !text.starts_with('.'),
+                    "{name}: {} has no description",
+                    opts[i + 1]
+                );
+            }
+        }
+    }
+    use clap::CommandFactory;
+    let mut cmd = abguard::cli::Cli::command();
+    cmd.build();
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        for a in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+            assert!(
+                a.get_help()
+                    .is_some_and(|h| !h.to_string().trim().is_empty()),
+                "{} --{}: no help text",
+                sub.get_name(),
+                a.get_id()
+            );
+        }
+    }
+}
+
+/// A page lists the options its verb takes, with their value placeholders, and not the
+/// probe options of verbs that read a disk.
+#[test]
+fn each_page_shows_only_its_verbs_options() {
+    let has =
+        |p: &str, opt: &str| p.contains(&format!("\\fB\\-\\-{}\\fR", opt.replace('-', "\\-")));
+    for verb in ["butane", "config", "read-usr"] {
+        let p = page(&format!("abguard-{verb}.8"));
+        for opt in ["disk", "cmdline", "sysfs", "dev", "mountinfo", "run-dir"] {
+            assert!(!has(&p, opt), "abguard-{verb}.8 lists --{opt}");
+        }
+    }
+    for verb in ["status", "next", "initrd", "gate-fail", "verify"] {
+        let p = page(&format!("abguard-{verb}.8"));
+        for opt in ["disk", "cmdline", "sysfs", "mountinfo", "usr"] {
+            assert!(has(&p, opt), "abguard-{verb}.8 lacks --{opt}");
+        }
+    }
+    // the main page lists only what every verb takes
+    assert!(!has(&page("abguard.8"), "disk"));
+    // SYNOPSIS with placeholders: `--disk PATH`, `--partition N` (required: no brackets)
+    let syn = |p: &str| {
+        sections(p)
+            .into_iter()
+            .find(|(h, _)| h == "SYNOPSIS")
+            .unwrap()
+            .1
+            .join("\n")
+    };
+    let status = syn(&page("abguard-status.8"));
+    assert!(
+        status.contains("[\\fB\\-\\-disk\\fR \\fIPATH\\fR]"),
+        "{status}"
+    );
+    assert!(
+        status.contains("[\\fB\\-\\-history\\fR \\fIN\\fR]"),
+        "{status}"
+    );
+    let stage = syn(&page("abguard-stage.8"));
+    assert!(
+        stage.contains(" \\fB\\-\\-partition\\fR \\fIN\\fR "),
+        "{stage}"
+    );
+}
+
+/// EXIT STATUS is the README's table, per verb: 3 where a verb refuses, 4 only for the
+/// two verbs that verify.
+#[test]
+fn exit_status_per_verb() {
+    let codes = |name: &str| -> Vec<String> {
+        let p = page(name);
+        let body = sections(&p)
+            .into_iter()
+            .find(|(h, _)| h == "EXIT STATUS")
+            .unwrap()
+            .1;
+        body.iter()
+            .filter_map(|l| l.strip_prefix("\\fB")?.strip_suffix("\\fR"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(codes("abguard.8"), ["0", "1", "2", "3", "4"]);
+    assert_eq!(codes("abguard-status.8"), ["0", "1", "2"]);
+    assert_eq!(codes("abguard-rollback.8"), ["0", "1", "2", "3"]);
+    assert_eq!(codes("abguard-verify.8"), ["0", "1", "2", "3", "4"]);
+    assert_eq!(codes("abguard-read-usr.8"), ["0", "1", "2", "4"]);
+    // the README documents the same codes
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for c in 0..=4 {
+        assert!(
+            readme.contains(&format!("\n| {c} | ")),
+            "README has no exit code {c}"
+        );
+    }
+}
