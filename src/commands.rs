@@ -352,10 +352,12 @@ pub fn rollback(
         let target = match partition {
             Some(n) => slot_by_partition(s, n)?,
             None => {
-                // from the booted slot; on an image, from the slot GRUB would boot now
-                let from = match booted_index(&env, &path) {
-                    Ok(i) => i,
-                    Err(_) => ab::next_boot(s).ok_or(Refusal::NothingBootable)?,
+                // only from a slot known to have booted: counting from GRUB's next
+                // slot would, on a disk mid-update, make the staged update the target
+                let (_, table) = probe::read_table(&path, false)?;
+                let from = match booted(&env, &path, &table) {
+                    (Some(i), _) => i,
+                    (None, why) => return Err(Refusal::BootedUnknown(why.join("; ")).into()),
                 };
                 ab::other_slot(s, from)?
             }

@@ -704,7 +704,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(3, &["there is only one USR partition"]),
+            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
             ..ROW
         },
         Case {
@@ -741,10 +741,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(
-                3,
-                &["there are 3 USR partitions; name one with --partition"],
-            ),
+            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
             ..ROW
         },
         Case {
