@@ -233,16 +233,17 @@ pub fn read_counters(root: &Path) -> Counters {
 }
 
 /// The newest HISTORY_MAX history entries under `root`, oldest first; lines that are
-/// not JSON (a torn append) are skipped.
+/// not JSON (a torn append) are skipped. Split as bytes: a tear inside a multi-byte
+/// character must cost that line only, not the whole file.
 pub fn read_history(root: &Path) -> Vec<serde_json::Value> {
     let dir = root.join(HISTORY_DIR);
     let mut all: Vec<serde_json::Value> = [HISTORY_OLD, HISTORY_FILE]
         .iter()
         .flat_map(|f| {
-            std::fs::read_to_string(dir.join(f))
+            std::fs::read(dir.join(f))
                 .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
+                .split(|&b| b == b'\n')
+                .filter_map(|l| serde_json::from_slice(l).ok())
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -419,6 +420,26 @@ mod tests {
             .map(|v| v["n"].clone())
             .collect();
         assert_eq!(ns, [1, 3]);
+    }
+
+    #[test]
+    fn torn_multibyte_character_costs_one_line_only() {
+        let t = tempfile::tempdir().unwrap();
+        append_history(
+            t.path(),
+            &serde_json::json!({ "n": 1, "unit": "café.service" }),
+        )
+        .unwrap();
+        // the tear falls between the two bytes of "é" (C3 A9): the file is not UTF-8
+        let f = t.path().join(HISTORY_DIR).join(HISTORY_FILE);
+        let mut text = std::fs::read(&f).unwrap();
+        text.extend_from_slice(b"{\"n\": 2, \"unit\": \"caf\xc3");
+        std::fs::write(&f, text).unwrap();
+        let ns: Vec<_> = read_history(t.path())
+            .iter()
+            .map(|v| v["n"].clone())
+            .collect();
+        assert_eq!(ns, [1]);
     }
 
     #[test]
