@@ -58,10 +58,7 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Strin
 /// Which slot booted, using the same rules as the initrd assessment. `None` when it
 /// cannot be told, or when the disk is an image and no probe input points at it.
 fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    let is_block = std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false);
-    if !is_block && !env.explicit {
+    if !is_block(disk) && !env.explicit {
         return (
             None,
             vec!["the disk is an image file: no booted slot".into()],
@@ -70,6 +67,42 @@ fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>)
     let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
     let a = assess::assess(&f);
     (a.booted, a.reasons)
+}
+
+fn is_block(disk: &Path) -> bool {
+    std::fs::metadata(disk)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false)
+}
+
+/// Where the host's state about this disk is: for a block device, the running system's
+/// (or what the probe options point at); for an image file only what `--run-dir` and
+/// `--sysroot` name, so an image never shows this machine's boot record or history.
+struct HostState {
+    boot_json: Option<std::path::PathBuf>,
+    history: Option<std::path::PathBuf>,
+}
+
+impl HostState {
+    fn of(env: &Env, p: &Probe, disk: &Path) -> HostState {
+        let host = is_block(disk) || env.explicit;
+        HostState {
+            boot_json: (host || p.run_dir.is_some()).then(|| env.run_dir.join("abguard/boot.json")),
+            history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
+        }
+    }
+
+    fn last_assessment(&self) -> Option<serde_json::Value> {
+        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    fn history(&self) -> Vec<serde_json::Value> {
+        self.history
+            .as_deref()
+            .map(record::read_history)
+            .unwrap_or_default()
+    }
 }
 
 fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
@@ -97,10 +130,9 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let slots = table.slots();
     let next = ab::next_boot(&slots);
     let (booted, booted_notes) = booted(&env, &path, &table);
-    let last: Option<serde_json::Value> = std::fs::read(env.run_dir.join("abguard/boot.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let hist = record::read_history(&env.sysroot);
+    let host = HostState::of(&env, p, &path);
+    let last = host.last_assessment();
+    let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
     if json {
         print_json(&json!({
@@ -201,23 +233,32 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let (_, table) = probe::read_table(&path, false)?;
     let slots = table.slots();
     let (booted, _) = booted(&env, &path, &table);
-    let boot_json = env.run_dir.join("abguard/boot.json");
-    let last: Option<serde_json::Value> = std::fs::read(&boot_json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let host = HostState::of(&env, p, &path);
+    let last = host.last_assessment();
     // the newest verdict: a gate event after the initrd's, else the initrd's
-    let hist = record::read_history(&env.sysroot);
+    let hist = host.history();
     let newest = hist.last().or(last.as_ref());
-    let last_time = std::fs::metadata(&boot_json)
-        .and_then(|m| m.modified())
-        .ok()
+    let last_time = host
+        .boot_json
+        .as_ref()
+        .and_then(|b| std::fs::metadata(b).ok())
+        .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs());
+    // the running /usr's version is the host's: an image without probe options has none
     let version = last
         .as_ref()
         .and_then(|l| l["version_id"].as_str().map(str::to_string))
-        .or_else(|| probe::version_id(&env.usr_candidates));
-    let counters = record::read_counters(&env.sysroot);
+        .or_else(|| {
+            (is_block(&path) || env.explicit)
+                .then(|| probe::version_id(&env.usr_candidates))
+                .flatten()
+        });
+    let counters = host
+        .history
+        .as_deref()
+        .map(record::read_counters)
+        .unwrap_or_default();
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         table: table.used,
         problems: table.problems.len(),
