@@ -105,6 +105,42 @@ impl HostState {
     }
 }
 
+/// Append a `manual-<verb>` event when the disk's history is known (the running
+/// system's disk, or `--sysroot` given) and the verb changed something. The GPT is
+/// already written, so a history that cannot be appended is a warning, not a failure.
+fn record_manual(
+    host: &HostState,
+    verb: record::Manual,
+    disk: &Path,
+    before: &[Slot],
+    after: &[Slot],
+) {
+    let Some(root) = &host.history else {
+        return;
+    };
+    if before == after {
+        return;
+    }
+    let mut r = record::Record::new(verb.event(), "manual");
+    r.disk = Some(disk.display().to_string());
+    r.before = before.to_vec();
+    r.slots = after.to_vec();
+    r.actions = before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, a)| {
+            format!(
+                "{} (partition {}): {} -> {}",
+                a.label, a.partition, b.attrs, a.attrs
+            )
+        })
+        .collect();
+    if let Err(e) = record::log_event(root, &r) {
+        log::warn!("history not updated: {e:#}");
+    }
+}
+
 fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
     Ok(ab::find_partition(slots, n)?)
 }
@@ -134,11 +170,15 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let last = host.last_assessment();
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
+    let mut problems = table.problems.clone();
+    if slots.is_empty() {
+        problems.push(ab::Refusal::NoUsrPartition.to_string());
+    }
     if json {
         print_json(&json!({
             "disk": path.display().to_string(),
             "table": table.used,
-            "problems": table.problems,
+            "problems": problems,
             "slots": slots,
             "next_boot": next.map(|i| slots[i].partition),
             "booted": booted.map(|i| slots[i].partition),
@@ -153,7 +193,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
         path.display(),
         table.used
     );
-    for p in &table.problems {
+    for p in &problems {
         println!("  warning: {p}");
     }
     for (i, s) in slots.iter().enumerate() {
@@ -177,7 +217,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         );
     }
-    if next.is_none() {
+    if next.is_none() && !slots.is_empty() {
         println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
     }
     if let Some(l) = &last {
@@ -237,7 +277,16 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let last = host.last_assessment();
     // the newest verdict: a gate event after the initrd's, else the initrd's
     let hist = host.history();
-    let newest = hist.last().or(last.as_ref());
+    let newest = hist
+        .iter()
+        .rev()
+        .find(|h| {
+            h["event"]
+                .as_str()
+                .and_then(record::Manual::from_event)
+                .is_none()
+        })
+        .or(last.as_ref());
     let last_time = host
         .boot_json
         .as_ref()
@@ -261,7 +310,7 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         .unwrap_or_default();
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         table: table.used,
-        problems: table.problems.len(),
+        problems: table.problems.len() + usize::from(slots.is_empty()),
         slots: &slots,
         next_boot: ab::next_boot(&slots),
         booted,
@@ -291,9 +340,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let path = probe::disk_path(d.disk.as_ref(), &env)?;
     let mut pick = None;
-    let result = |slots: &Vec<Slot>| -> Result<usize> {
-        ab::next_boot(slots).ok_or_else(|| Refusal::NothingBootable.into())
-    };
+    let result = |slots: &Vec<Slot>| -> Result<usize> { Ok(ab::require_next_boot(slots)?) };
     let (before, after) = if dry_run {
         let (_, t) = probe::read_table(&path, false)?;
         let s = t.slots();
@@ -310,6 +357,15 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
             Ok(())
         })?
     };
+    if !dry_run {
+        record_manual(
+            &HostState::of(&env, p, &path),
+            record::Manual::Next,
+            &path,
+            &before,
+            &after,
+        );
+    }
     let i = pick.expect("set on success");
     if json {
         print_json(&json!({
@@ -350,6 +406,13 @@ pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> 
         ab::stage(s, i);
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::Stage,
+        &path,
+        &before,
+        &after,
+    );
     report_change("stage", &path, &before, &after, json);
     Ok(0)
 }
@@ -365,6 +428,13 @@ pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> 
         ab::mark_good(s, i);
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::MarkGood,
+        &path,
+        &before,
+        &after,
+    );
     report_change("mark-good", &path, &before, &after, json);
     Ok(0)
 }
@@ -406,6 +476,13 @@ pub fn rollback(
         ab::rollback(s, target, force)?;
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::Rollback,
+        &path,
+        &before,
+        &after,
+    );
     report_change("rollback", &path, &before, &after, json);
     Ok(0)
 }

@@ -31,6 +31,38 @@ pub struct Booted {
     pub source: String,
 }
 
+/// A slot change an operator (or a script) made with a verb, on a disk whose history
+/// is known. Recorded as `manual-<verb>` with the attributes before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manual {
+    Stage,
+    MarkGood,
+    Rollback,
+    Next,
+}
+
+impl Manual {
+    pub const ALL: [Manual; 4] = [
+        Manual::Stage,
+        Manual::MarkGood,
+        Manual::Rollback,
+        Manual::Next,
+    ];
+
+    pub fn event(self) -> &'static str {
+        match self {
+            Manual::Stage => "manual-stage",
+            Manual::MarkGood => "manual-mark-good",
+            Manual::Rollback => "manual-rollback",
+            Manual::Next => "manual-next",
+        }
+    }
+
+    pub fn from_event(event: &str) -> Option<Manual> {
+        Manual::ALL.into_iter().find(|m| m.event() == event)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
     pub schema: u32,
@@ -43,6 +75,9 @@ pub struct Record {
     pub table: Option<Copy>,
     pub booted: Option<Booted>,
     pub slots: Vec<Slot>,
+    /// Manual events only: the attributes before the change (`slots` are after it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Slot>,
     pub version_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verity: Option<Verity>,
@@ -67,6 +102,7 @@ impl Record {
             table: None,
             booted: None,
             slots: Vec::new(),
+            before: Vec::new(),
             version_id: None,
             verity: None,
             first_boot_after_upgrade: None,
@@ -216,7 +252,11 @@ impl Counters {
         if failed && r.first_boot_after_upgrade != Some(false) {
             self.failed_first_boots += 1;
         }
-        if r.actions.iter().any(|a| a.starts_with("spent ")) {
+        // an operator's rollback sends the node back to the other build as surely as
+        // the gate's: counted as a rollback, never as a failed first boot
+        if r.actions.iter().any(|a| a.starts_with("spent "))
+            || Manual::from_event(&r.event) == Some(Manual::Rollback)
+        {
             self.rollbacks += 1;
         }
     }
