@@ -22,12 +22,19 @@ pub struct Slot {
 pub enum Refusal {
     #[error("no USR partition qualifies for booting (every one has priority 0, or tries=0 and successful=0)")]
     NothingBootable,
+    #[error(
+        "no partition of Flatcar's USR type (5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6) on this disk"
+    )]
+    NoUsrPartition,
     #[error("partition {0} is not a USR partition")]
     NotUsr(u32),
     #[error("partition {0} has never booted successfully (successful=0); pass --force to give it one try")]
     NeverSuccessful(u32),
     #[error("cannot tell which slot to roll back to: {0}")]
     AmbiguousOther(String),
+    /// A rollback counted from a guessed slot could re-arm the failed update.
+    #[error("cannot tell which slot booted ({0}); name the slot to roll back to with --partition")]
+    BootedUnknown(String),
     #[error(
         "refusing to spend partition {0}: no other USR partition would be bootable afterwards"
     )]
@@ -154,10 +161,22 @@ pub fn is_first_boot_after_upgrade(slots: &[Slot], booted: usize) -> bool {
 }
 
 pub fn find_partition(slots: &[Slot], partition: u32) -> Result<usize, Refusal> {
+    if slots.is_empty() {
+        return Err(Refusal::NoUsrPartition);
+    }
     slots
         .iter()
         .position(|s| s.partition == partition)
         .ok_or(Refusal::NotUsr(partition))
+}
+
+/// The slot GRUB boots next, or why none: no USR partition at all is told apart from
+/// USR partitions that are all spent.
+pub fn require_next_boot(slots: &[Slot]) -> Result<usize, Refusal> {
+    if slots.is_empty() {
+        return Err(Refusal::NoUsrPartition);
+    }
+    next_boot(slots).ok_or(Refusal::NothingBootable)
 }
 
 #[cfg(test)]

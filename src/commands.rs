@@ -65,10 +65,7 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Strin
 /// Which slot booted, using the same rules as the initrd assessment. `None` when it
 /// cannot be told, or when the disk is an image and no probe input points at it.
 fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    let is_block = std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false);
-    if !is_block && !env.explicit {
+    if !is_block(disk) && !env.explicit {
         return (
             None,
             vec!["the disk is an image file: no booted slot".into()],
@@ -77,6 +74,78 @@ fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>)
     let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
     let a = assess::assess(&f);
     (a.booted, a.reasons)
+}
+
+fn is_block(disk: &Path) -> bool {
+    std::fs::metadata(disk)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false)
+}
+
+/// Where the host's state about this disk is: for a block device, the running system's
+/// (or what the probe options point at); for an image file only what `--run-dir` and
+/// `--sysroot` name, so an image never shows this machine's boot record or history.
+struct HostState {
+    boot_json: Option<std::path::PathBuf>,
+    history: Option<std::path::PathBuf>,
+}
+
+impl HostState {
+    fn of(env: &Env, p: &Probe, disk: &Path) -> HostState {
+        let host = is_block(disk) || env.explicit;
+        HostState {
+            boot_json: (host || p.run_dir.is_some()).then(|| env.run_dir.join("abguard/boot.json")),
+            history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
+        }
+    }
+
+    fn last_assessment(&self) -> Option<serde_json::Value> {
+        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    fn history(&self) -> Vec<serde_json::Value> {
+        self.history
+            .as_deref()
+            .map(record::read_history)
+            .unwrap_or_default()
+    }
+}
+
+/// Append a `manual-<verb>` event when the disk's history is known (the running
+/// system's disk, or `--sysroot` given) and the verb changed something. The GPT is
+/// already written, so a history that cannot be appended is a warning, not a failure.
+fn record_manual(
+    host: &HostState,
+    verb: record::Manual,
+    disk: &Path,
+    before: &[Slot],
+    after: &[Slot],
+) {
+    let Some(root) = &host.history else {
+        return;
+    };
+    if before == after {
+        return;
+    }
+    let mut r = record::Record::new(verb.event(), "manual");
+    r.disk = Some(disk.display().to_string());
+    r.before = before.to_vec();
+    r.slots = after.to_vec();
+    r.actions = before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, a)| {
+            format!(
+                "{} (partition {}): {} -> {}",
+                a.label, a.partition, b.attrs, a.attrs
+            )
+        })
+        .collect();
+    if let Err(e) = record::log_event(root, &r) {
+        log::warn!("history not updated: {e:#}");
+    }
 }
 
 fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
@@ -104,16 +173,19 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let slots = table.slots();
     let next = ab::next_boot(&slots);
     let (booted, booted_notes) = booted(&env, &path, &table);
-    let last: Option<serde_json::Value> = std::fs::read(env.run_dir.join("abguard/boot.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let hist = record::read_history(&env.sysroot);
+    let host = HostState::of(&env, p, &path);
+    let last = host.last_assessment();
+    let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
+    let mut problems = table.problems.clone();
+    if slots.is_empty() {
+        problems.push(ab::Refusal::NoUsrPartition.to_string());
+    }
     if json {
         print_json(&json!({
             "disk": path.display().to_string(),
             "table": table.used,
-            "problems": table.problems,
+            "problems": problems,
             "slots": slots,
             "next_boot": next.map(|i| slots[i].partition),
             "booted": booted.map(|i| slots[i].partition),
@@ -128,7 +200,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
         path.display(),
         table.used
     );
-    for p in &table.problems {
+    for p in &problems {
         println!("  warning: {p}");
     }
     for (i, s) in slots.iter().enumerate() {
@@ -152,7 +224,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         );
     }
-    if next.is_none() {
+    if next.is_none() && !slots.is_empty() {
         println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
     }
     if let Some(l) = &last {
@@ -208,26 +280,44 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let (_, table) = probe::read_table(&path, false)?;
     let slots = table.slots();
     let (booted, _) = booted(&env, &path, &table);
-    let boot_json = env.run_dir.join("abguard/boot.json");
-    let last: Option<serde_json::Value> = std::fs::read(&boot_json)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let host = HostState::of(&env, p, &path);
+    let last = host.last_assessment();
     // the newest verdict: a gate event after the initrd's, else the initrd's
-    let hist = record::read_history(&env.sysroot);
-    let newest = hist.last().or(last.as_ref());
-    let last_time = std::fs::metadata(&boot_json)
-        .and_then(|m| m.modified())
-        .ok()
+    let hist = host.history();
+    let newest = hist
+        .iter()
+        .rev()
+        .find(|h| {
+            h["event"]
+                .as_str()
+                .and_then(record::Manual::from_event)
+                .is_none()
+        })
+        .or(last.as_ref());
+    let last_time = host
+        .boot_json
+        .as_ref()
+        .and_then(|b| std::fs::metadata(b).ok())
+        .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs());
+    // the running /usr's version is the host's: an image without probe options has none
     let version = last
         .as_ref()
         .and_then(|l| l["version_id"].as_str().map(str::to_string))
-        .or_else(|| probe::version_id(&env.usr_candidates));
-    let counters = record::read_counters(&env.sysroot);
+        .or_else(|| {
+            (is_block(&path) || env.explicit)
+                .then(|| probe::version_id(&env.usr_candidates))
+                .flatten()
+        });
+    let counters = host
+        .history
+        .as_deref()
+        .map(record::read_counters)
+        .unwrap_or_default();
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         table: table.used,
-        problems: table.problems.len(),
+        problems: table.problems.len() + usize::from(slots.is_empty()),
         slots: &slots,
         next_boot: ab::next_boot(&slots),
         booted,
@@ -257,9 +347,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let path = probe::disk_path(d.disk.as_ref(), &env)?;
     let mut pick = None;
-    let result = |slots: &Vec<Slot>| -> Result<usize> {
-        ab::next_boot(slots).ok_or_else(|| Refusal::NothingBootable.into())
-    };
+    let result = |slots: &Vec<Slot>| -> Result<usize> { Ok(ab::require_next_boot(slots)?) };
     let (before, after) = if dry_run {
         let (_, t) = probe::read_table(&path, false)?;
         let s = t.slots();
@@ -276,6 +364,15 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
             Ok(())
         })?
     };
+    if !dry_run {
+        record_manual(
+            &HostState::of(&env, p, &path),
+            record::Manual::Next,
+            &path,
+            &before,
+            &after,
+        );
+    }
     let i = pick.expect("set on success");
     if json {
         print_json(&json!({
@@ -316,6 +413,13 @@ pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> 
         ab::stage(s, i);
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::Stage,
+        &path,
+        &before,
+        &after,
+    );
     report_change("stage", &path, &before, &after, json);
     Ok(0)
 }
@@ -331,6 +435,13 @@ pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> 
         ab::mark_good(s, i);
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::MarkGood,
+        &path,
+        &before,
+        &after,
+    );
     report_change("mark-good", &path, &before, &after, json);
     Ok(0)
 }
@@ -359,10 +470,12 @@ pub fn rollback(
         let target = match partition {
             Some(n) => slot_by_partition(s, n)?,
             None => {
-                // from the booted slot; on an image, from the slot GRUB would boot now
-                let from = match booted_index(&env, &path) {
-                    Ok(i) => i,
-                    Err(_) => ab::next_boot(s).ok_or(Refusal::NothingBootable)?,
+                // only from a slot known to have booted: counting from GRUB's next
+                // slot would, on a disk mid-update, make the staged update the target
+                let (_, table) = probe::read_table(&path, false)?;
+                let from = match booted(&env, &path, &table) {
+                    (Some(i), _) => i,
+                    (None, why) => return Err(Refusal::BootedUnknown(why.join("; ")).into()),
                 };
                 ab::other_slot(s, from)?
             }
@@ -370,6 +483,13 @@ pub fn rollback(
         ab::rollback(s, target, force)?;
         Ok(())
     })?;
+    record_manual(
+        &HostState::of(&env, p, &path),
+        record::Manual::Rollback,
+        &path,
+        &before,
+        &after,
+    );
     report_change("rollback", &path, &before, &after, json);
     Ok(0)
 }

@@ -6,7 +6,7 @@
 //! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
 //! drop-in can add its own service.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -143,6 +143,8 @@ impl Config {
     }
 
     /// Read the configuration under `root` ("/" on a live system).
+    /// A FIFO or device in place of a file is an error at once, never a hang at boot
+    /// (the generator reads these too).
     pub fn load(root: &Path) -> Result<Config> {
         let mut c = Config::default();
         let mut files = vec![
@@ -159,14 +161,33 @@ impl Config {
             files.extend(d);
         }
         for f in files {
-            match std::fs::read_to_string(&f) {
-                Ok(t) => c.apply(&f, &t)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => bail!("reading {}: {e}", f.display()),
+            if let Some(t) = read_config_file(&f)? {
+                c.apply(&f, &t)?;
             }
         }
         Ok(c)
     }
+}
+
+/// The text of one configuration file; `None` when it does not exist.
+fn read_config_file(f: &Path) -> Result<Option<String>> {
+    use crate::safefs::{open_file, Kind};
+    use std::io::Read;
+    let mut file = match open_file(f, false, Kind::Regular, nix::fcntl::OFlag::empty()) {
+        Ok(file) => file,
+        Err(e)
+            if e.root_cause()
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut t = String::new();
+    file.read_to_string(&mut t)
+        .with_context(|| format!("reading {}", f.display()))?;
+    Ok(Some(t))
 }
 
 #[cfg(test)]

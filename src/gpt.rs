@@ -13,7 +13,7 @@ use crate::fail;
 use anyhow::{bail, Context, Result};
 use gptman::GPTHeader;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -84,11 +84,12 @@ pub struct Disk {
 
 impl Disk {
     pub fn open(path: &Path, writable: bool) -> Result<Disk> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let file = crate::safefs::open_file(
+            path,
+            writable,
+            crate::safefs::Kind::RegularOrBlock,
+            nix::fcntl::OFlag::empty(),
+        )?;
         let sector_size = sector_size(&file)
             .with_context(|| format!("reading the logical sector size of {}", path.display()))?;
         Ok(Disk { file, sector_size })

@@ -175,16 +175,16 @@ where
 }
 
 pub fn run(a: &ReadUsrArgs) -> Result<i32> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use nix::fcntl::OFlag;
     let t0 = std::time::Instant::now();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    if a.direct {
-        opts.custom_flags(nix::libc::O_DIRECT);
-    }
-    let f = opts
-        .open(&a.device)
-        .with_context(|| format!("opening {}", a.device.display()))?;
+    let flags = if a.direct {
+        OFlag::O_DIRECT
+    } else {
+        OFlag::empty()
+    };
+    // a directory or FIFO is a usage error (exit 1): read errors would say exit 4,
+    // "verification failed", which the unit turns into a rollback
+    let f = crate::safefs::open_file(&a.device, false, crate::safefs::Kind::RegularOrBlock, flags)?;
     let size = crate::verity::device_size(&f)
         .with_context(|| format!("reading the size of {}", a.device.display()))?;
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};

@@ -31,6 +31,38 @@ pub struct Booted {
     pub source: String,
 }
 
+/// A slot change an operator (or a script) made with a verb, on a disk whose history
+/// is known. Recorded as `manual-<verb>` with the attributes before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manual {
+    Stage,
+    MarkGood,
+    Rollback,
+    Next,
+}
+
+impl Manual {
+    pub const ALL: [Manual; 4] = [
+        Manual::Stage,
+        Manual::MarkGood,
+        Manual::Rollback,
+        Manual::Next,
+    ];
+
+    pub fn event(self) -> &'static str {
+        match self {
+            Manual::Stage => "manual-stage",
+            Manual::MarkGood => "manual-mark-good",
+            Manual::Rollback => "manual-rollback",
+            Manual::Next => "manual-next",
+        }
+    }
+
+    pub fn from_event(event: &str) -> Option<Manual> {
+        Manual::ALL.into_iter().find(|m| m.event() == event)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
     pub schema: u32,
@@ -43,6 +75,9 @@ pub struct Record {
     pub table: Option<Copy>,
     pub booted: Option<Booted>,
     pub slots: Vec<Slot>,
+    /// Manual events only: the attributes before the change (`slots` are after it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Slot>,
     pub version_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verity: Option<Verity>,
@@ -67,6 +102,7 @@ impl Record {
             table: None,
             booted: None,
             slots: Vec::new(),
+            before: Vec::new(),
             version_id: None,
             verity: None,
             first_boot_after_upgrade: None,
@@ -216,7 +252,11 @@ impl Counters {
         if failed && r.first_boot_after_upgrade != Some(false) {
             self.failed_first_boots += 1;
         }
-        if r.actions.iter().any(|a| a.starts_with("spent ")) {
+        // an operator's rollback sends the node back to the other build as surely as
+        // the gate's: counted as a rollback, never as a failed first boot
+        if r.actions.iter().any(|a| a.starts_with("spent "))
+            || Manual::from_event(&r.event) == Some(Manual::Rollback)
+        {
             self.rollbacks += 1;
         }
     }
@@ -233,16 +273,17 @@ pub fn read_counters(root: &Path) -> Counters {
 }
 
 /// The newest HISTORY_MAX history entries under `root`, oldest first; lines that are
-/// not JSON (a torn append) are skipped.
+/// not JSON (a torn append) are skipped. Split as bytes: a tear inside a multi-byte
+/// character must cost that line only, not the whole file.
 pub fn read_history(root: &Path) -> Vec<serde_json::Value> {
     let dir = root.join(HISTORY_DIR);
     let mut all: Vec<serde_json::Value> = [HISTORY_OLD, HISTORY_FILE]
         .iter()
         .flat_map(|f| {
-            std::fs::read_to_string(dir.join(f))
+            std::fs::read(dir.join(f))
                 .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
+                .split(|&b| b == b'\n')
+                .filter_map(|l| serde_json::from_slice(l).ok())
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -419,6 +460,26 @@ mod tests {
             .map(|v| v["n"].clone())
             .collect();
         assert_eq!(ns, [1, 3]);
+    }
+
+    #[test]
+    fn torn_multibyte_character_costs_one_line_only() {
+        let t = tempfile::tempdir().unwrap();
+        append_history(
+            t.path(),
+            &serde_json::json!({ "n": 1, "unit": "café.service" }),
+        )
+        .unwrap();
+        // the tear falls between the two bytes of "é" (C3 A9): the file is not UTF-8
+        let f = t.path().join(HISTORY_DIR).join(HISTORY_FILE);
+        let mut text = std::fs::read(&f).unwrap();
+        text.extend_from_slice(b"{\"n\": 2, \"unit\": \"caf\xc3");
+        std::fs::write(&f, text).unwrap();
+        let ns: Vec<_> = read_history(t.path())
+            .iter()
+            .map(|v| v["n"].clone())
+            .collect();
+        assert_eq!(ns, [1]);
     }
 
     #[test]

@@ -26,6 +26,60 @@ pub struct Tail {
     pub lines: usize,
 }
 
+/// Which kinds of file an [`open_file`] caller can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regular,
+    RegularOrBlock,
+}
+
+/// Open `path` without blocking on a FIFO, then refuse anything but the kinds asked
+/// for, checked with fstat on the opened file (no race with a rename). A FIFO, socket
+/// or character device would otherwise hang a reader or feed it endless bytes.
+/// `flags` are added to O_RDONLY/O_RDWR (e.g. O_DIRECT).
+pub fn open_file(path: &Path, writable: bool, kind: Kind, flags: OFlag) -> Result<File> {
+    let access = if writable {
+        OFlag::O_RDWR
+    } else {
+        OFlag::O_RDONLY
+    };
+    let fd = nix::fcntl::open(
+        path,
+        access | flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(|| format!("opening {}", path.display()))?;
+    let mode = SFlag::from_bits_truncate(
+        nix::sys::stat::fstat(&fd)
+            .with_context(|| format!("reading the file type of {}", path.display()))?
+            .st_mode,
+    ) & SFlag::S_IFMT;
+    let ok = mode == SFlag::S_IFREG || (kind == Kind::RegularOrBlock && mode == SFlag::S_IFBLK);
+    if !ok {
+        let what = match mode {
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFIFO => "a FIFO",
+            SFlag::S_IFSOCK => "a socket",
+            SFlag::S_IFCHR => "a character device",
+            _ => "not a regular file",
+        };
+        let want = match kind {
+            Kind::Regular => "a regular file",
+            Kind::RegularOrBlock => "a block device or an image file",
+        };
+        bail!("{} is {what}, not {want}", path.display());
+    }
+    // O_NONBLOCK only guarded the open: reads of a file or disk never block anyway
+    let fl = OFlag::from_bits_truncate(
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)
+            .with_context(|| format!("reading the flags of {}", path.display()))?,
+    );
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(fl & !OFlag::O_NONBLOCK))
+        .with_context(|| format!("setting the flags of {}", path.display()))?;
+    Ok(File::from(fd))
+}
+
 #[derive(Debug)]
 pub struct SafeDir {
     fd: OwnedFd,
@@ -264,6 +318,36 @@ impl SafeDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn special_files_are_refused_at_once() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let sock = t.path().join("sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let file = t.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        for (p, kind, want) in [
+            (&fifo, Kind::Regular, "is a FIFO"),
+            (&fifo, Kind::RegularOrBlock, "is a FIFO"),
+            (&t.path().to_path_buf(), Kind::Regular, "is a directory"),
+            (
+                &Path::new("/dev/null").to_path_buf(),
+                Kind::RegularOrBlock,
+                "is a character device",
+            ),
+        ] {
+            let e = open_file(p, false, kind, OFlag::empty()).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{}: {e:#}", p.display());
+        }
+        // a socket cannot be opened at all: still an error, never a hang
+        assert!(open_file(&sock, false, Kind::Regular, OFlag::empty()).is_err());
+        let mut f = open_file(&file, false, Kind::Regular, OFlag::empty()).unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "x");
+    }
 
     #[test]
     fn atomic_write_and_replace() {

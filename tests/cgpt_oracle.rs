@@ -192,7 +192,13 @@ fn rollback_refuses_a_never_good_slot() {
     let img = copy(dir.path(), "d.img");
     let before = sha(&img);
     // from the fresh image, the other slot (B) never booted
-    let o = abguard(&["rollback", "--disk", img.to_str().unwrap()]);
+    let o = abguard(&[
+        "rollback",
+        "--disk",
+        img.to_str().unwrap(),
+        "--partition",
+        "4",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("never booted successfully"),
@@ -210,13 +216,40 @@ fn rollback_refuses_a_never_good_slot() {
     ])
     .status
     .success());
-    let o = abguard(&["rollback", "--disk", img.to_str().unwrap()]);
+    let o = abguard(&[
+        "rollback",
+        "--disk",
+        img.to_str().unwrap(),
+        "--partition",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(cgpt_attrs(&img, 3).0, 2);
     assert_eq!(
         ab::next_boot(&read(&img).slots()).map(|i| read(&img).slots()[i].partition),
         Some(3)
     );
+}
+
+#[test]
+fn rollback_without_a_known_booted_slot_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy(dir.path(), "d.img");
+    // mid-update: B staged (GRUB's next slot), A the good one; an image has no booted
+    // slot, so counting from GRUB's next would pick A and --force would re-arm B
+    cgpt_add(&img, 4, 2, 1, false);
+    cgpt_add(&img, 3, 1, 0, true);
+    let before = sha(&img);
+    for force in [false, true] {
+        let mut args = vec!["rollback", "--disk", img.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        let o = abguard(&args);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--partition"), "{}", stderr(&o));
+        assert!(sha(&img) == before, "nothing written (force={force})");
+    }
 }
 
 #[test]

@@ -669,20 +669,6 @@ fn cases() -> Vec<Case> {
             ..ROW
         },
         Case {
-            name: "GPT: no USR partitions (stage)",
-            setup: |d| {
-                let img = fresh(d);
-                patch_arrays(&img, |a| {
-                    set_type(a, 3, LINUX_TYPE);
-                    set_type(a, 4, LINUX_TYPE);
-                });
-                Fx::disk(img)
-            },
-            run: &["stage", "--partition", "4"],
-            expect: Expect::Fails(3, &["partition 4 is not a USR partition"]),
-            ..ROW
-        },
-        Case {
             name: "GPT: one USR partition (status)",
             setup: |d| {
                 let img = fresh(d);
@@ -697,6 +683,50 @@ fn cases() -> Vec<Case> {
             ..ROW
         },
         Case {
+            name: "GPT: no USR partition (status names it a problem)",
+            setup: |d| {
+                let img = fresh(d);
+                patch_arrays(&img, |a| {
+                    set_type(a, 3, LINUX_TYPE);
+                    set_type(a, 4, LINUX_TYPE);
+                });
+                Fx::disk(img)
+            },
+            expect: Expect::Json(&[
+                ("#/slots", "0"),
+                ("~/problems", "no partition of Flatcar's USR type"),
+            ]),
+            ..ROW
+        },
+        Case {
+            name: "GPT: no USR partition (next)",
+            setup: |d| {
+                let img = fresh(d);
+                patch_arrays(&img, |a| {
+                    set_type(a, 3, LINUX_TYPE);
+                    set_type(a, 4, LINUX_TYPE);
+                });
+                Fx::disk(img)
+            },
+            run: &["next"],
+            expect: Expect::Fails(3, &["no partition of Flatcar's USR type"]),
+            ..ROW
+        },
+        Case {
+            name: "GPT: no USR partition (stage)",
+            setup: |d| {
+                let img = fresh(d);
+                patch_arrays(&img, |a| {
+                    set_type(a, 3, LINUX_TYPE);
+                    set_type(a, 4, LINUX_TYPE);
+                });
+                Fx::disk(img)
+            },
+            run: &["stage", "--partition", "4"],
+            expect: Expect::Fails(3, &["no partition of Flatcar's USR type"]),
+            ..ROW
+        },
+        Case {
             name: "GPT: one USR partition (rollback)",
             setup: |d| {
                 let img = fresh(d);
@@ -704,7 +734,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(3, &["there is only one USR partition"]),
+            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
             ..ROW
         },
         Case {
@@ -741,10 +771,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(
-                3,
-                &["there are 3 USR partitions; name one with --partition"],
-            ),
+            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
             ..ROW
         },
         Case {
