@@ -71,7 +71,7 @@ UNITDIR   := $(PREFIX)/lib/systemd/system
 UNITS     := abguard-gate.service abguard-failed@.service abguard-deadline.timer \
              abguard-deadline.service abguard-healthy.path abguard-metrics.service \
              abguard-metrics.timer abguard-verify-staged.path abguard-verify-staged.service \
-             abguard-read-usr.service
+             abguard-read-usr.service abguard-locksmithd.path
 DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/50abguard
 
 # Everything lands under /usr, as on Flatcar (read-only /usr, vendor enablement via
@@ -83,9 +83,13 @@ sysext: build
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/abguard
 	install -d $(DESTDIR)$(UNITDIR)/multi-user.target.wants $(DESTDIR)$(UNITDIR)/timers.target.wants \
-		$(DESTDIR)$(UNITDIR)/update-engine.service.d $(DESTDIR)$(PREFIX)/lib/systemd/system-generators
+		$(DESTDIR)$(UNITDIR)/update-engine.service.d \
+		$(DESTDIR)$(UNITDIR)/locksmithd.service.d $(DESTDIR)$(PREFIX)/lib/systemd/system-generators
 	for u in $(UNITS); do install -m 0644 systemd/$$u $(DESTDIR)$(UNITDIR)/$$u; done
 	install -m 0644 systemd/update-engine.service.d/50-abguard.conf $(DESTDIR)$(UNITDIR)/update-engine.service.d/
+	install -m 0644 systemd/locksmithd.service.d/50-abguard.conf $(DESTDIR)$(UNITDIR)/locksmithd.service.d/
+	ln -sf ../abguard-locksmithd.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-locksmithd.path
+	install -D -m 0644 prometheus/abguard.rules.yml $(DESTDIR)$(PREFIX)/share/abguard/abguard.rules.yml
 	ln -sf ../abguard-gate.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-gate.service
 	ln -sf ../abguard-healthy.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-healthy.path
 	ln -sf ../abguard-verify-staged.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-verify-staged.path

@@ -9,6 +9,8 @@ pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs
       ignition python3-jsonschema python3-yaml
       # tests/packaging.rs runs `make install`
       make
+      # tests/prometheus.rs: promtool test rules, a real Prometheus and node_exporter
+      prometheus prometheus-node-exporter
       # abguard verify (feature cryptsetup): libcryptsetup-rs-sys runs pkg-config and bindgen
       libcryptsetup-dev libclang-dev pkg-config)
 missing=()

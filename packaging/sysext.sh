@@ -19,7 +19,7 @@ install -m 0644 "$REPO/systemd/abguard-assess.service" "$R/usr/lib/systemd/syste
 S=$R/usr/lib/systemd/system
 dropin() { mkdir -p "$S/$1.d"; printf '%s\n' "# abguard sysext" "$2" >"$S/$1.d/10-abguard.conf"; }
 dropin sysinit.target "$(printf '[Unit]\nUpholds=abguard-assess.service')"
-dropin multi-user.target "$(printf '[Unit]\nUpholds=abguard-gate.service abguard-healthy.path')"
+dropin multi-user.target "$(printf '[Unit]\nUpholds=abguard-gate.service abguard-healthy.path abguard-locksmithd.path')"
 dropin timers.target "$(printf '[Unit]\nUpholds=abguard-deadline.timer')"
 for u in abguard-assess.service abguard-gate.service abguard-deadline.timer; do
   dropin "$u" "$(printf '[Unit]\nConditionPathExists=')"

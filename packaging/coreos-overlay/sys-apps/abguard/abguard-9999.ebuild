@@ -167,17 +167,22 @@ src_install() {
 	systemd_dounit systemd/abguard-healthy.path
 	systemd_dounit systemd/abguard-metrics.service systemd/abguard-metrics.timer
 	systemd_dounit systemd/abguard-verify-staged.path systemd/abguard-verify-staged.service
-	systemd_dounit systemd/abguard-read-usr.service
+	systemd_dounit systemd/abguard-read-usr.service systemd/abguard-locksmithd.path
 	systemd_enable_service multi-user.target abguard-gate.service
 	systemd_enable_service multi-user.target abguard-healthy.path
 	systemd_enable_service multi-user.target abguard-verify-staged.path
+	systemd_enable_service multi-user.target abguard-locksmithd.path
 	systemd_enable_service timers.target abguard-deadline.timer
 	insinto /usr/lib/systemd/system/update-engine.service.d
 	doins systemd/update-engine.service.d/50-abguard.conf
+	insinto /usr/lib/systemd/system/locksmithd.service.d
+	doins systemd/locksmithd.service.d/50-abguard.conf
 	dosym ../../../bin/abguard /usr/lib/systemd/system-generators/abguard-generator
 
 	insinto /usr/lib/abguard
 	doins systemd/abguard.conf
+	insinto /usr/share/abguard
+	doins prometheus/abguard.rules.yml
 
 	# dracut copies module files with their modes: the scripts must be executable
 	exeinto /usr/lib/dracut/modules.d/50abguard
