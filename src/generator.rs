@@ -78,7 +78,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
 }
 
 /// Generator entry point: never fails the boot; problems go to the kernel log and a
-/// marker the gate records.
+/// marker the gate records (run/abguard/config-error under `root`).
 pub fn run(root: &Path, args: &[String]) -> i32 {
     let Some(out) = args.first() else {
         log::error!("abguard-generator: missing output directory argument");
@@ -87,8 +87,9 @@ pub fn run(root: &Path, args: &[String]) -> i32 {
     let result = Config::load(root).and_then(|cfg| generate(&cfg, Path::new(out)));
     if let Err(e) = &result {
         log::error!("configuration not applied: {e:#}");
-        let _ = std::fs::create_dir_all("/run/abguard");
-        let _ = std::fs::write("/run/abguard/config-error", format!("{e:#}\n"));
+        let state = root.join("run/abguard");
+        let _ = std::fs::create_dir_all(&state);
+        let _ = std::fs::write(state.join("config-error"), format!("{e:#}\n"));
         // the deadline still applies, so an unproven upgrade cannot stick forever
         let _ = generate(&Config::default(), Path::new(out));
     }
