@@ -44,7 +44,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
         "abguard-deadline.timer",
         &format!(
             "{header}[Timer]\nOnStartupSec=\nOnStartupSec={}\n",
-            cfg.deadline
+            cfg.deadline.systemd()
         ),
     )?;
     // VERIFY_USR=yes: reading all of /usr through dm-verity is one more requirement of a
@@ -126,7 +126,7 @@ mod tests {
         assert!(r("nginx.service.d/50-abguard.conf")
             .contains("OnFailure=abguard-failed@nginx.service.service"));
         assert!(r("abguard-deadline.timer.d/50-abguard.conf")
-            .ends_with("OnStartupSec=\nOnStartupSec=2min\n"));
+            .ends_with("OnStartupSec=\nOnStartupSec=120s\n"));
         // without critical units only the deadline is set
         let bare = tempfile::tempdir().unwrap();
         generate(&Config::default(), bare.path()).unwrap();
@@ -134,7 +134,7 @@ mod tests {
         let deadline =
             std::fs::read_to_string(bare.path().join("abguard-deadline.timer.d/50-abguard.conf"))
                 .unwrap();
-        assert!(deadline.ends_with("OnStartupSec=10min\n"), "{deadline}");
+        assert!(deadline.ends_with("OnStartupSec=600s\n"), "{deadline}");
         // VERIFY_USR=yes adds the full read of /usr, with or without critical units
         for (text, want) in [
             (

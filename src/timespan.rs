@@ -127,9 +127,7 @@ pub fn deadline(text: &str) -> Result<Span, String> {
     let s = parse(text)
         .map_err(|e| format!("{text:?} is not a systemd time span ({e}; e.g. 10min, 1h 30min)"))?;
     if s < DEADLINE_MIN || s > DEADLINE_MAX {
-        return Err(format!(
-            "{text:?} is {s}, outside {DEADLINE_MIN} to {DEADLINE_MAX}"
-        ));
+        return Err(format!("{text:?} is {s}, outside 1min to 24h"));
     }
     Ok(s)
 }
@@ -254,7 +252,7 @@ mod tests {
         assert_eq!(deadline("24h"), Ok(DEADLINE_MAX));
         assert_eq!(deadline("1.5h"), Ok(Span(5_400_000_000)));
         for (bad, why) in [
-            ("0", "outside 1min to 1d"),
+            ("0", "is 0, outside 1min to 24h"),
             ("59s", "outside"),
             ("24h 1us", "outside"),
             ("1w", "outside"),
