@@ -14,39 +14,23 @@ const MIN: u64 = 60 * SEC;
 const HOUR: u64 = 60 * MIN;
 const DAY: u64 = 24 * HOUR;
 
-/// systemd's table, in its order: the first prefix that matches wins ("ms" before "m",
-/// "months" before "min" would not matter, "M" is month, "m" is minute).
-const UNITS: &[(&str, u64)] = &[
-    ("seconds", SEC),
-    ("second", SEC),
-    ("sec", SEC),
-    ("s", SEC),
-    ("minutes", MIN),
-    ("minute", MIN),
-    ("min", MIN),
-    ("months", 2_629_800 * SEC),
-    ("month", 2_629_800 * SEC),
-    ("M", 2_629_800 * SEC),
-    ("msec", 1000),
-    ("ms", 1000),
-    ("m", MIN),
-    ("hours", HOUR),
-    ("hour", HOUR),
-    ("hr", HOUR),
-    ("h", HOUR),
-    ("days", DAY),
-    ("day", DAY),
-    ("d", DAY),
-    ("weeks", 7 * DAY),
-    ("week", 7 * DAY),
-    ("w", 7 * DAY),
-    ("years", 31_557_600 * SEC),
-    ("year", 31_557_600 * SEC),
-    ("y", 31_557_600 * SEC),
-    ("usec", 1),
-    ("us", 1),
-    ("\u{3bc}s", 1),
-    ("\u{b5}s", 1),
+/// systemd's unit table, in its order: the first prefix that matches wins ("ms" before
+/// "m"; "M" is a month, "m" a minute). One string and an index into [`MULT`], not a
+/// table of (&str, u64): the static binary has a size budget.
+const NAMES: &str = "seconds second sec s minutes minute min months month M msec ms m \
+hours hour hr h days day d weeks week w years year y usec us \u{3bc}s \u{b5}s";
+const UNIT: &[u8; 30] = b"000011122233144445556667778888";
+/// s, min, month (30.44 d), ms, h, d, w, year (365.25 d), us
+const MULT: [u64; 9] = [
+    SEC,
+    MIN,
+    2_629_800 * SEC,
+    1000,
+    HOUR,
+    DAY,
+    7 * DAY,
+    31_557_600 * SEC,
+    1,
 ];
 
 /// Bounds of DEADLINE: under a minute no real service proves itself; over a day the
@@ -61,61 +45,60 @@ fn ws(s: &str) -> &str {
 /// Parse like systemd's `parse_sec()`: components, each a number (decimal fraction
 /// allowed) and an optional unit (seconds when absent), joined with or without
 /// whitespace. "infinity" is refused: no abguard span may be unbounded.
-pub fn parse(text: &str) -> Result<Span, String> {
+pub fn parse(text: &str) -> Result<Span, &'static str> {
+    const RANGE: &str = "out of range";
     let mut p = ws(text);
     if p.is_empty() {
-        return Err("empty".into());
+        return Err("empty");
     }
     let mut total: u64 = 0;
-    let overflow = || "out of range".to_string();
     while !p.is_empty() {
-        // strtoll: an optional sign, then digits that must fit a long long
+        // strtoll: an optional '+', then digits that must fit a long long
         if p.starts_with('-') {
-            return Err("negative".into());
+            return Err("negative");
         }
         let num = p.strip_prefix('+').unwrap_or(p);
         let int_len = num.bytes().take_while(u8::is_ascii_digit).count();
         let (int, rest) = num.split_at(int_len);
-        let whole: u64 = match int {
-            "" => 0,
-            d => d
-                .parse::<i64>()
-                .map_err(|_| overflow())?
-                .try_into()
-                .map_err(|_| overflow())?,
-        };
+        let mut whole: u64 = 0;
+        for d in int.bytes() {
+            whole = whole
+                .checked_mul(10)
+                .and_then(|w| w.checked_add(u64::from(d - b'0')))
+                .filter(|w| *w <= i64::MAX as u64)
+                .ok_or(RANGE)?;
+        }
         let point = rest.starts_with('.');
         let (frac, rest) = match rest.strip_prefix('.') {
             Some(r) => r.split_at(r.bytes().take_while(u8::is_ascii_digit).count()),
-            None if int.is_empty() => return Err(format!("expected a number at {p:?}")),
+            None if int.is_empty() => return Err("expected a number"),
             None => ("", rest),
         };
         let after = ws(rest);
-        let (mult, next) = match UNITS.iter().find(|(u, _)| after.starts_with(u)) {
-            Some((u, m)) => (*m, &after[u.len()..]),
+        let unit = NAMES.split(' ').zip(UNIT).find(|(u, _)| after.starts_with(u));
+        let (mult, next) = match unit {
+            Some((u, i)) => (MULT[usize::from(i - b'0')], &after[u.len()..]),
             // "12x" is wrong; "12 x" fails on "x" as the next component, as in systemd
             None if after.len() == rest.len() && !rest.is_empty() => {
-                return Err(format!("unknown unit at {rest:?}"))
+                return Err("unknown unit")
             }
             None => (SEC, after),
         };
-        let k = whole.checked_mul(mult).ok_or_else(overflow)?;
-        total = total.checked_add(k).ok_or_else(overflow)?;
+        let k = whole.checked_mul(mult).ok_or(RANGE)?;
+        total = total.checked_add(k).ok_or(RANGE)?;
         if point {
             // "3." and "3.sec" are refused
             if frac.is_empty() {
-                return Err(format!("no digits after the point in {p:?}"));
+                return Err("no digits after the point");
             }
             let mut m = mult / 10;
             for d in frac.bytes() {
-                total = total
-                    .checked_add(u64::from(d - b'0') * m)
-                    .ok_or_else(overflow)?;
+                total = total.checked_add(u64::from(d - b'0') * m).ok_or(RANGE)?;
                 m /= 10;
             }
         }
         if total == u64::MAX {
-            return Err(overflow());
+            return Err(RANGE);
         }
         p = ws(next);
     }
@@ -183,6 +166,7 @@ mod tests {
 
     #[test]
     fn like_systemd() {
+        assert_eq!(NAMES.split(' ').count(), UNIT.len());
         // microseconds from `systemd-analyze timespan` (systemd 252)
         for (text, usec) in [
             ("1h 30min", 5_400_000_000),
