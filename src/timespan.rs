@@ -75,13 +75,14 @@ pub fn parse(text: &str) -> Result<Span, &'static str> {
             None => ("", rest),
         };
         let after = ws(rest);
-        let unit = NAMES.split(' ').zip(UNIT).find(|(u, _)| after.starts_with(u));
+        let unit = NAMES
+            .split(' ')
+            .zip(UNIT)
+            .find(|(u, _)| after.starts_with(u));
         let (mult, next) = match unit {
             Some((u, i)) => (MULT[usize::from(i - b'0')], &after[u.len()..]),
             // "12x" is wrong; "12 x" fails on "x" as the next component, as in systemd
-            None if after.len() == rest.len() && !rest.is_empty() => {
-                return Err("unknown unit")
-            }
+            None if after.len() == rest.len() && !rest.is_empty() => return Err("unknown unit"),
             None => (SEC, after),
         };
         let k = whole.checked_mul(mult).ok_or(RANGE)?;

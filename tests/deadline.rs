@@ -104,7 +104,9 @@ fn every_unit_and_shape_means_what_systemd_says() {
             assert_eq!(ours, systemd_usec(&span), "{span:?}");
         }
     }
-    for span in ["", "0", "1h foo", "12x", "1.h", "-1s", "+5s", ".5s", "1 2", "5 x"] {
+    for span in [
+        "", "0", "1h foo", "12x", "1.h", "-1s", "+5s", ".5s", "1 2", "5 x",
+    ] {
         let ours = abguard::timespan::parse(span).ok().map(|s| s.0);
         assert_eq!(ours, systemd_usec(span), "{span:?}");
     }
