@@ -4,7 +4,9 @@
 set -euo pipefail
 
 pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs-utils
-      util-linux file shellcheck hyperfine python3-prometheus-client
+      util-linux file shellcheck
+      # tests/deadline.rs compares spans with systemd-analyze timespan
+      systemd hyperfine python3-prometheus-client
       # abguard butane's output: ignition-validate, the Ignition JSON schema, the YAML
       ignition python3-jsonschema python3-yaml
       # tests/packaging.rs runs `make install`

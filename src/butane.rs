@@ -7,6 +7,7 @@
 //! text is parsed back with [`Config::apply`] before anything is printed.
 
 use crate::config::{self, Config, OnFailure};
+use crate::timespan::{self, Span};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::fmt::Write as _;
@@ -59,14 +60,9 @@ fn parse_unit(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_timespan(s: &str) -> Result<String, String> {
-    if config::valid_timespan(s.trim()) {
-        Ok(s.trim().to_string())
-    } else {
-        Err(format!(
-            "invalid --deadline {s:?}: not a systemd time span (e.g. 10min, 600s)"
-        ))
-    }
+// the boot's own parser and bounds, so provisioning cannot write what boot refuses
+fn parse_deadline(s: &str) -> Result<Span, String> {
+    timespan::deadline(s).map_err(|e| format!("invalid --deadline {e}"))
 }
 
 fn parse_unit_file(s: &str) -> Result<(String, &Path), String> {
@@ -82,7 +78,7 @@ fn parse_unit_file(s: &str) -> Result<(String, &Path), String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub critical_units: Vec<String>,
-    pub deadline: Option<String>,
+    pub deadline: Option<Span>,
     pub mark_good: bool,
     pub on_failure: Option<OnFailure>,
 }
@@ -99,7 +95,7 @@ impl Settings {
         }
         Ok(Settings {
             critical_units: units,
-            deadline: a.deadline.as_deref().map(parse_timespan).transpose()?,
+            deadline: a.deadline.as_deref().map(parse_deadline).transpose()?,
             mark_good: a.mark_good,
             on_failure: match a.on_failure.as_deref() {
                 None => None,
@@ -136,7 +132,7 @@ impl Settings {
         c.apply(Path::new(DROPIN), &t)?;
         let d = Config::default();
         let ok = c.critical_units == self.critical_units
-            && c.deadline == *self.deadline.as_ref().unwrap_or(&d.deadline)
+            && c.deadline == self.deadline.unwrap_or(d.deadline)
             && c.mark_good == (self.mark_good || d.mark_good)
             && c.on_failure == self.on_failure.unwrap_or(d.on_failure);
         if !ok {
@@ -327,7 +323,7 @@ mod tests {
     fn settings(units: &[&str], deadline: Option<&str>) -> Settings {
         Settings {
             critical_units: units.iter().map(|s| s.to_string()).collect(),
-            deadline: deadline.map(str::to_string),
+            deadline: deadline.map(|d| timespan::parse(d).unwrap()),
             ..Settings::default()
         }
     }
@@ -350,8 +346,9 @@ mod tests {
             ]
         );
         // only the keys given: nothing else is overridden
+        // the value is written normalized, as systemd prints it
         let t = settings(&[], Some("90s")).config_text().unwrap();
-        assert_eq!(t.lines().skip(1).collect::<Vec<_>>(), ["DEADLINE=90s"]);
+        assert_eq!(t.lines().skip(1).collect::<Vec<_>>(), ["DEADLINE=1min 30s"]);
     }
 
     #[test]

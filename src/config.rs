@@ -6,6 +6,7 @@
 //! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
 //! drop-in can add its own service.
 
+use crate::timespan::{self, Span};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,9 @@ pub enum OnFailure {
 pub struct Config {
     /// Units that must be active before the first boot after an upgrade is healthy.
     pub critical_units: Vec<String>,
-    /// systemd time span after boot at which an unproven upgrade is rolled back.
-    pub deadline: String,
+    /// How long after the booted system's manager started an unproven upgrade is
+    /// rolled back (OnStartupSec= of abguard-deadline.timer).
+    pub deadline: Span,
     /// Mark the slot good when the gate passes (for systems that mask update-engine).
     pub mark_good: bool,
     pub on_failure: OnFailure,
@@ -39,7 +41,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             critical_units: Vec::new(),
-            deadline: "10min".into(),
+            deadline: Span(600_000_000),
             mark_good: false,
             on_failure: OnFailure::Rollback,
             verify_usr: false,
@@ -59,24 +61,6 @@ pub(crate) fn valid_unit(u: &str) -> bool {
         && !u.ends_with("@.service")
         && u.chars()
             .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
-}
-
-/// systemd time spans: "600", "90s", "10min", "1h 30min", "2m"...
-pub(crate) fn valid_timespan(s: &str) -> bool {
-    let units = [
-        "usec", "us", "msec", "ms", "seconds", "second", "sec", "s", "minutes", "minute", "min",
-        "m", "hours", "hour", "hr", "h",
-    ];
-    let mut any = false;
-    for part in s.split_whitespace() {
-        let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let unit = &part[digits.len()..];
-        if digits.is_empty() || !(unit.is_empty() || units.contains(&unit)) {
-            return false;
-        }
-        any = true;
-    }
-    any
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -112,13 +96,8 @@ impl Config {
                     }
                 }
                 "DEADLINE" => {
-                    if !valid_timespan(v) {
-                        bail!(
-                            "{}: DEADLINE={v:?} is not a time span (e.g. 10min, 600s)",
-                            at()
-                        );
-                    }
-                    self.deadline = v.to_string();
+                    self.deadline = timespan::deadline(v)
+                        .map_err(|e| anyhow::anyhow!("{}: DEADLINE={e}", at()))?;
                 }
                 "MARK_GOOD" => {
                     self.mark_good = parse_bool(v)
@@ -205,10 +184,21 @@ mod tests {
         let c = parse("# critical\nCRITICAL_UNITS=nginx.service docker.service\nDEADLINE=90s\nMARK_GOOD=yes\nON_FAILURE=report\n").unwrap();
         assert_eq!(c.critical_units, ["nginx.service", "docker.service"]);
         assert_eq!(
-            (c.deadline.as_str(), c.mark_good, c.on_failure),
-            ("90s", true, OnFailure::Report)
+            (c.deadline, c.mark_good, c.on_failure),
+            (Span(90_000_000), true, OnFailure::Report)
         );
-        assert_eq!(parse("DEADLINE=\"1h 30min\"").unwrap().deadline, "1h 30min");
+        // systemd's grammar, not only integer+unit words
+        for (v, secs) in [
+            ("\"1h 30min\"", 5400),
+            ("1h30min", 5400),
+            ("1.5h", 5400),
+            ("2 h", 7200),
+            ("1d", 86400),
+            ("90", 90),
+        ] {
+            let d = parse(&format!("DEADLINE={v}")).unwrap().deadline;
+            assert_eq!(d, Span(secs * 1_000_000), "{v}");
+        }
         assert!(!Config::default().verify_usr);
         assert!(parse("VERIFY_USR=yes").unwrap().verify_usr);
         assert!(!parse("VERIFY_USR=yes\nVERIFY_USR=off").unwrap().verify_usr);
@@ -218,6 +208,13 @@ mod tests {
             "CRITICAL_UNITS=getty@.service",
             "DEADLINE=soon",
             "DEADLINE=",
+            "DEADLINE=0",
+            "DEADLINE=30s",
+            "DEADLINE=25h",
+            "DEADLINE=99999999999999999999999s",
+            "DEADLINE=1h foo",
+            "DEADLINE=-5min",
+            "DEADLINE=infinity",
             "MARK_GOOD=maybe",
             "VERIFY_USR=sometimes",
             "ON_FAILURE=panic",
@@ -252,7 +249,7 @@ mod tests {
         );
         w("etc/abguard/abguard.conf.d/README", "ignored");
         let c = Config::load(t.path()).unwrap();
-        assert_eq!(c.deadline, "5min");
+        assert_eq!(c.deadline.to_string(), "5min");
         assert_eq!(
             c.critical_units,
             ["sshd.service", "postgres.service", "nginx.service"]

@@ -44,7 +44,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
         "abguard-deadline.timer",
         &format!(
             "{header}[Timer]\nOnStartupSec=\nOnStartupSec={}\n",
-            cfg.deadline
+            cfg.deadline.systemd()
         ),
     )?;
     // VERIFY_USR=yes: reading all of /usr through dm-verity is one more requirement of a
@@ -78,7 +78,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
 }
 
 /// Generator entry point: never fails the boot; problems go to the kernel log and a
-/// marker the gate records.
+/// marker the gate records (run/abguard/config-error under `root`).
 pub fn run(root: &Path, args: &[String]) -> i32 {
     let Some(out) = args.first() else {
         log::error!("abguard-generator: missing output directory argument");
@@ -87,8 +87,9 @@ pub fn run(root: &Path, args: &[String]) -> i32 {
     let result = Config::load(root).and_then(|cfg| generate(&cfg, Path::new(out)));
     if let Err(e) = &result {
         log::error!("configuration not applied: {e:#}");
-        let _ = std::fs::create_dir_all("/run/abguard");
-        let _ = std::fs::write("/run/abguard/config-error", format!("{e:#}\n"));
+        let state = root.join("run/abguard");
+        let _ = std::fs::create_dir_all(&state);
+        let _ = std::fs::write(state.join("config-error"), format!("{e:#}\n"));
         // the deadline still applies, so an unproven upgrade cannot stick forever
         let _ = generate(&Config::default(), Path::new(out));
     }
@@ -125,7 +126,7 @@ mod tests {
         assert!(r("nginx.service.d/50-abguard.conf")
             .contains("OnFailure=abguard-failed@nginx.service.service"));
         assert!(r("abguard-deadline.timer.d/50-abguard.conf")
-            .ends_with("OnStartupSec=\nOnStartupSec=2min\n"));
+            .ends_with("OnStartupSec=\nOnStartupSec=120s\n"));
         // without critical units only the deadline is set
         let bare = tempfile::tempdir().unwrap();
         generate(&Config::default(), bare.path()).unwrap();
@@ -133,7 +134,7 @@ mod tests {
         let deadline =
             std::fs::read_to_string(bare.path().join("abguard-deadline.timer.d/50-abguard.conf"))
                 .unwrap();
-        assert!(deadline.ends_with("OnStartupSec=10min\n"), "{deadline}");
+        assert!(deadline.ends_with("OnStartupSec=600s\n"), "{deadline}");
         // VERIFY_USR=yes adds the full read of /usr, with or without critical units
         for (text, want) in [
             (

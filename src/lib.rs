@@ -29,6 +29,7 @@ pub mod reboot;
 pub mod record;
 pub mod safefs;
 pub mod sysfs;
+pub mod timespan;
 pub mod verify;
 pub mod verity;
 

@@ -232,7 +232,7 @@ fn readme_example_is_valid_and_equals_its_ignition_form() {
     let mut c = Config::default();
     c.apply(Path::new("10-butane.conf"), &conf).unwrap();
     assert_eq!(c.critical_units, ["nginx.service", "docker.service"]);
-    assert_eq!(c.deadline, "10min");
+    assert_eq!(c.deadline.to_string(), "10min");
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn every_setting_round_trips_through_both_formats() {
     let mut c = Config::default();
     c.apply(Path::new("10-butane.conf"), &conf).unwrap();
     assert_eq!(c.critical_units, ["etcd-member.service", "kubelet.service"]);
-    assert_eq!(c.deadline, "1h 30min");
+    assert_eq!(c.deadline.to_string(), "1h 30min");
     assert!(c.mark_good);
     assert_eq!(c.on_failure, OnFailure::Report);
     // only what was asked: a deadline alone overrides nothing else
@@ -276,6 +276,13 @@ fn every_setting_round_trips_through_both_formats() {
             .collect::<Vec<_>>(),
         ["DEADLINE=5min"]
     );
+    // systemd's grammar, written normalized: what the boot reads is what systemd reads
+    let conf = yaml(&ok(&["butane", "--deadline", "1.5h"]))["storage"]["files"][0]["contents"]
+        ["inline"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(conf.ends_with("\nDEADLINE=1h 30min\n"), "{conf}");
 }
 
 #[test]
@@ -309,6 +316,11 @@ fn bad_input_is_a_usage_error_with_nothing_printed() {
         &["butane", "--critical-unit", "getty@.service"],
         &["butane", "--deadline", "soon"],
         &["butane", "--deadline", ""],
+        // what the boot refuses: out of bounds, overflow, trailing garbage
+        &["butane", "--deadline", "0"],
+        &["butane", "--deadline", "25h"],
+        &["butane", "--deadline", "99999999999999999999999s"],
+        &["butane", "--deadline", "1h foo"],
         &["butane", "--on-failure", "panic"],
         &["butane", "--mark-good", "--unit-file", "nginx.service"],
         &[
