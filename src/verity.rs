@@ -19,11 +19,22 @@ pub const FLATCAR_HASH_OFFSET: u64 = 1_065_345_024;
 pub const USR_A_PARTUUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
 /// Where GRUB's verity-hash patch reads the root hash in the kernel image: the unused
 /// "rdev" area at 0x40 on x86-64, after the EFI headers (512) on arm64.
-pub const KERNEL_HASH_OFFSET: u64 = if cfg!(target_arch = "aarch64") {
-    512
-} else {
-    0x40
-};
+pub const KERNEL_HASH_OFFSET: u64 = 0x40;
+pub const KERNEL_HASH_OFFSET_ARM64: u64 = 512;
+/// The arm64 Image header's magic ("ARM\x64" at 0x38, Documentation/arch/arm64/booting.rst).
+const ARM64_IMAGE_MAGIC: (usize, &[u8; 4]) = (0x38, b"ARM\x64");
+
+/// The root-hash offset for this kernel image, from its own header rather than the
+/// machine abguard runs on: an x86-64 host checking an arm64 image (or the reverse)
+/// must read where that image's GRUB reads.
+pub fn kernel_hash_offset(header: &[u8]) -> u64 {
+    let (at, magic) = ARM64_IMAGE_MAGIC;
+    if header.get(at..at + magic.len()) == Some(&magic[..]) {
+        KERNEL_HASH_OFFSET_ARM64
+    } else {
+        KERNEL_HASH_OFFSET
+    }
+}
 const SIGNATURE: &[u8; 8] = b"verity\0\0";
 
 /// The on-disk verity superblock (`struct verity_sb`, 512 bytes, little-endian).
@@ -232,17 +243,16 @@ pub fn kernel_for(sysroot: &Path, partuuid: &str) -> PathBuf {
 /// characters of `[0-9a-f]`, or GRUB passes no `verity.usrhash=` at all.
 pub fn kernel_root_hash(kernel: &Path) -> Result<String> {
     let f = File::open(kernel).with_context(|| format!("opening {}", kernel.display()))?;
+    let mut head = [0u8; 0x40];
+    f.read_exact_at(&mut head, 0)
+        .with_context(|| format!("reading the header of {}", kernel.display()))?;
+    let off = kernel_hash_offset(&head);
     let mut b = [0u8; 64];
-    f.read_exact_at(&mut b, KERNEL_HASH_OFFSET)
-        .with_context(|| {
-            format!(
-                "reading 64 bytes at byte {KERNEL_HASH_OFFSET} of {}",
-                kernel.display()
-            )
-        })?;
+    f.read_exact_at(&mut b, off)
+        .with_context(|| format!("reading 64 bytes at byte {off} of {}", kernel.display()))?;
     if !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         bail!(
-            "{} holds no verity root hash at byte {KERNEL_HASH_OFFSET} (GRUB would boot it without verity.usrhash=)",
+            "{} holds no verity root hash at byte {off} (GRUB would boot it without verity.usrhash=)",
             kernel.display()
         );
     }
@@ -357,6 +367,36 @@ mod tests {
             .unwrap();
         f.set_len(size).unwrap();
         assert_eq!(find_superblock(&File::open(&p).unwrap()).unwrap(), None);
+    }
+
+    #[test]
+    fn kernel_hash_offset_follows_the_image_header() {
+        let t = tempfile::tempdir().unwrap();
+        let hash = "cdd4434a622011df26a068fc404e324f1e65ee4d00158c4a2b999b6339540589";
+        // (what the header says, where the hash sits): an x86 bzImage ("MZ", "HdrS"
+        // at 0x202) and an arm64 EFI-stub Image ("MZ", "ARM\x64" at 0x38)
+        for (arm64, off) in [(false, 0x40usize), (true, 512)] {
+            let k = t.path().join(format!("vmlinuz-{off}"));
+            let mut img = vec![0u8; 4096];
+            img[..2].copy_from_slice(b"MZ");
+            if arm64 {
+                img[0x38..0x3c].copy_from_slice(b"ARM\x64");
+            } else {
+                img[0x202..0x206].copy_from_slice(b"HdrS");
+            }
+            img[off..off + 64].copy_from_slice(hash.as_bytes());
+            std::fs::write(&k, &img).unwrap();
+            assert_eq!(kernel_root_hash(&k).unwrap(), hash, "arm64={arm64}");
+            // the hash at the other architecture's offset is not taken
+            let other = if arm64 { 0x40 } else { 512 };
+            let mut wrong = vec![0u8; 4096];
+            wrong[..0x40].copy_from_slice(&img[..0x40]);
+            wrong[other..other + 64].copy_from_slice(hash.as_bytes());
+            std::fs::write(&k, &wrong).unwrap();
+            let e = kernel_root_hash(&k).unwrap_err().to_string();
+            assert!(e.contains(&format!("at byte {off}")), "{e}");
+        }
+        assert_eq!(kernel_hash_offset(b"short"), KERNEL_HASH_OFFSET);
     }
 
     #[test]

@@ -91,8 +91,9 @@ fn function_body<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
     lines.take_while(|l| *l != "}").collect()
 }
 
-/// What the ebuild's src_install puts where (paths absolute, as in the image).
-fn ebuild_tree(repo: &Path, bin: &Path) -> BTreeMap<String, Node> {
+/// What the ebuild's src_install puts where (paths absolute, as in the image), with the
+/// `cryptsetup` USE flag set or not; `helper` stands for the feature build it installs.
+fn ebuild_tree(repo: &Path, bin: &Path, helper: &Path, cryptsetup: bool) -> BTreeMap<String, Node> {
     let text = std::fs::read_to_string(repo.join(EBUILD)).unwrap();
     let mut tree = BTreeMap::new();
     let (mut insdir, mut exedir) = (None::<String>, None::<String>);
@@ -114,9 +115,30 @@ fn ebuild_tree(repo: &Path, bin: &Path) -> BTreeMap<String, Node> {
         }
     };
     let base = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    // the `if use FLAG; then` blocks around us: whether each one is taken
+    let mut taken: Vec<bool> = Vec::new();
     for line in function_body(&text, "src_install") {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line {
+            "if use cryptsetup; then" => {
+                taken.push(cryptsetup);
+                continue;
+            }
+            "fi" => {
+                taken.pop().expect("fi without if in src_install");
+                continue;
+            }
+            _ => {}
+        }
+        assert!(
+            !line.starts_with("if ") && !line.starts_with("else"),
+            "{EBUILD}: src_install has {line:?}; tests/packaging.rs only knows \
+             `if use cryptsetup; then` ... `fi`"
+        );
+        if taken.contains(&false) {
             continue;
         }
         let w = words(line);
@@ -124,6 +146,7 @@ fn ebuild_tree(repo: &Path, bin: &Path) -> BTreeMap<String, Node> {
             .iter()
             .flat_map(|a| match a.as_str() {
                 "$(cargo_target_dir)/abguard" => vec![bin.to_path_buf()],
+                "${WORKDIR}/abguard-cryptsetup" => vec![helper.to_path_buf()],
                 a => expand(repo, a),
             })
             .collect();
@@ -170,21 +193,27 @@ fn ebuild_tree(repo: &Path, bin: &Path) -> BTreeMap<String, Node> {
             ),
         }
     }
+    assert!(taken.is_empty(), "{EBUILD}: an if in src_install has no fi");
     tree
 }
 
-/// `make install DESTDIR=<tmp> PREFIX=/usr`, with the binary cargo built for this test.
-fn make_install(repo: &Path, bin: &Path) -> tempfile::TempDir {
+/// `make install DESTDIR=<tmp> PREFIX=/usr`, with the binary cargo built for this test;
+/// with `helper`, also `WITH_CRYPTSETUP=1` installing it as the cryptsetup build.
+fn make_install_with(repo: &Path, bin: &Path, helper: Option<&Path>) -> tempfile::TempDir {
     let dest = tempfile::tempdir().unwrap();
     let bin = bin.to_str().unwrap();
-    let o = Command::new("make")
-        .current_dir(repo)
+    let mut cmd = Command::new("make");
+    cmd.current_dir(repo)
         // -o: take BIN as built, never run cargo from inside cargo test
         .args(["-s", "-o", bin, "install", "PREFIX=/usr"])
         .arg(format!("DESTDIR={}", dest.path().display()))
-        .arg(format!("BIN={bin}"))
-        .output()
-        .expect("make is needed for this test");
+        .arg(format!("BIN={bin}"));
+    if let Some(h) = helper {
+        let h = h.to_str().unwrap();
+        cmd.args(["-o", h, "WITH_CRYPTSETUP=1"])
+            .arg(format!("CRYPTSETUP_BIN={h}"));
+    }
+    let o = cmd.output().expect("make is needed for this test");
     assert!(
         o.status.success(),
         "make install failed:\n{}{}",
@@ -192,6 +221,18 @@ fn make_install(repo: &Path, bin: &Path) -> tempfile::TempDir {
         String::from_utf8_lossy(&o.stderr)
     );
     dest
+}
+
+fn make_install(repo: &Path, bin: &Path) -> tempfile::TempDir {
+    make_install_with(repo, bin, None)
+}
+
+/// A stand-in for the cryptsetup build: the test binary under the helper's name (the
+/// test compares where things go and their bytes, not what the helper does).
+fn helper_copy(bin: &Path) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(bin, d.path().join("abguard-cryptsetup")).unwrap();
+    d
 }
 
 /// The installed tree: files and links by absolute path, plus empty directories.
@@ -224,9 +265,58 @@ fn walk(root: &Path) -> (BTreeMap<String, Node>, Vec<String>) {
 
 #[test]
 fn ebuild_installs_what_make_install_installs() {
+    compare_ebuild_and_make(false);
+}
+
+#[test]
+fn ebuild_with_cryptsetup_installs_what_make_install_with_cryptsetup_installs() {
+    compare_ebuild_and_make(true);
+}
+
+#[test]
+fn cryptsetup_use_flag_is_default_on_and_pulls_libcryptsetup() {
+    let text = std::fs::read_to_string(repo().join(EBUILD)).unwrap();
+    let var = |name: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        for part in text.split(&format!("{name}=\"")).skip(1) {
+            out.extend(
+                part.split('"')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(String::from),
+            );
+        }
+        out
+    };
+    assert!(
+        var("IUSE").iter().any(|f| f == "+cryptsetup"),
+        "IUSE must hold +cryptsetup (on by default): {:?}",
+        var("IUSE")
+    );
+    let rdep = var("RDEPEND").join(" ");
+    assert!(
+        rdep.contains("cryptsetup? ( sys-fs/cryptsetup"),
+        "RDEPEND must pull sys-fs/cryptsetup under the flag: {rdep}"
+    );
+    let kw = var("KEYWORDS");
+    for arch in ["amd64", "~amd64", "arm64", "~arm64"] {
+        assert!(kw.iter().any(|k| k == arch), "KEYWORDS lack {arch}: {kw:?}");
+    }
+    let helper = "/usr/lib/abguard/abguard-cryptsetup";
     let (repo, bin) = (repo(), bin());
-    let ebuild = ebuild_tree(&repo, &bin);
-    let dest = make_install(&repo, &bin);
+    let h = helper_copy(&bin);
+    let h = h.path().join("abguard-cryptsetup");
+    assert!(ebuild_tree(&repo, &bin, &h, true).contains_key(helper));
+    assert!(!ebuild_tree(&repo, &bin, &h, false).contains_key(helper));
+}
+
+fn compare_ebuild_and_make(cryptsetup: bool) {
+    let (repo, bin) = (repo(), bin());
+    let hdir = helper_copy(&bin);
+    let helper = hdir.path().join("abguard-cryptsetup");
+    let ebuild = ebuild_tree(&repo, &bin, &helper, cryptsetup);
+    let dest = make_install_with(&repo, &bin, cryptsetup.then_some(helper.as_path()));
     let (made, empty) = walk(dest.path());
     let mut problems = Vec::new();
     for d in empty {
@@ -267,7 +357,7 @@ fn ebuild_installs_what_make_install_installs() {
     }
     assert!(
         problems.is_empty(),
-        "{EBUILD} and `make install` disagree:\n{}",
+        "{EBUILD} (USE cryptsetup={cryptsetup}) and `make install` disagree:\n{}",
         problems.join("\n")
     );
 }

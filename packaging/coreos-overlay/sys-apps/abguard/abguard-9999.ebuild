@@ -14,11 +14,11 @@ EGIT_REPO_URI="https://github.com/abguard/abguard.git"
 
 if [[ ${PV} == 9999 ]]; then
 	inherit git-r3
-	KEYWORDS="~amd64"
+	KEYWORDS="~amd64 ~arm64"
 	CRATES=""
 else
 	EGIT_COMMIT="" # the commit this version is built from
-	KEYWORDS="amd64"
+	KEYWORDS="amd64 arm64"
 	SRC_URI="${EGIT_REPO_URI%.git}/archive/${EGIT_COMMIT}.tar.gz -> ${P}.tar.gz"
 	S="${WORKDIR}/${PN}-${EGIT_COMMIT}"
 
@@ -132,10 +132,23 @@ SLOT="0/${PVR}"
 # The test suite needs loop devices, cgpt and a VM; the project's CI runs it.
 RESTRICT="test"
 
+# cryptsetup: `abguard verify` (libcryptsetup) as /usr/lib/abguard/abguard-cryptsetup,
+# which abguard-verify-staged.service needs; without it verify-before-trust is skipped.
+IUSE="+cryptsetup"
+
 # The units order against update-engine.service and boot-complete.target (systemd);
 # the dracut module is picked up by update-bootengine (sys-kernel/bootengine).
 RDEPEND="
 	sys-apps/systemd
+	cryptsetup? ( sys-fs/cryptsetup:= )
+"
+DEPEND="${RDEPEND}"
+# libcryptsetup-rs-sys runs bindgen (libclang) and pkg-config
+BDEPEND="
+	cryptsetup? (
+		dev-build/pkgconf
+		llvm-core/clang
+	)
 "
 
 src_unpack() {
@@ -156,6 +169,15 @@ src_compile() {
 
 	if "$(tc-getREADELF)" -d "$(cargo_target_dir)/abguard" | grep -q NEEDED; then
 		die "abguard is linked dynamically; the initrd copy would not run"
+	fi
+
+	if use cryptsetup; then
+		# the dynamic userspace build (`make build-cryptsetup`), in its own target dir
+		# so it does not overwrite the static binary
+		local -x RUSTFLAGS="${RUSTFLAGS% -C target-feature=+crt-static}"
+		local -x CARGO_TARGET_DIR="${WORKDIR}/cryptsetup-target"
+		cargo_src_compile --locked --bin abguard --features cryptsetup
+		cp "$(cargo_target_dir)/abguard" "${WORKDIR}/abguard-cryptsetup" || die
 	fi
 }
 
@@ -183,6 +205,11 @@ src_install() {
 	doins systemd/abguard.conf
 	insinto /usr/share/abguard
 	doins prometheus/abguard.rules.yml
+
+	if use cryptsetup; then
+		exeinto /usr/lib/abguard
+		doexe "${WORKDIR}/abguard-cryptsetup"
+	fi
 
 	# dracut copies module files with their modes: the scripts must be executable
 	exeinto /usr/lib/dracut/modules.d/50abguard
