@@ -33,8 +33,10 @@ deps:
 	./ci/install-deps.sh
 	./tests/vm/install-deps.sh
 
+# The sample disk comes from examples/demo_image.rs (gptman), so no disk tools are needed.
 demo: build
-	./images/demo.sh $(BIN)
+	$(CARGO) build --locked --example demo_image
+	./images/demo.sh $(BIN) target/debug/examples/demo_image
 
 # Every tier: unit and image tests (cargo), loop-device tests (root), the VM e2e.
 # Installs what it needs first (deps); `demo` does not, it needs no root.
@@ -44,6 +46,7 @@ test: deps build
 	$(CARGO) test --locked --features cryptsetup --test verify
 	@# the same image and corpus tests against the static release binary (panic=abort)
 	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev --test concurrency --test grub_oracle
+	./tests/demo-bare.sh
 	$(MAKE) e2e
 
 e2e: build

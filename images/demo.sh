@@ -4,9 +4,8 @@
 # seconds, and every step is checked, so `make demo` doubles as a smoke test.
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 ABGUARD_BIN" >&2; exit 2; }
-BIN=$(realpath "$1")
-HERE=$(dirname "$(realpath "$0")")
+[ $# -eq 2 ] || { echo "usage: $0 ABGUARD_BIN DEMO_IMAGE_BIN" >&2; exit 2; }
+BIN=$(realpath "$1") MKDEMO=$(realpath "$2")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 IMG=disk.img SYSROOT=$T/sysroot RUN=$T/run
@@ -21,14 +20,14 @@ status() { ab status "${PROBE[@]}" --history 4 | sed 's/^/   /'; }
 
 # The machine as the initrd sees it after GRUB booted partition $1 (3 = USR-A, 4 = USR-B):
 # /usr on dm-verity device dm-0 over vdaN, the command line GRUB passes for that slot,
-# dmsetup's view of the verity target and the os-release really in that slot. Only
+# dmsetup's view of the verity target and that slot's os-release (from demo_image). Only
 # files and symlinks, so no loop device, dm or root is needed.
 fake_boot() {
-	local n=$1 s slot uuid hash start salt
+	local n=$1 s slot uuid hash salt
 	s=$T/boot$n
 	slot=$([ "$n" = 3 ] && echo A || echo B)
-	uuid=USR_${slot}_PARTUUID hash=USR_${slot}_ROOTHASH start=USR_${slot}_START
-	uuid=${!uuid} hash=${!hash} start=${!start}
+	uuid=USR_${slot}_PARTUUID hash=USR_${slot}_ROOTHASH
+	uuid=${!uuid} hash=${!hash}
 	rm -rf "$s" && mkdir -p "$s"/sys/{class,dev}/block "$s/usr/lib"
 	local d=$s/sys/devices/pci0000:00/block/vda p=$s/sys/devices/pci0000:00/block/vda/vda$n
 	local m=$s/sys/devices/virtual/block/dm-0
@@ -45,8 +44,8 @@ fake_boot() {
 	ln -s ../../devices/virtual/block/dm-0 "$s/sys/dev/block/253:0"
 	echo "30 29 253:0 / $s/usr ro,relatime - ext4 /dev/mapper/usr ro" >"$s/mountinfo"
 	echo "mount.usr=/dev/mapper/usr verity.usr=PARTUUID=$uuid verity.usrhash=$hash" >"$s/cmdline"
-	debugfs -R 'cat /lib/os-release' "$IMG?offset=$start" >"$s/usr/lib/os-release" 2>/dev/null
-	salt=$(veritysetup dump --hash-offset=$((start + HASH_OFFSET)) "$IMG" | sed -n 's/^Salt:[[:space:]]*//p')
+	cp "$T/usr-${slot,,}/lib/os-release" "$s/usr/lib/os-release"
+	salt=$SALT
 	echo "0 $((FS_BLOCKS * 8)) verity V" >"$s/dm-status"
 	echo "0 $((FS_BLOCKS * 8)) verity 1 254:$n 254:$n 4096 4096 $FS_BLOCKS $((HASH_OFFSET / 4096 + 1)) sha256 $hash $salt" >"$s/dm-table"
 	PROBE=(--cmdline "$s/cmdline" --sysfs "$s/sys" --mountinfo "$s/mountinfo" --usr "$s/usr"
@@ -93,10 +92,17 @@ flags() {
 	done
 }
 
-"$HERE/mkimage.sh" -q --version-a 1.0.0 --version-b 2.0.0 "$IMG"
+# examples/demo_image.rs: Flatcar's table and attributes, written with gptman, so the demo
+# needs no disk tools
+"$MKDEMO" "$T"
 # shellcheck source=/dev/null
 . "$T/disk.env"
+IMG=disk.img
 fake_boot 3
+
+echo "The sample disk holds Flatcar's partition table and the fresh-install attributes, and"
+echo "no filesystem: abguard decides from the table and attributes; each slot's os-release and"
+echo "dm-verity table (with fixed stand-in root hashes) are files given to it as in the initrd."
 
 step "1. fresh image: USR-A (1.0.0) is good and boots; USR-B holds 2.0.0, not yet staged"
 status
