@@ -5,26 +5,14 @@
 //! table it read before that change: most runs ended in no serial order's result.
 
 mod common;
-use abguard::attrs::UsrAttrs;
-use abguard::gpt::Table;
 use common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-type Attrs = (u8, u8, bool);
-
 /// The tiny image with these (priority, tries, successful) for USR-A (3) and USR-B (4).
 fn state(a: Attrs, b: Attrs) -> Vec<u8> {
-    let mut c = std::io::Cursor::new(tiny_gpt().to_vec());
-    let mut t = Table::read(&mut c, 512).unwrap();
-    let mut s = t.slots();
-    for (slot, (p, tr, ok)) in s.iter_mut().zip([a, b]) {
-        slot.attrs = UsrAttrs::new(p, tr, ok);
-    }
-    t.set_slots(&s);
-    t.write(&mut c).unwrap();
-    c.into_inner()
+    with_attrs(tiny_gpt(), a, b)
 }
 
 /// The GPT-changing verbs (each with an explicit slot, since an image has no booted one).

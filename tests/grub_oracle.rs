@@ -10,8 +10,6 @@
 //! folder is absent, the test is skipped with a message.
 
 mod common;
-use abguard::attrs::UsrAttrs;
-use abguard::gpt::Table;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,18 +156,8 @@ fn base_image(dir: &Path, core: &[u8]) -> Vec<u8> {
     b
 }
 
-type Attrs = (u8, u8, bool);
-
 fn with_state(base: &[u8], a: Attrs, b: Attrs, grow: bool) -> Vec<u8> {
-    let mut c = std::io::Cursor::new(base.to_vec());
-    let mut t = Table::read(&mut c, 512).unwrap();
-    let mut s = t.slots();
-    for (slot, (p, tr, ok)) in s.iter_mut().zip([a, b]) {
-        slot.attrs = UsrAttrs::new(p, tr, ok);
-    }
-    t.set_slots(&s);
-    t.write(&mut c).unwrap();
-    let mut img = c.into_inner();
+    let mut img = with_attrs(base, a, b);
     if grow {
         // `truncate -s +10M` after imaging: both copies stay where they were written
         img.resize(img.len() + (10 << 20), 0);

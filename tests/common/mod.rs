@@ -441,3 +441,21 @@ pub fn machine_on_first_boot_of_b(img: &Path) -> FakeMachine {
     m.os_release("2.0.0");
     m
 }
+
+/// (priority, tries, successful) of one USR slot.
+pub type Attrs = (u8, u8, bool);
+
+/// `base` (a GPT image) with these attributes for USR-A (3) and USR-B (4), written by
+/// abguard's own table code so both copies are whole.
+pub fn with_attrs(base: &[u8], a: Attrs, b: Attrs) -> Vec<u8> {
+    use abguard::{attrs::UsrAttrs, gpt::Table};
+    let mut c = std::io::Cursor::new(base.to_vec());
+    let mut t = Table::read(&mut c, 512).unwrap();
+    let mut s = t.slots();
+    for (slot, (p, tr, ok)) in s.iter_mut().zip([a, b]) {
+        slot.attrs = UsrAttrs::new(p, tr, ok);
+    }
+    t.set_slots(&s);
+    t.write(&mut c).unwrap();
+    c.into_inner()
+}
