@@ -1,4 +1,4 @@
-//! Generates the man pages from the CLI definition (src/cli.rs) with clap_mangen:
+//! Generates the man pages from the CLI definition (src/cli/mod.rs) with clap_mangen:
 //! abguard.8 and one abguard-VERB.8 per visible verb.
 //!
 //!     cargo run --example mangen -- man      # or: make man

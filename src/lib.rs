@@ -3,35 +3,31 @@
 //! Probe (gpt, sysfs, cmdline, dm, osrelease) → decide (ab, assess) → act (gpt writes,
 //! safefs, record, reboot). The decision modules are pure and table-tested.
 
-pub mod ab;
-pub mod assess;
-pub mod attrs;
-pub mod butane;
+// The stages in the order a boot runs through them.
+/// Effects: flags, records, history, metrics, reboot.
+pub mod act;
+/// Command-line definition: the only module that knows clap.
 pub mod cli;
-pub mod cmdline;
-pub mod commands;
+/// Configuration of the health gate: each key defined once.
 pub mod config;
-#[cfg(feature = "cryptsetup")]
-pub mod cryptsetup;
-pub mod disklock;
-pub mod dm;
-pub mod fail;
-pub mod gate;
-pub mod generator;
-pub mod gpt;
-pub mod initrd;
-pub mod kmsg;
-pub mod metrics;
-pub mod osrelease;
+/// Pure decisions over those structs.
+pub mod decide;
+/// The one GPT read → change → write path.
+pub mod disk;
+/// Turning the machine into plain structs.
 pub mod probe;
-pub mod readusr;
-pub mod reboot;
-pub mod record;
-pub mod safefs;
-pub mod sysfs;
-pub mod timespan;
-pub mod verify;
-pub mod verity;
+/// One file per verb: probe, decide, act.
+pub mod verbs;
+
+// Flat names kept while the callers move to the staged paths.
+pub use act::{kmsg, metrics, reboot, record, safefs};
+pub use config::timespan;
+pub use decide::{ab, assess, attrs};
+pub use disk::{fail, gpt, lock as disklock};
+#[cfg(feature = "cryptsetup")]
+pub use probe::cryptsetup;
+pub use probe::{cmdline, dm, osrelease, sysfs, verity};
+pub use verbs::{butane, gate, generator, initrd, read_usr as readusr, slots as commands, verify};
 
 use cli::{Cli, Command};
 

@@ -1,7 +1,7 @@
 //! Two writers at once: every pair of GPT-changing verbs, started together on one image
 //! file from several start states, must end as one of the two serial orders would
 //! (byte for byte, with the same exit codes) and with both GPT copies valid. Without the
-//! disk lock (src/disklock.rs) the later writer overwrote the earlier one's change from a
+//! disk lock (src/disk/lock.rs) the later writer overwrote the earlier one's change from a
 //! table it read before that change: most runs ended in no serial order's result.
 
 mod common;

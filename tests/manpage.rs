@@ -41,7 +41,7 @@ fn committed_man_pages_match_the_cli() {
     }
     assert!(
         problems.is_empty(),
-        "the man pages drifted from src/cli.rs; regenerate with `make man`:\n{}",
+        "the man pages drifted from src/cli/mod.rs; regenerate with `make man`:\n{}",
         problems.join("\n")
     );
 }

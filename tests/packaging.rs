@@ -471,8 +471,8 @@ fn check_references(root: &Path, repo: &Path) -> Vec<String> {
         std::fs::read_to_string(at(&format!("{MODDIR}/module-setup.sh"))).unwrap(),
     ));
     sources.push((
-        "src/generator.rs".into(),
-        std::fs::read_to_string(repo.join("src/generator.rs")).unwrap(),
+        "src/verbs/generator.rs".into(),
+        std::fs::read_to_string(repo.join("src/verbs/generator.rs")).unwrap(),
     ));
     for (src, text) in &sources {
         for u in unit_tokens(text) {

@@ -2,15 +2,28 @@
 //! (from the command line and, independently, from sysfs), the dm-verity state and the
 //! booted version. Failures become reasons, never panics: the decision decides.
 
+/// The kernel command line: `usr=`, `mount.usr=`, `verity.usrhash=`.
+pub mod cmdline;
+/// The libcryptsetup helper that opens a staged slot's verity device (optional feature).
+#[cfg(feature = "cryptsetup")]
+pub mod cryptsetup;
+/// Device-mapper ioctls: the live table and status of the /usr verity device.
+pub mod dm;
+/// os-release files: the booted and the staged version.
+pub mod osrelease;
+/// sysfs and mountinfo: which partition really backs /usr, through dm-verity.
+pub mod sysfs;
+/// The verity layout inside a slot: superblock, hash offset, root hash in the kernel.
+pub mod verity;
+
 use crate::ab::Slot;
 use crate::cli::Probe;
-use crate::cmdline::{self, Cmdline, UsrRef};
-use crate::dm::{self, Verity};
 use crate::gpt::{Disk, Table};
-use crate::osrelease;
-use crate::sysfs::{self, Backing, Sysfs};
 use anyhow::{anyhow, Context, Result};
+use cmdline::{Cmdline, UsrRef};
+use dm::Verity;
 use std::path::{Path, PathBuf};
+use sysfs::{Backing, Sysfs};
 
 /// The probe options with the defaults for where we run filled in.
 pub struct Env {

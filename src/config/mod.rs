@@ -6,10 +6,13 @@
 //! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
 //! drop-in can add its own service.
 
-use crate::timespan::{self, Span};
+/// systemd time spans (`90s`, `1h30min`) for DEADLINE and friends.
+pub mod timespan;
+
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use timespan::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,0 +1,8 @@
+//! Pure decisions over probed facts, tested from tables: no I/O below this line.
+
+/// GRUB's gptprio rules on the USR slots (pick, spend a try, prioritize), as in its C.
+pub mod ab;
+/// The initrd's verdict on one boot: first boot after an upgrade, verity, booted slot.
+pub mod assess;
+/// The GPT attribute bits of a USR partition (priority, tries, successful).
+pub mod attrs;

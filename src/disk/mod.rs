@@ -1,0 +1,9 @@
+//! The one way abguard changes a disk: read the GPT, change the USR attributes, write
+//! both copies in GRUB's order under a whole-disk lock, with failpoints between steps.
+
+/// Failpoints and the power-cut test device.
+pub mod fail;
+/// GPT read and write: headers, entries, CRCs, the copy order.
+pub mod gpt;
+/// The whole-disk lock every writer takes.
+pub mod lock;
