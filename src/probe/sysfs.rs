@@ -236,6 +236,10 @@ pub fn partition_number_from_name(name: &str) -> Option<u32> {
         return None;
     }
     let (stem, num) = name.split_at(name.len() - digits);
+    // dm-N and zramN are whole devices: a number there is no partition's
+    if stem == "dm-" || stem.starts_with("zram") || stem.starts_with("ram") {
+        return None;
+    }
     let needs_p = ["nvme", "mmcblk", "loop", "nbd", "md"]
         .iter()
         .any(|p| stem.starts_with(p));
@@ -426,13 +430,12 @@ garbage line
             ("mmcblk0", None),
             ("loop0p3", Some(3)),
             ("loop0", None),
-            ("dm-0", Some(0)),
+            // a device-mapper node is not a partition, whatever its number
+            ("dm-0", None),
+            ("md127", None),
             ("123", None),
             ("", None),
         ] {
-            if n == "dm-0" {
-                continue; // not a partition name; never asked
-            }
             assert_eq!(partition_number_from_name(n), want, "{n}");
         }
     }

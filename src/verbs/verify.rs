@@ -63,12 +63,6 @@ pub struct Report {
     pub actions: Vec<String>,
 }
 
-/// The staged slot: the one GRUB boots next, while it still has tries and has not been
-/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
-pub fn staged(slots: &[Slot]) -> Option<usize> {
-    ab::next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
-}
-
 /// What was read: the device path handed to libcryptsetup, and a temporary copy that
 /// must stay open as long as that path is used.
 struct Source {
@@ -213,7 +207,7 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
         let slots = table.slots();
         let index = match a.partition {
             Some(n) => ab::find_partition(&slots, n)?,
-            None => match staged(&slots) {
+            None => match ab::staged(&slots) {
                 Some(i) => i,
                 None if a.staged => {
                     let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
@@ -404,7 +398,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let before = t.slot();
     let result = change_slots(&t.disk, |slots: &mut Vec<Slot>| -> Result<()> {
         let i = ab::find_partition(slots, before.partition)?;
-        if slots[i] != before || staged(slots) != Some(i) {
+        if slots[i] != before || ab::staged(slots) != Some(i) {
             bail!(
                 "{} is not the staged slot any more (the table changed during verification)",
                 before.label
@@ -472,36 +466,5 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
                 .join(record::HISTORY_FILE)
                 .display()
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staged_is_the_next_boot_with_a_try_left() {
-        let s = ab::slots_from(&[(1, 0, true), (2, 1, false)]);
-        assert_eq!(staged(&s), Some(1));
-        // the try was spent (B is booting or failed): not staged any more
-        assert_eq!(
-            staged(&ab::slots_from(&[(1, 0, true), (2, 0, false)])),
-            None
-        );
-        // fresh image, B good, a manual rollback with --force (T1 on a never-good slot)
-        assert_eq!(
-            staged(&ab::slots_from(&[(1, 0, true), (0, 0, false)])),
-            None
-        );
-        assert_eq!(staged(&ab::slots_from(&[(1, 0, true), (2, 0, true)])), None);
-        assert_eq!(
-            staged(&ab::slots_from(&[(2, 1, false), (1, 0, true)])),
-            Some(0)
-        );
-        // B has tries but A has the higher priority: GRUB boots A, nothing is staged
-        assert_eq!(
-            staged(&ab::slots_from(&[(3, 0, true), (2, 1, false)])),
-            None
-        );
     }
 }
