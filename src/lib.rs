@@ -38,13 +38,13 @@ pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
         Command::Status(a) => {
             let out = match (a.prometheus, &a.textfile) {
-                (false, _) => verbs::slots::Output::Text {
+                (false, _) => verbs::status::Output::Text {
                     json: a.json,
                     history: a.history,
                 },
-                (true, f) => verbs::slots::Output::Prometheus(f.clone()),
+                (true, f) => verbs::status::Output::Prometheus(f.clone()),
             };
-            verbs::slots::status(&a.target.roots(), out)
+            verbs::status::status(&a.target.roots(), out)
         }
         Command::Next(a) => verbs::slots::next(&a.target.roots(), a.dry_run, a.json),
         Command::Stage(a) => verbs::slots::stage(&a.target.roots(), a.partition, a.json),
