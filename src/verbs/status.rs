@@ -8,7 +8,7 @@ use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
-use crate::types::Roots;
+use crate::types::{Roots, Slot};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -64,7 +64,7 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
         }));
         return Ok(ExitCode::Ok);
     }
-    print_slots(&path, &table, &problems, next, booted);
+    print_slots(&path, &table, &slots, &problems, next, booted);
     if let Some(l) = &last {
         print_last(l);
     }
@@ -145,11 +145,11 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
 fn print_slots(
     path: &Path,
     table: &Table,
+    slots: &[Slot],
     problems: &[String],
     next: Option<usize>,
     booted: Option<usize>,
 ) {
-    let slots = table.slots();
     println!(
         "disk: {} (GPT read from the {} copy)",
         path.display(),
