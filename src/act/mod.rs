@@ -1,5 +1,7 @@
 //! Effects, small and separate: /run flags and records, the history, metrics, reboot.
 
+/// The names under /run (flags, records) and the unit names verbs share.
+pub mod flags;
 /// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
 pub mod kmsg;
 /// The Prometheus textfile.
@@ -8,5 +10,3 @@ pub mod metrics;
 pub mod reboot;
 /// The JSON boot record and the history.
 pub mod record;
-/// Crash-safe, no-follow writes under /run and /var.
-pub mod safefs;
