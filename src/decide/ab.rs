@@ -296,7 +296,8 @@ mod tests {
 
     #[test]
     fn flatcar_walkthrough() {
-        // flatcar-ab.md §4.3: A booted and good, B staged, GRUB boots B, B marked good
+        // an update as Flatcar runs it: A booted and good, flatcar-postinst stages B,
+        // GRUB boots B, flatcar-setgoodroot marks it good
         let mut s = slots_from(&[(1, 0, true), (0, 0, false)]);
         stage(&mut s, 1);
         assert_eq!(attrs(&s), [(1, 0, true), (2, 1, false)]);

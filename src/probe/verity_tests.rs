@@ -16,7 +16,8 @@ fn sb_bytes(data_blocks: u64) -> Vec<u8> {
 
 #[test]
 fn flatcar_geometry() {
-    // flatcar-ab.md §1.3: 1 GiB of USR data gives fs_blocks 260094 = 1065345024 bytes
+    // Flatcar's 1 GiB USR filesystem: 260094 blocks, so its hash tree starts at byte
+    // 1065345024, the offset Flatcar's initrd passes to veritysetup --hash-offset
     assert_eq!(fs_blocks(1 << 30), 260_094);
     assert_eq!(fs_blocks(1 << 30) * BLOCK, FLATCAR_HASH_OFFSET);
     // mkimage.sh's 16 MiB slot (FS_BLOCKS=4062) and build-usr.sh's 128 MiB one
