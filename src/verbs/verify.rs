@@ -22,6 +22,7 @@ use crate::types::{Booted, Roots, Slot};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
+/// The report and what libcryptsetup's verdict means in it.
 mod report;
 use report::{Outcome, Report};
 use std::fs::File;
