@@ -49,6 +49,7 @@ for m in fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii fs/nls/nls_utf
   cp "$KROOT/lib/modules/$KVER/kernel/$m.ko" "$F/usr/lib/e2e/modules/"
 done
 COMMON=$W/tree:$VM_DIR/e2e-guest:$F
+# shellcheck disable=SC2034 # read by prestage (scenario.sh)
 FLATCAR_CGPT=$F/usr/lib/seismograph/cgpt
 # B's os-release carries a marker that lz4 stores as literal bytes, so the host can find
 # the block holding it in the squashfs image and corrupt exactly that block
@@ -172,6 +173,28 @@ if want 4; then
   assert "s4 dm-verity said corrupted" C "$(hist verity.status 2)"
   assert "s4 A healthy" healthy "$(hist verdict)"
   assert "s4 B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
+fi
+
+# --- 4p. the same corrupted B, verity opened as Flatcar's bootengine opens it
+#         (--panic-on-corruption): the read is a kernel panic, panic=-1 resets at once, GRUB
+#         falls back to A (B's one try is spent) and A's boot records the fallback ---------
+if want 4p; then
+  [ -e "$W/b-corrupt.payload" ] || {
+    cp --sparse=always "$W/b.payload" "$W/b-corrupt.payload"; cp "$W/b.payload.env" "$W/b-corrupt.payload.env"
+    at=$(marker_offset "$W/b-corrupt.payload" "$MARKER")
+    [ -n "$at" ] || die "s4p: the os-release marker is not stored literally in B's image"
+    flip_byte "$W/b-corrupt.payload" "$at"
+  }
+  new_disk s4p
+  prestage "$W/b-corrupt.payload"
+  run_guest s4p -a "e2e.verity_panic=1" "poweroff"
+  assert_seq s4p "B A"
+  assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 1)")"
+  assert "s4p B left no history (the panic came first)" 1 "$(hist_count)"
+  assert "s4p A healthy" healthy "$(hist verdict)"
+  assert "s4p A's record shows GRUB's fallback (B first, spent)" "2 0 false" \
+    "$(hist slots | python3 -c 'import json,sys; b=json.load(sys.stdin)[1]; print(b["priority"], b["tries"], str(b["successful"]).lower())')"
+  assert "s4p B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
 fi
 
 # --- 6. B's initrd fails: back on A without waiting out the emergency timeout ---------------
