@@ -6,3 +6,5 @@ pub mod ab;
 pub mod assess;
 /// The GPT attribute bits of a USR partition (priority, tries, successful).
 pub mod attrs;
+/// The health gate's verdict over observed unit states and check results.
+pub mod gate;
