@@ -85,30 +85,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             a.no_reboot,
         ),
         Command::Emergency(a) => gate::emergency(&a.target.disk, &a.target.probe, a.no_reboot),
-        Command::Config(a) => show_config(&a.root, a.json),
+        Command::Config(a) => verbs::config::run(&a.root, a.json, a.check, &a.files),
         Command::Butane(args) => butane::run(args),
         Command::Verify(args) => verify::run(&args.target.disk, &args.target.probe, args),
         Command::ReadUsr(args) => readusr::run(args),
         Command::Generator(a) => Ok(generator::run(&a.root, &a.dirs)),
     }
-}
-
-fn show_config(root: &std::path::Path, json: bool) -> anyhow::Result<i32> {
-    let c = config::Config::load(root)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-        return Ok(0);
-    }
-    println!("CRITICAL_UNITS={}", c.critical_units.join(" "));
-    println!("DEADLINE={}", c.deadline);
-    println!("MARK_GOOD={}", if c.mark_good { "yes" } else { "no" });
-    let on_failure = serde_json::to_value(c.on_failure)?;
-    println!("ON_FAILURE={}", on_failure.as_str().unwrap_or("?"));
-    println!("VERIFY_USR={}", if c.verify_usr { "yes" } else { "no" });
-    for s in &c.sources {
-        println!("# from {}", s.display());
-    }
-    Ok(0)
 }
 
 /// Exit code for an error: refusals (nothing bootable, never-successful target) are 3.

@@ -311,6 +311,13 @@ pub struct ConfigArgs {
     /// Print the settings and the files they came from as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only validate (the given files, or the configuration under --root): each bad
+    /// line on stderr as FILE:LINE: what; exit 1 when there is one. Writes nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Files to read instead of the configuration under --root.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

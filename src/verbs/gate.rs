@@ -9,26 +9,31 @@
 use crate::ab::{self, Slot};
 use crate::assess;
 use crate::cli::{DiskArg, Probe};
-use crate::config::{Config, OnFailure};
+use crate::config::Config;
 use crate::initrd::{HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
 use crate::probe::{self, Env};
+use crate::decide::{
+    self,
+    gate::{Failure, GateAction, GateFacts, UnitTrack},
+};
 use crate::record::{self, Booted, Record};
 use crate::safefs::SafeDir;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// What the disk says about this boot, for the gate's decisions.
-struct Here {
-    disk: PathBuf,
-    slots: Vec<Slot>,
-    booted: usize,
-    source: &'static str,
-    first: bool,
+#[derive(Clone)]
+pub(crate) struct Here {
+    pub(crate) disk: PathBuf,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) booted: usize,
+    pub(crate) source: &'static str,
+    pub(crate) first: bool,
     /// What dm-verity says about /usr now, after the boot has read much of it.
-    verity_problem: Option<String>,
+    pub(crate) verity_problem: Option<String>,
 }
 
-fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
+pub(crate) fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
     let disk = match probe::disk_path(d.disk.as_ref(), env) {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
@@ -89,7 +94,7 @@ fn booted_of(h: &Here) -> Booted {
     }
 }
 
-fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
+pub(crate) fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
@@ -101,51 +106,58 @@ fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Recor
     r
 }
 
-fn save(env: &Env, r: &Record) {
+pub(crate) fn save(env: &Env, r: &Record) {
     if let Err(e) = record::log_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
 }
 
-pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
-    let env = Env::new(p, false);
-    let cfg = Config::load(&env.sysroot)?;
-    let run = SafeDir::open(&env.run_dir)?;
-    let state = run.subdir(STATE_DIR, true)?;
-    // the unit's condition says the same; checked here too for units started without
-    // it (Upholds= from the stock-image sysext)
-    if !state.exists(NEEDS_CHECK) {
-        log::info!("no first boot after an upgrade to prove healthy");
-        return Ok(0);
-    }
-    let h = here(&env, d, true);
-    // dm-verity checks lazily: a corrupted block read anywhere during this boot shows up
-    // only now, and a slot that failed verification must not be called healthy
-    if let Ok(h) = &h {
-        if let (true, Some(why)) = (h.first, &h.verity_problem) {
-            return roll_back(&env, &cfg, h, "gate-failed", why.clone(), no_reboot);
+/// Under /run/abguard: the gate's verdict was claimed (created exclusively, so the
+/// watcher, a unit's OnFailure= hook and the deadline never act twice).
+pub const VERDICT: &str = "gate-verdict";
+/// Under /run/abguard: what the pending gate waits for (`abguard status`).
+pub const SNAPSHOT: &str = "gate.json";
+
+/// Claim the verdict; false when someone else already did.
+pub(crate) fn claim(env: &Env) -> bool {
+    let p = env.run_dir.join(STATE_DIR).join(VERDICT);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        // an unwritable /run must not stop a rollback
+        Err(e) => {
+            log::warn!("{}: {e}", p.display());
+            true
         }
     }
-    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), &env);
-    r.reasons.push(match cfg.critical_units.is_empty() {
-        true => "boot-complete.target reached (no critical units configured)".into(),
-        false => format!(
-            "boot-complete.target reached: {} active",
-            cfg.critical_units.join(", ")
-        ),
-    });
-    if let Some(e) = state.read("config-error")? {
-        r.reasons.push(format!(
-            "configuration not applied: {}",
-            String::from_utf8_lossy(&e).trim()
-        ));
-    }
+}
+
+/// `gate-pass`: the gate on this boot (verbs/gate_watch.rs).
+pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
+    crate::verbs::gate_watch::run(d, p, no_mark_good, no_reboot)
+}
+
+/// Healthy: write the flag that releases update-engine and locksmithd, record it and
+/// optionally mark the slot good.
+pub(crate) fn act_pass(
+    env: &Env,
+    cfg: &Config,
+    h: &Result<Here>,
+    mut r: Record,
+    no_mark_good: bool,
+) -> Result<i32> {
+    let run = SafeDir::open(&env.run_dir)?;
+    let state = run.subdir(STATE_DIR, true)?;
     run.write_atomic(HEALTHY_FLAG, b"")?;
     state.remove(NEEDS_CHECK)?;
     r.actions
         .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
     if cfg.mark_good && !no_mark_good {
-        match &h {
+        match h {
             Ok(h) => {
                 let (_, slots) = crate::commands::change_slots(&h.disk, |s| {
                     ab::mark_good(s, h.booted);
@@ -158,22 +170,29 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
             Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
         }
     }
-    log::warn!("health gate passed: {}", r.reasons.join("; "));
-    save(&env, &r);
+    log::warn!("health gate: {}: {}", r.event, r.reasons.join("; "));
+    save(env, &r);
     Ok(0)
 }
 
-/// `systemctl show` of one unit's state, for the record.
-fn unit_state(unit: &str) -> String {
-    std::process::Command::new("systemctl")
-        .args(["show", "--property=ActiveState", "--value", unit])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+/// The configuration errors of this boot: the gate's own reading and the generator's.
+pub(crate) fn config_errors(env: &Env, cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
+    let marker = env
+        .run_dir
+        .join(STATE_DIR)
+        .join(crate::verbs::generator::CONFIG_ERROR);
+    if let Ok(t) = std::fs::read_to_string(marker) {
+        for l in t.lines().filter(|l| !l.trim().is_empty()) {
+            if !v.iter().any(|e| e == l) {
+                v.push(l.to_string());
+            }
+        }
+    }
+    v
 }
 
+/// `gate-fail`: a critical unit's OnFailure= hook (`--unit`) or the deadline timer.
 pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let run = SafeDir::open(&env.run_dir)?;
@@ -184,54 +203,80 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
         );
         return Ok(0);
     }
-    let cfg = Config::load(&env.sysroot)?;
+    let cfg = Config::load(&env.sysroot);
     let h = here(&env, d, false)?;
-    let (event, why) = match unit {
-        Some(u) => ("gate-failed", format!("critical unit {u} failed")),
-        None => (
-            "deadline",
-            format!(
-                "deadline of {} passed before boot-complete.target",
-                cfg.deadline
-            ),
-        ),
+    let mut f = GateFacts {
+        first_boot: h.first,
+        units: cfg.critical_units.iter().map(|u| UnitTrack::new(u)).collect(),
+        deadline_passed: unit.is_none(),
+        failed_hook: unit.map(String::from),
+        config_errors: config_errors(&env, &cfg),
+        ..GateFacts::default()
     };
-    roll_back(&env, &cfg, &h, event, why, no_reboot)
+    // one look at the units, so the reason says what was still pending
+    if let Ok(states) = crate::probe::units::states(&cfg.critical_units) {
+        for (t, s) in f.units.iter_mut().zip(states) {
+            decide::gate::observe(t, s, 0);
+        }
+    }
+    match decide::gate::gate(&f, &cfg) {
+        GateAction::Fail { failure, rollback } => {
+            let snapshot = state
+                .read(SNAPSHOT)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            act_fail(&env, &cfg, &h, &f, &failure, rollback, snapshot, no_reboot)
+        }
+        _ => {
+            // the marker says first boot, the disk says otherwise: trust the disk, never reboot
+            let mut r = base_record(unit.map_or("deadline", |_| "gate-failed"), "healthy", Some(&h), &env);
+            r.reasons
+                .push("the booted slot is not on its first boot after an upgrade any more".into());
+            save(&env, &r);
+            Ok(0)
+        }
+    }
 }
 
-/// Record why the gate failed and, on a first boot after an upgrade with a fallback
-/// available, spend the slot and reboot.
-fn roll_back(
+/// A failed gate: record it in full; roll back, or under ON_FAILURE=report behave as
+/// stock Flatcar (the healthy flag is written, update-engine marks the slot good).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn act_fail(
     env: &Env,
     cfg: &Config,
     h: &Here,
-    event: &str,
-    why: String,
+    f: &GateFacts,
+    failure: &Failure,
+    rollback: bool,
+    snapshot: Option<serde_json::Value>,
     no_reboot: bool,
 ) -> Result<i32> {
-    let mut r = base_record(event, "rollback", Some(h), env);
-    r.reasons.push(why);
-    r.failed_units = cfg
-        .critical_units
-        .iter()
-        .map(|u| (u, unit_state(u)))
-        .filter(|(_, s)| s != "active")
-        .map(|(u, s)| format!("{u} ({s})"))
-        .collect();
-    if !h.first {
-        // the marker says first boot, the disk says otherwise: trust the disk, never reboot
-        r.verdict = "healthy".into();
-        r.reasons
-            .push("the booted slot is not on its first boot after an upgrade any more".into());
-        save(env, &r);
+    if !claim(env) {
+        log::warn!("the gate's verdict is already taken: nothing more to do");
         return Ok(0);
     }
-    if cfg.on_failure == OnFailure::Report {
+    let mut r = base_record(failure.event(), "rollback", Some(h), env);
+    r.reasons.push(failure.reason());
+    r.config_errors = f.config_errors.clone();
+    r.failed_units = f
+        .units
+        .iter()
+        .filter(|t| t.broke.is_some() || t.up_since.is_none())
+        .map(UnitTrack::describe)
+        .collect();
+    if let Some(u) = &f.failed_hook {
+        if !r.failed_units.iter().any(|x| x.starts_with(u.as_str())) {
+            r.failed_units.push(u.clone());
+        }
+    }
+    r.gate = snapshot;
+    if !rollback {
         r.verdict = "report".into();
-        r.reasons.push("ON_FAILURE=report: not rolling back".into());
+        r.reasons
+            .push("ON_FAILURE=report: not rolling back; the healthy flag is written as stock Flatcar would".into());
         log::error!("{}", r.reasons.join("; "));
-        save(env, &r);
-        return Ok(0);
+        return act_pass(env, cfg, &Ok(h.clone()), r, false);
     }
     let reboot = match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => {

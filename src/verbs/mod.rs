@@ -4,6 +4,10 @@
 pub mod butane;
 /// `gate-pass`, `gate-fail`, `emergency`: the booted system's health gate.
 pub mod gate;
+/// The watching half of the gate: units, window, checks, until a verdict.
+pub mod gate_watch;
+/// `config`: the effective settings, and `--check` of configuration files.
+pub mod config;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;
 /// `initrd` and `assess`: the boot assessment.

@@ -7,6 +7,7 @@ use crate::disklock;
 use crate::gpt::{Disk, Table};
 use crate::probe::{self, Env};
 use crate::record;
+use crate::verbs::gate_watch;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -175,6 +176,8 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let (booted, booted_notes) = booted(&env, &path, &table);
     let host = HostState::of(&env, p, &path);
     let last = host.last_assessment();
+    // the health gate's own account of a pending first boot (verbs/gate_watch.rs)
+    let gate = host.boot_json.as_ref().and_then(|_| gate_watch::read_snapshot(&env.run_dir));
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
     let mut problems = table.problems.clone();
@@ -191,6 +194,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             "booted": booted.map(|i| slots[i].partition),
             "booted_notes": booted_notes,
             "last_assessment": last,
+            "gate": gate,
             "history": hist,
         }));
         return Ok(0);
@@ -226,6 +230,9 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     }
     if next.is_none() && !slots.is_empty() {
         println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
+    }
+    if let Some(t) = gate.as_ref().and_then(gate_watch::explain) {
+        println!("{t}");
     }
     if let Some(l) = &last {
         let reasons: Vec<&str> = l["reasons"]
@@ -315,6 +322,12 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         .as_deref()
         .map(record::read_counters)
         .unwrap_or_default();
+    let gate = host.boot_json.as_ref().and_then(|_| gate_watch::read_snapshot(&env.run_dir));
+    // the generator's reading of this boot's configuration (one line per error)
+    let config_errors = host.boot_json.as_ref().map_or(0, |_| {
+        std::fs::read_to_string(env.run_dir.join("abguard").join(crate::verbs::generator::CONFIG_ERROR))
+            .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+    });
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),
@@ -325,6 +338,9 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         last_verdict: newest.and_then(|l| l["verdict"].as_str()),
         last_assessment_time: last_time,
         counters: &counters,
+        gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
+        gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
+        config_errors,
     });
     match file {
         None => print!("{text}"),

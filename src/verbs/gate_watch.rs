@@ -1,0 +1,299 @@
+//! `gate-pass`, run by abguard-gate.service on every boot. On an ordinary boot it only
+//! remembers which sysext images are merged (for the next first boot's built-in check)
+//! and reports configuration errors. On a first boot after an upgrade it watches the
+//! critical units every [`POLL`] and runs the health checks until [`decide::gate`]
+//! gives a verdict: pass (the healthy flag releases update-engine) or fail (roll back
+//! at once, or record under ON_FAILURE=report). The deadline is abguard-deadline.timer's.
+
+use super::gate::{self, act_fail, act_pass, base_record, config_errors, here, save, Here};
+use crate::cli::{DiskArg, Probe};
+use crate::config::Config;
+use crate::decide::gate::{CheckTrack, GateAction, GateFacts, UnitTrack};
+use crate::initrd::{NEEDS_CHECK, STATE_DIR};
+use crate::probe::{checks, units, Env};
+use crate::record::rfc3339;
+use crate::safefs::SafeDir;
+use anyhow::Result;
+use std::time::Duration;
+
+/// How often the units are asked: a crash is acted on within this plus the rollback.
+pub const POLL: Duration = Duration::from_millis(500);
+/// On ROOT: the sysext images merged on the last ordinary boot, one per line.
+pub const SYSEXTS_BEFORE: &str = "var/lib/abguard/sysexts-merged";
+
+/// CLOCK_MONOTONIC in µs (systemd's monotonic timestamps use the same clock).
+pub fn mono_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A monotonic instant as wall-clock seconds since the epoch.
+fn wall(mono: u64, now_mono: u64) -> u64 {
+    (unix_now() as i64 + (mono as i64 - now_mono as i64) / 1_000_000).max(0) as u64
+}
+
+pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
+    let env = Env::new(p, false);
+    let cfg = Config::load(&env.sysroot);
+    let errors = config_errors(&env, &cfg);
+    let usr = env.usr_candidates.first().cloned().unwrap_or_default();
+    let merged = checks::sysexts(&usr);
+    let state = SafeDir::open(&env.run_dir)?.subdir(STATE_DIR, true)?;
+    if !state.exists(NEEDS_CHECK) {
+        ordinary_boot(&env, &errors, &merged);
+        return Ok(0);
+    }
+    let h = here(&env, d, true);
+    let start = mono_us();
+    let deadline_at = units::manager_u64("UserspaceTimestampMonotonic")
+        .filter(|t| *t > 0)
+        .unwrap_or(start)
+        + cfg.deadline.0;
+    let mut required = cfg.critical_units.clone();
+    if cfg.verify_usr {
+        required.push(crate::readusr::UNIT.to_string());
+    }
+    let found = checks::discover(&env.sysroot);
+    let mut f = GateFacts {
+        started: start,
+        first_boot: h.as_ref().map_or(true, |h| h.first),
+        units: required.iter().map(|u| UnitTrack::new(u)).collect(),
+        checks: found.iter().map(|(n, _)| checks::track(n)).collect(),
+        config_errors: errors,
+        ..GateFacts::default()
+    };
+    let before = read_before(&env);
+    let sysext = cfg.check_sysext && !before.is_empty();
+    if sysext {
+        f.checks.push(checks::track(checks::SYSEXT));
+    }
+    let mut runner = checks::Runner::new(
+        found.into_iter().map(|(_, p)| p).collect(),
+        env.run_dir.join(STATE_DIR).join("checks"),
+        cfg.check_timeout.0,
+    );
+    let mut last_said = String::new();
+    loop {
+        f.now = mono_us();
+        if let Ok(states) = units::states(&required) {
+            for (t, s) in f.units.iter_mut().zip(states) {
+                crate::decide::gate::observe(t, s, f.now);
+            }
+        }
+        let mut action = crate::decide::gate::gate(&f, &cfg);
+        if let GateAction::Wait { run_checks: true, .. } = action {
+            runner.tick(&mut f.checks, f.now);
+            if sysext {
+                sysext_check(&usr, &before, f.checks.last_mut());
+            }
+            action = crate::decide::gate::gate(&f, &cfg);
+        }
+        if action == GateAction::Pass {
+            // dm-verity checks lazily: a block read during the window may have failed
+            f.verity_problem = here(&env, d, true).ok().and_then(|h| h.verity_problem);
+            action = crate::decide::gate::gate(&f, &cfg);
+        }
+        let snap = snapshot(&f, &action, deadline_at);
+        // rewritten when what it waits for changes (the countdown aside)
+        let said = snap.split("\"window_ends\"").next().unwrap_or("").to_string();
+        if said != last_said {
+            let _ = state.write_atomic(gate::SNAPSHOT, snap.as_bytes());
+            last_said = said;
+        }
+        let snap = || serde_json::from_str(&snap).ok();
+        match action {
+            GateAction::Wait { .. } => {}
+            GateAction::NotFirstBoot | GateAction::Pass => {
+                runner.stop();
+                return passed(&env, &cfg, &h, &f, snap(), no_mark_good);
+            }
+            GateAction::Fail { failure, rollback } => {
+                runner.stop();
+                let Ok(h) = &h else {
+                    log::error!("gate failed ({}) but the booted slot is unknown: not rolled back", failure.reason());
+                    return Ok(0);
+                };
+                return act_fail(&env, &cfg, h, &f, &failure, rollback, snap(), no_reboot);
+            }
+        }
+        // someone else decided (a unit's OnFailure= hook, the deadline)
+        if state.exists(gate::VERDICT) || !state.exists(NEEDS_CHECK) {
+            runner.stop();
+            return Ok(0);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn passed(
+    env: &Env,
+    cfg: &Config,
+    h: &Result<Here>,
+    f: &GateFacts,
+    snap: Option<serde_json::Value>,
+    no_mark_good: bool,
+) -> Result<i32> {
+    if !gate::claim(env) {
+        return Ok(0);
+    }
+    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), env);
+    let up: Vec<&str> = f.units.iter().map(|t| t.unit.as_str()).collect();
+    r.reasons.push(match (f.first_boot, up.is_empty()) {
+        (false, _) => "not the first boot after an upgrade on the disk".into(),
+        (true, true) => format!("no critical units; stable for {}", cfg.stable_for),
+        (true, false) => format!("{} active and stable for {}", up.join(", "), cfg.stable_for),
+    });
+    let checked: Vec<String> = f
+        .checks
+        .iter()
+        .map(|c| format!("{} {}", c.name, if c.passed == Some(true) { "passed" } else { &c.what }))
+        .collect();
+    if !checked.is_empty() {
+        r.reasons.push(format!("checks: {}", checked.join(", ")));
+    }
+    r.config_errors = f.config_errors.clone();
+    r.gate = snap;
+    act_pass(env, cfg, h, r, no_mark_good)
+}
+
+/// An ordinary boot: remember the merged sysexts, report configuration errors.
+fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
+    let dir = SafeDir::open(&env.sysroot).and_then(|r| r.subpath("var/lib/abguard", true));
+    if let Ok(dir) = dir {
+        let text: String = merged.iter().map(|m| format!("{m}\n")).collect();
+        if let Err(e) = dir.write_atomic("sysexts-merged", text.as_bytes()) {
+            log::warn!("{SYSEXTS_BEFORE}: {e:#}");
+        }
+    }
+    if !errors.is_empty() {
+        // not a first boot: the error is reported, protection of the next one stays on
+        log::error!("configuration errors (lines skipped): {}", errors.join("; "));
+        let mut r = base_record("config-error", "healthy", None, env);
+        r.reasons.push("configuration lines skipped on an ordinary boot".into());
+        r.config_errors = errors.to_vec();
+        save(env, &r);
+    }
+}
+
+fn read_before(env: &Env) -> Vec<String> {
+    std::fs::read_to_string(env.sysroot.join(SYSEXTS_BEFORE))
+        .map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn sysext_check(usr: &std::path::Path, before: &[String], t: Option<&mut CheckTrack>) {
+    let Some(t) = t else { return };
+    if t.passed == Some(true) {
+        return;
+    }
+    let missing = checks::sysext_missing(before, &checks::sysexts(usr));
+    t.runs += 1;
+    t.passed = Some(missing.is_empty());
+    t.what = match missing.is_empty() {
+        true => "exit 0".into(),
+        false => format!("not merged since the update: {}", missing.join(", ")),
+    };
+}
+
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(","))
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("null".into(), |v| v.to_string())
+}
+
+/// What `abguard status` shows of a pending gate (run/abguard/gate.json), and the
+/// record's `gate` field. Written by hand: a derived serializer or `json!` costs the
+/// static binary kilobytes.
+fn snapshot(f: &GateFacts, a: &GateAction, deadline_at: u64) -> String {
+    let (state, waiting, window) = match a {
+        GateAction::Wait { waiting, window_ends, .. } => ("pending", waiting.clone(), *window_ends),
+        GateAction::Fail { failure, .. } => ("failed", vec![failure.reason()], None),
+        _ => ("passed", Vec::new(), None),
+    };
+    let at = |m: u64| wall(m, f.now);
+    let time = |m: u64| q(&rfc3339(at(m)));
+    let units = list(f.units.iter().map(|t| {
+        let st = t.now.as_ref();
+        format!(
+            "{{\"unit\":{},\"state\":{},\"restarts\":{},\"invocation\":{},\"up_since\":{},\"failure\":{}}}",
+            q(&t.unit),
+            opt(st.map(|s| q(&format!("{}/{}", s.active.as_str(), s.sub)))),
+            opt(st.map(|s| s.restarts)),
+            opt(st.map(|s| q(&s.invocation))),
+            opt(t.up_since.map(time)),
+            opt(t.broke.as_deref().map(q)),
+        )
+    }));
+    let checks = list(f.checks.iter().map(|c| {
+        format!(
+            "{{\"name\":{},\"required\":{},\"runs\":{},\"passed\":{},\"result\":{},\"output\":{}}}",
+            q(&c.name),
+            c.required,
+            c.runs,
+            opt(c.passed),
+            q(&c.what),
+            q(&c.output)
+        )
+    }));
+    format!(
+        "{{\"state\":\"{state}\",\"since\":{},\"waiting\":{},\"window_ends\":{},\"deadline\":{},\
+         \"deadline_unix\":{},\"units\":{units},\"checks\":{checks},\"config_errors\":{},\"updated\":{}}}",
+        time(f.started),
+        list(waiting.iter().map(|w| q(w))),
+        opt(window.map(time)),
+        time(deadline_at),
+        at(deadline_at),
+        list(f.config_errors.iter().map(|e| q(e))),
+        q(&rfc3339(unix_now())),
+    )
+}
+
+/// The gate's snapshot under `run_dir` while it is pending or just decided.
+pub fn read_snapshot(run_dir: &std::path::Path) -> Option<serde_json::Value> {
+    let b = std::fs::read(run_dir.join(STATE_DIR).join(gate::SNAPSHOT)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+/// `abguard status`'s line for a pending gate: what it waits for, the window, the
+/// deadline and the time left.
+pub fn explain(s: &serde_json::Value) -> Option<String> {
+    if s["state"] != "pending" {
+        return None;
+    }
+    let str_of = |k: &str| s[k].as_str().unwrap_or("?").to_string();
+    let waiting: Vec<&str> = s["waiting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.as_str())
+        .collect();
+    let mut t = format!(
+        "health gate pending since {}: waiting for {}",
+        str_of("since"),
+        waiting.join("; ")
+    );
+    if let Some(w) = s["window_ends"].as_str() {
+        t.push_str(&format!("; stable-for window ends at {w}"));
+    }
+    let left = s["deadline_unix"].as_u64().unwrap_or(0) as i64 - unix_now() as i64;
+    let left = match left {
+        l if l <= 0 => "passed".to_string(),
+        l if l >= 120 => format!("in {} min", l / 60),
+        l => format!("in {l} s"),
+    };
+    t.push_str(&format!("; deadline at {} ({left})", str_of("deadline")));
+    Some(t)
+}
