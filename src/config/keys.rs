@@ -91,7 +91,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "STABLE_FOR",
-        default: "60s",
+        default: "1min",
         doc: "how long every critical unit must stay active, same invocation and no restart, after the last one came up (0 to 1h)",
         butane: "stable-for",
         set: |c, v| {
@@ -102,7 +102,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "CHECK_TIMEOUT",
-        default: "60s",
+        default: "1min",
         doc: "how long one run of a health check in checks.d may take before it is killed and counts as failed (1s to 1h)",
         butane: "check-timeout",
         set: |c, v| {
@@ -116,7 +116,7 @@ pub const KEYS: &[Key] = &[
         name: "CHECK_SYSEXT",
         default: "yes",
         doc: "the built-in check: every systemd-sysext image merged on the last ordinary boot is merged again after the update",
-        butane: "check-sysext",
+        butane: "no-check-sysext",
         set: |c, v| {
             c.check_sysext = yes_no(v)?;
             Ok(())
