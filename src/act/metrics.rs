@@ -196,7 +196,8 @@ mod tests {
             gate_deadline: Some(1_795_689_896),
             config_errors: 2,
         });
-        assert!(text.contains("abguard_gate_pending 1\nabguard_gate_deadline_timestamp_seconds 1795689896\n"));
+        assert!(text.contains("abguard_gate_pending 1\n"));
+        assert!(text.contains("abguard_gate_deadline_timestamp_seconds 1795689896\n"));
         assert!(text.contains("abguard_config_errors 2\n"));
         assert!(text.contains("abguard_slot_priority{label=\"we\\\"ird\\\\label\",partition=\"3\""));
         assert!(text.contains("abguard_last_verdict{verdict=\"needs-health-check\"} 1"));

@@ -28,7 +28,6 @@ enum E {
     Back(&'static str),
     /// Fail under ON_FAILURE=report.
     Report(&'static str),
-    NotFirst,
 }
 
 fn kind(a: &GateAction) -> String {
@@ -40,7 +39,6 @@ fn matches(a: &GateAction, e: E) -> bool {
         (GateAction::Wait { run_checks, .. }, E::Wait) => !run_checks,
         (GateAction::Wait { run_checks, .. }, E::WaitChecks) => *run_checks,
         (GateAction::Pass, E::Pass) => true,
-        (GateAction::NotFirstBoot, E::NotFirst) => true,
         (GateAction::Fail { failure, rollback }, E::Back(w) | E::Report(w)) => {
             *rollback == matches!(e, E::Back(_)) && failure.reason().contains(w)
         }

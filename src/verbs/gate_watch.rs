@@ -107,7 +107,7 @@ pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resul
             let _ = state.write_atomic(gate::SNAPSHOT, snap.as_bytes());
             last_said = said;
         }
-        let snap = || serde_json::from_str(&snap).ok();
+        let snap = || serde_json::from_slice(snap.as_bytes()).ok();
         match action {
             GateAction::Wait { .. } => {}
             GateAction::NotFirstBoot | GateAction::Pass => {
