@@ -461,9 +461,10 @@ fn the_ab_state_machine_keeps_its_promises() {
         dfs(v, &adj, &mut done, &mut on_path);
     }
     println!(
-        "model check: depth {DEPTH}, {} states, {transitions} transitions, {} automatic",
+        "model check: depth {DEPTH}, {} states, {transitions} transitions, {} automatic, fixed point at depth {deepest}",
         seen.len(),
         auto_edges.len()
     );
+    assert!(deepest < DEPTH, "the search did not reach a fixed point");
     assert!(seen.len() > 100);
 }

@@ -39,7 +39,31 @@ fn wall(mono: u64, now_mono: u64) -> u64 {
     (unix_now() as i64 + (mono as i64 - now_mono as i64) / 1_000_000).max(0) as u64
 }
 
+/// Tell systemd (Type=notify) that the gate is watching: the critical units are ordered
+/// after abguard-gate.service, so none starts before the first look at it.
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let path = path.to_string_lossy().into_owned();
+    let addr = match path.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    if let (Ok(sock), Ok(addr)) = (UnixDatagram::unbound(), addr) {
+        let _ = sock.send_to_addr(b"READY=1", &addr);
+    }
+}
+
 pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
+    let r = watch(d, p, no_mark_good, no_reboot);
+    notify_ready();
+    r
+}
+
+fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let cfg = Config::load(&env.sysroot);
     let errors = config_errors(&env, &cfg);
@@ -80,6 +104,7 @@ pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resul
         cfg.check_timeout.0,
     );
     let mut last_said = String::new();
+    let mut ready = false;
     loop {
         f.now = mono_us();
         if let Ok(states) = units::states(&required) {
@@ -88,6 +113,11 @@ pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resul
             }
         }
         let mut action = crate::decide::gate::gate(&f, &cfg);
+        if !ready {
+            // the first look is taken: the critical units may start now
+            notify_ready();
+            ready = true;
+        }
         if let GateAction::Wait { run_checks: true, .. } = action {
             runner.tick(&mut f.checks, f.now);
             if sysext {

@@ -68,12 +68,13 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
         &format!("{header}[Unit]\nRequires={units}\nAfter={units}\n"),
     )?;
     for u in &cfg.critical_units {
-        // a definitive failure rolls back at once instead of at the deadline
+        // a definitive failure rolls back at once instead of at the deadline; started
+        // after the gate (Type=notify: after its first look), so it sees every state
         write(
             out,
             u,
             &format!(
-                "{header}[Unit]\nOnFailure=abguard-failed@{}.service\n",
+                "{header}[Unit]\nOnFailure=abguard-failed@{}.service\nAfter=abguard-gate.service\n",
                 escape_instance(u)
             ),
         )?;
