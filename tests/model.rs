@@ -14,13 +14,14 @@
 //! rollback, an operator reboot, and power loss at any write or any time.
 
 mod common;
-use abguard::ab::{self, Slot};
-use abguard::assess::{self, Facts, Verdict};
 use abguard::config::{timespan::Span, Config};
+use abguard::decide::ab;
+use abguard::decide::assess::{self, Facts, Verdict};
 use abguard::decide::gate::{self, Active, GateAction, GateFacts, UnitState, UnitTrack};
-use abguard::dm::{parse_line, Verity};
-use abguard::gpt::Table;
-use abguard::sysfs::Backing;
+use abguard::decide::verity::{parse_line, Verity};
+use abguard::disk::gpt::Table;
+use abguard::types::Backing;
+use abguard::types::Slot;
 use common::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -122,6 +123,7 @@ fn run_gate(c: Content) -> GateAction {
     let mut cfg = Config::default();
     cfg.critical_units = vec!["web.service".into()];
     cfg.stable_for = Span(60_000_000);
+    let policy = cfg.gate_policy();
     let mut f = GateFacts {
         first_boot: true,
         units: vec![UnitTrack::new("web.service")],
@@ -133,13 +135,13 @@ fn run_gate(c: Content) -> GateAction {
         f.now = t * 1_000_000;
         let s = UnitState { active: Active::parse(a), sub: sub.into(), invocation: inv.into(), restarts: n, result: "success".into() };
         gate::observe(&mut f.units[0], s, f.now);
-        let action = gate::gate(&f, &cfg);
+        let action = gate::gate(&f, &policy);
         if !matches!(action, GateAction::Wait { .. }) {
             return action;
         }
     }
     f.deadline_passed = true;
-    gate::gate(&f, &cfg)
+    gate::gate(&f, &policy)
 }
 
 /// Successors of `s`, each with its label and kind.

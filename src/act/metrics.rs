@@ -2,9 +2,9 @@
 //! the node_exporter textfile collector: the slots, the booted slot and version, the
 //! last verdict and running totals of first boots, failures and rollbacks.
 
-use crate::ab::Slot;
-use crate::gpt::Copy;
-use crate::record::Counters;
+use crate::act::record::Counters;
+use crate::disk::gpt::Copy;
+use crate::types::Slot;
 use std::fmt::Write as _;
 
 /// What the status verb knows, ready to render.
@@ -171,7 +171,7 @@ pub fn render(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ab::slots_from;
+    use crate::decide::ab::slots_from;
 
     #[test]
     fn renders_families_once_with_escaped_labels() {

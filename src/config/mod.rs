@@ -112,6 +112,14 @@ pub(crate) fn valid_unit(u: &str) -> bool {
 }
 
 impl Config {
+    /// The part of the configuration the gate's pure decision needs.
+    pub fn gate_policy(&self) -> crate::decide::gate::GatePolicy {
+        crate::decide::gate::GatePolicy {
+            stable_for: self.stable_for.0,
+            rollback: self.on_failure == OnFailure::Rollback,
+        }
+    }
+
     /// Apply one file's text line by line: a bad line is recorded in `errors` (file,
     /// line, what) and skipped, every other line applies.
     pub fn apply(&mut self, name: &Path, text: &str) {
@@ -187,7 +195,7 @@ pub fn files(root: &Path) -> Vec<PathBuf> {
 
 /// The text of one configuration file; `None` when it does not exist.
 fn read_config_file(f: &Path) -> anyhow::Result<Option<String>> {
-    use crate::act::safefs::{open_file, Kind};
+    use crate::safefs::{open_file, Kind};
     use anyhow::Context;
     use std::io::Read;
     let mut file = match open_file(f, false, Kind::Regular, nix::fcntl::OFlag::empty()) {

@@ -2,20 +2,8 @@
 //! cgpt's `prioritize`, and what flatcar-postinst, flatcar-setgoodroot and a manual
 //! rollback do with them. Nothing here touches a disk.
 
-use crate::attrs::{UsrAttrs, MAX_FIELD};
-use serde::Serialize;
-
-/// One partition with Flatcar's USR type GUID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Slot {
-    pub label: String,
-    /// 1-based partition number, as in /dev/vda3 and `cgpt -i`.
-    pub partition: u32,
-    /// Lower-case, as GRUB passes it on the command line.
-    pub partuuid: String,
-    #[serde(flatten)]
-    pub attrs: UsrAttrs,
-}
+use crate::types::attrs::{UsrAttrs, MAX_FIELD};
+use crate::types::Slot;
 
 /// Why a state change was refused. Callers match on this to pick the exit code.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

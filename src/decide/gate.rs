@@ -8,7 +8,15 @@
 //! [`observe`] folds one observation of a unit into its [`UnitTrack`]; [`gate`] decides.
 //! Both are pure; the watcher (verbs/gate.rs) polls systemd and runs the checks.
 
-use crate::config::{Config, OnFailure};
+/// What the decision needs of the configuration (config::Config::gate_policy): the
+/// configuration lives above this stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatePolicy {
+    /// STABLE_FOR in µs.
+    pub stable_for: u64,
+    /// ON_FAILURE=rollback (false: report).
+    pub rollback: bool,
+}
 
 /// systemd's ActiveState.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,13 +228,13 @@ pub enum GateAction {
 }
 
 /// The verdict on `f` under `cfg`.
-pub fn gate(f: &GateFacts, cfg: &Config) -> GateAction {
+pub fn gate(f: &GateFacts, cfg: &GatePolicy) -> GateAction {
     if !f.first_boot {
         return GateAction::NotFirstBoot;
     }
     let fail = |failure| GateAction::Fail {
         failure,
-        rollback: cfg.on_failure == OnFailure::Rollback,
+        rollback: cfg.rollback,
     };
     if let Some(what) = &f.verity_problem {
         return fail(Failure::Verity { what: what.clone() });
@@ -253,7 +261,7 @@ pub fn gate(f: &GateFacts, cfg: &Config) -> GateAction {
     let all_up = down.is_empty();
     let window_ends = all_up.then(|| {
         let last = f.units.iter().filter_map(|t| t.up_since).max();
-        last.unwrap_or(f.started).saturating_add(cfg.stable_for.0)
+        last.unwrap_or(f.started).saturating_add(cfg.stable_for)
     });
     if let Some(end) = window_ends.filter(|end| f.now < *end) {
         let left = (end - f.now).div_ceil(1_000_000);

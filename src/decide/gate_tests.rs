@@ -2,8 +2,6 @@
 //! second by second and the verdict expected after each step.
 
 use super::*;
-use crate::config::timespan::Span;
-use std::path::Path;
 
 const S: u64 = 1_000_000;
 
@@ -49,13 +47,32 @@ fn matches(a: &GateAction, e: E) -> bool {
 /// One step: at second `t`, each unit's state (in the config's order), then expect.
 type Step = (u64, Vec<UnitState>, E);
 
+/// The rows' settings in the configuration's words (the decision sees only the policy;
+/// the configuration's own parser is tested in config/): CRITICAL_UNITS, STABLE_FOR in
+/// seconds ("10s", "0"), ON_FAILURE.
+fn settings(conf: &str) -> (Vec<String>, GatePolicy) {
+    let mut units = Vec::new();
+    let mut p = GatePolicy { stable_for: 60 * S, rollback: true };
+    for (k, v) in conf.lines().filter_map(|l| l.split_once('=')) {
+        match k {
+            "CRITICAL_UNITS" => units.extend(v.split(' ').map(String::from)),
+            "STABLE_FOR" => p.stable_for = v.trim_end_matches('s').parse::<u64>().unwrap() * S,
+            "ON_FAILURE" => p.rollback = v == "rollback",
+            _ => panic!("{k}"),
+        }
+    }
+    (units, p)
+}
+
+fn policy(stable_s: u64) -> GatePolicy {
+    GatePolicy { stable_for: stable_s * S, rollback: true }
+}
+
 fn run(name: &str, conf: &str, steps: &[Step], setup: impl Fn(&mut GateFacts)) {
-    let mut cfg = Config::default();
-    cfg.apply(Path::new("t.conf"), conf);
-    assert!(cfg.errors.is_empty(), "{name}: {:?}", cfg.errors);
+    let (units, cfg) = settings(conf);
     let mut f = GateFacts {
         first_boot: true,
-        units: cfg.critical_units.iter().map(|u| UnitTrack::new(u)).collect(),
+        units: units.iter().map(|u| UnitTrack::new(u)).collect(),
         ..GateFacts::default()
     };
     setup(&mut f);
@@ -191,8 +208,7 @@ fn the_window_counts_from_the_last_unit_up() {
         |_| {},
     );
     // no critical units: the window counts from the gate's start
-    let mut cfg = Config::default();
-    cfg.stable_for = Span(10 * S);
+    let cfg = policy(10);
     let f = |now| GateFacts {
         first_boot: true,
         started: 5 * S,
@@ -216,8 +232,7 @@ fn check(name: &str, required: bool, passed: Option<bool>) -> CheckTrack {
 
 #[test]
 fn checks_failing_then_passing_and_wanted_ones() {
-    let mut cfg = Config::default();
-    cfg.stable_for = Span(0);
+    let cfg = policy(0);
     let with = |checks: Vec<CheckTrack>| GateFacts {
         first_boot: true,
         checks,
@@ -247,8 +262,7 @@ fn checks_failing_then_passing_and_wanted_ones() {
 
 #[test]
 fn config_errors_hold_a_first_boot_only() {
-    let mut cfg = Config::default();
-    cfg.stable_for = Span(0);
+    let mut cfg = policy(0);
     let err = "/etc/abguard/abguard.conf:2: CRITICAL_UNITS=\"a,b\" is not a unit name".to_string();
     let mut f = GateFacts {
         first_boot: true,
@@ -259,7 +273,7 @@ fn config_errors_hold_a_first_boot_only() {
     assert!(waiting[0].contains(&err), "{waiting:?}");
     f.deadline_passed = true;
     assert!(matches(&gate(&f, &cfg), E::Back("abguard.conf:2")));
-    cfg.on_failure = OnFailure::Report;
+    cfg.rollback = false;
     assert!(matches(&gate(&f, &cfg), E::Report("abguard.conf:2")));
     // any other boot: nothing to hold (the caller reports the error)
     f.first_boot = false;
@@ -268,8 +282,7 @@ fn config_errors_hold_a_first_boot_only() {
 
 #[test]
 fn hooks_verity_and_the_deadline() {
-    let mut cfg = Config::default();
-    cfg.stable_for = Span(0);
+    let cfg = policy(0);
     let base = GateFacts {
         first_boot: true,
         ..GateFacts::default()

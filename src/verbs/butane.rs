@@ -6,9 +6,10 @@
 //! The values are checked with the configuration parser's own rules, and the drop-in
 //! text is parsed back with [`Config::apply`] before anything is printed.
 
+use crate::cli::tools::ButaneArgs;
 use crate::config::{self, keys, Config};
+use crate::exit::{ExitCode, Failure, VerbResult};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -18,71 +19,6 @@ pub const DROPIN: &str = "/etc/abguard/abguard.conf.d/10-butane.conf";
 pub const CHECKS_DIR: &str = "/etc/abguard/checks.d";
 /// The Ignition spec that Butane's flatcar 1.0.0 variant produces.
 pub const IGNITION_VERSION: &str = "3.3.0";
-
-/// Print the Butane (or Ignition) config that writes health-gate settings to
-/// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
-#[derive(Debug, Args, Clone)]
-#[command(group = clap::ArgGroup::new("settings")
-    .required(true)
-    .multiple(true)
-    .args(["critical_unit", "deadline", "stable_for", "check_timeout", "no_check_sysext",
-           "mark_good", "on_failure", "verify_usr", "check"]))]
-pub struct ButaneArgs {
-    /// A unit that must be active before an upgrade counts as healthy (repeatable).
-    #[arg(long, value_name = "UNIT")]
-    pub critical_unit: Vec<String>,
-    /// Roll an unproven upgrade back this long after boot (systemd time span, e.g. 10min).
-    #[arg(long, value_name = "SPAN")]
-    pub deadline: Option<String>,
-    /// How long the critical units must stay up after the last came up (STABLE_FOR).
-    #[arg(long, value_name = "SPAN")]
-    pub stable_for: Option<String>,
-    /// How long one health-check run may take (CHECK_TIMEOUT).
-    #[arg(long, value_name = "SPAN")]
-    pub check_timeout: Option<String>,
-    /// Switch the built-in sysext check off (CHECK_SYSEXT=no).
-    #[arg(long)]
-    pub no_check_sysext: bool,
-    /// Mark the slot good when the gate passes (MARK_GOOD=yes).
-    #[arg(long)]
-    pub mark_good: bool,
-    /// What a failed gate does: rollback (spend the slot and reboot) or report (only
-    /// record it).
-    #[arg(long, value_name = "ACTION")]
-    pub on_failure: Option<String>,
-    /// Read all of /usr through dm-verity on the first boot after an upgrade (VERIFY_USR=yes).
-    #[arg(long)]
-    pub verify_usr: bool,
-    /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
-    /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
-    #[arg(long, value_name = "NAME=PATH")]
-    pub check: Vec<String>,
-    /// Also install one of your own units from a local file, NAME=PATH (repeatable);
-    /// it is enabled when it has an [Install] section.
-    #[arg(long, value_name = "NAME=PATH")]
-    pub unit_file: Vec<String>,
-    /// Output format: butane (YAML, variant flatcar 1.0.0) or ignition (3.3.0 JSON).
-    #[arg(long, value_name = "FORMAT", default_value = "butane")]
-    pub format: String,
-}
-
-impl ButaneArgs {
-    /// The value given for the key whose option is `flag` (keys::Key::butane).
-    pub fn value(&self, flag: &str) -> Option<String> {
-        let on = |b: bool, v: &str| b.then(|| v.to_string());
-        match flag {
-            "critical-unit" if !self.critical_unit.is_empty() => Some(self.critical_unit.join(" ")),
-            "deadline" => self.deadline.clone(),
-            "stable-for" => self.stable_for.clone(),
-            "check-timeout" => self.check_timeout.clone(),
-            "no-check-sysext" => on(self.no_check_sysext, "no"),
-            "mark-good" => on(self.mark_good, "yes"),
-            "on-failure" => self.on_failure.clone(),
-            "verify-usr" => on(self.verify_usr, "yes"),
-            _ => None,
-        }
-    }
-}
 
 fn parse_file_arg<'a>(opt: &str, s: &'a str) -> Result<(&'a str, &'a Path), String> {
     match s.split_once('=') {
@@ -338,15 +274,11 @@ fn read_all(files: Files<'_>) -> Result<Vec<Unit>> {
     Ok(out)
 }
 
-pub fn run(a: &ButaneArgs) -> Result<i32> {
-    let (settings, checks, units) = match check(a) {
-        Ok(v) => v,
-        Err(msg) => {
-            // a usage error, as clap reports its own (exit 2)
-            eprintln!("error: {msg}\n\nFor more information, try 'abguard butane --help'.");
-            return Ok(2);
-        }
-    };
+pub fn run(a: &ButaneArgs) -> VerbResult {
+    let (settings, checks, units) = check(a).map_err(|message| Failure::Usage {
+        verb: "butane",
+        message,
+    })?;
     let config = settings.config_text()?;
     let (checks, units) = (read_all(checks)?, read_all(units)?);
     if a.format == "ignition" {
@@ -354,7 +286,7 @@ pub fn run(a: &ButaneArgs) -> Result<i32> {
     } else {
         print!("{}", butane(&config, &checks, &units));
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 #[cfg(test)]

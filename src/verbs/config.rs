@@ -3,10 +3,11 @@
 //! pipelines).
 
 use crate::config::{keys::KEYS, Config};
+use crate::exit::ExitCode;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<i32> {
+pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
     let c = if files.is_empty() {
         Config::load(root)
     } else {
@@ -43,5 +44,8 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<i3
             n => println!("{n} error(s)"),
         }
     }
-    Ok(i32::from(check && !c.errors.is_empty()))
+    Ok(match check && !c.errors.is_empty() {
+        true => ExitCode::Error,
+        false => ExitCode::Ok,
+    })
 }

@@ -4,16 +4,15 @@
 //! Installed as /usr/lib/systemd/system-generators/abguard-generator (a link to the
 //! binary; argv[0] selects this mode) and called as `abguard-generator NORMAL EARLY LATE`.
 
-use crate::act::safefs::SafeDir;
+use crate::act::flags::{CONFIG_ERROR, STATE_DIR};
 use crate::config::Config;
-use crate::verbs::initrd::STATE_DIR;
+use crate::exit::ExitCode;
+use crate::safefs::SafeDir;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
 
 pub const DROPIN: &str = "50-abguard.conf";
-/// Under /run/abguard: the configuration errors the generator met, one per line.
-pub const CONFIG_ERROR: &str = "config-error";
 
 /// systemd-escape for a template instance: keep [A-Za-z0-9:_.], `/` → `-`, rest → \xNN.
 pub fn escape_instance(s: &str) -> String {
@@ -55,7 +54,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
     // good first boot (the unit carries its own OnFailure= and first-boot condition)
     let mut required = cfg.critical_units.clone();
     if cfg.verify_usr {
-        required.push(crate::readusr::UNIT.to_string());
+        required.push(crate::act::flags::READ_USR_UNIT.to_string());
     }
     if required.is_empty() {
         return Ok(());
@@ -85,10 +84,10 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
 /// Generator entry point: never fails the boot. A bad line is skipped and the rest
 /// applies; the errors go to the kernel log and to run/abguard/config-error under
 /// `root`, which the gate records.
-pub fn run(root: &Path, args: &[String]) -> i32 {
+pub fn run(root: &Path, args: &[String]) -> ExitCode {
     let Some(out) = args.first() else {
         log::error!("abguard-generator: missing output directory argument");
-        return 1;
+        return ExitCode::Error;
     };
     let cfg = Config::load(root);
     let mut errors: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
@@ -104,7 +103,7 @@ pub fn run(root: &Path, args: &[String]) -> i32 {
             let _ = state.write_atomic(CONFIG_ERROR, (errors.join("\n") + "\n").as_bytes());
         }
     }
-    0
+    ExitCode::Ok
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! The verbs that read or change the slots: status, next, stage, mark-good, rollback.
 
-use crate::ab::{self, Refusal, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
-use crate::disklock;
-use crate::gpt::{Disk, Table};
+use super::is_block;
+use crate::act::{flags, gate_state, metrics, record};
+use crate::decide::ab::{self, Refusal};
+use crate::disk::{change_slots, gpt::Table, read_table};
+use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::{self, Env};
-use crate::record;
-use crate::verbs::gate_watch;
-use anyhow::{bail, Context, Result};
+use crate::safefs::SafeDir;
+use crate::types::{Roots, Slot};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use std::path::Path;
 
@@ -16,71 +16,12 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Lock the disk, re-read the table through the writable handle, apply `change` to the slots and
-/// write the result; nothing is written when `change` refuses, or when it changes
-/// nothing and the table needs no repair.
-pub fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
-where
-    F: FnOnce(&mut Vec<Slot>) -> Result<()>,
-{
-    // the read happens under the lock, so no other writer's change is lost between it
-    // and the write
-    let disk = Disk::open(path, true)?;
-    let ss = disk.sector_size;
-    let mut file = disklock::exclusive(disk.file, path, disklock::WAIT)?;
-    let mut table = Table::read(&mut *file, ss)
-        .with_context(|| format!("reading the GPT of {}", path.display()))?;
-    let before = table.slots();
-    let mut after = before.clone();
-    change(&mut after)?;
-    if after != before || table.needs_repair() {
-        for p in &table.problems {
-            log::warn!("{}: repairing: {p}", path.display());
-        }
-        table.set_slots(&after);
-        table
-            .write(&mut *file)
-            .with_context(|| format!("writing the GPT of {}", path.display()))?;
-    }
-    Ok((before, after))
-}
-
-/// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
-/// through a writable handle, refuse if the table changed since `probed` was read or if
-/// nothing else would stay bootable, then write. The one path every rollback takes.
-pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
-    let (_, slots) = change_slots(path, |slots| {
-        if slots != probed {
-            bail!("the partition table changed since it was read");
-        }
-        ab::spend_slot(slots, booted)?;
-        Ok(())
-    })?;
-    let s = &slots[booted];
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        s.label, s.partition
-    ))
-}
-
-/// Which slot booted, using the same rules as the initrd assessment. `None` when it
-/// cannot be told, or when the disk is an image and no probe input points at it.
+/// Which slot booted (see [`super::booted_slot`]), or why that cannot be told.
 fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    if !is_block(disk) && !env.explicit {
-        return (
-            None,
-            vec!["the disk is an image file: no booted slot".into()],
-        );
+    match super::booted_slot(env, disk, table) {
+        Ok(id) => (Some(id.index), id.notes),
+        Err(why) => (None, why),
     }
-    let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
-    let a = assess::assess(&f);
-    (a.booted, a.reasons)
-}
-
-fn is_block(disk: &Path) -> bool {
-    std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false)
 }
 
 /// Where the host's state about this disk is: for a block device, the running system's
@@ -92,10 +33,11 @@ struct HostState {
 }
 
 impl HostState {
-    fn of(env: &Env, p: &Probe, disk: &Path) -> HostState {
+    fn of(env: &Env, p: &Roots, disk: &Path) -> HostState {
         let host = is_block(disk) || env.explicit;
         HostState {
-            boot_json: (host || p.run_dir.is_some()).then(|| env.run_dir.join("abguard/boot.json")),
+            boot_json: (host || p.run_dir.is_some())
+                .then(|| env.run_dir.join(flags::STATE_DIR).join(flags::BOOT_JSON)),
             history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
         }
     }
@@ -149,10 +91,6 @@ fn record_manual(
     }
 }
 
-fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
-    Ok(ab::find_partition(slots, n)?)
-}
-
 /// How `status` reports.
 pub enum Output {
     Text {
@@ -163,21 +101,21 @@ pub enum Output {
     Prometheus(Option<std::path::PathBuf>),
 }
 
-pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
+pub fn status(p: &Roots, out: Output) -> VerbResult {
     let (json, history) = match out {
         Output::Text { json, history } => (json, history),
-        Output::Prometheus(file) => return prometheus(d, p, file),
+        Output::Prometheus(file) => return Ok(prometheus(p, file)?),
     };
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path, false)?;
     let slots = table.slots();
     let next = ab::next_boot(&slots);
     let (booted, booted_notes) = booted(&env, &path, &table);
     let host = HostState::of(&env, p, &path);
     let last = host.last_assessment();
-    // the health gate's own account of a pending first boot (verbs/gate_watch.rs)
-    let gate = host.boot_json.as_ref().and_then(|_| gate_watch::read_snapshot(&env.run_dir));
+    // the health gate's own account of a pending first boot (verbs/gate/watch.rs)
+    let gate = host.boot_json.as_ref().and_then(|_| gate_state::read(&env.run_dir));
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
     let mut problems = table.problems.clone();
@@ -197,7 +135,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             "gate": gate,
             "history": hist,
         }));
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     println!(
         "disk: {} (GPT read from the {} copy)",
@@ -231,7 +169,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     if next.is_none() && !slots.is_empty() {
         println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
     }
-    if let Some(t) = gate.as_ref().and_then(gate_watch::explain) {
+    if let Some(t) = gate.as_ref().and_then(gate_state::explain) {
         println!("{t}");
     }
     if let Some(l) = &last {
@@ -278,13 +216,13 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         }
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Result<i32> {
+fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path, false)?;
     let slots = table.slots();
     let (booted, _) = booted(&env, &path, &table);
     let host = HostState::of(&env, p, &path);
@@ -322,13 +260,10 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         .as_deref()
         .map(record::read_counters)
         .unwrap_or_default();
-    let gate = host.boot_json.as_ref().and_then(|_| gate_watch::read_snapshot(&env.run_dir));
+    let gate = host.boot_json.as_ref().and_then(|_| gate_state::read(&env.run_dir));
     // the generator's reading of this boot's configuration (one line per error)
-    let config_errors = host.boot_json.as_ref().map_or(0, |_| {
-        std::fs::read_to_string(env.run_dir.join("abguard").join(crate::verbs::generator::CONFIG_ERROR))
-            .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
-    });
-    let text = crate::metrics::render(&crate::metrics::Snapshot {
+    let config_errors = host.boot_json.as_ref().map_or(0, |_| gate_state::config_errors(&env.run_dir));
+    let text = metrics::render(&metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),
         slots: &slots,
@@ -353,28 +288,27 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
                 .file_name()
                 .and_then(|n| n.to_str())
                 .context("--textfile needs a UTF-8 file name")?;
-            crate::safefs::SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
+            SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
         }
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
+pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let path = env.disk_path()?;
     let mut pick = None;
-    let result = |slots: &Vec<Slot>| -> Result<usize> { Ok(ab::require_next_boot(slots)?) };
     let (before, after) = if dry_run {
-        let (_, t) = probe::read_table(&path, false)?;
+        let (_, t) = read_table(&path, false)?;
         let s = t.slots();
-        let i = result(&s)?;
+        let i = ab::require_next_boot(&s)?;
         let mut a = s.clone();
         a[i].attrs = ab::spend_try(a[i].attrs);
         pick = Some(i);
         (s, a)
     } else {
-        change_slots(&path, |s| {
-            let i = result(s)?;
+        change_slots(&path, |s| -> Result<(), Failure> {
+            let i = ab::require_next_boot(s)?;
             s[i].attrs = ab::spend_try(s[i].attrs);
             pick = Some(i);
             Ok(())
@@ -389,7 +323,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
             &after,
         );
     }
-    let i = pick.expect("set on success");
+    let i = pick.ok_or_else(|| anyhow!("no slot was picked"))?;
     if json {
         print_json(&json!({
             "partition": after[i].partition,
@@ -402,7 +336,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
     } else {
         println!("{}", after[i].partition);
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
@@ -421,11 +355,11 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
     }
 }
 
-pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> {
+pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
-        let i = slot_by_partition(s, partition)?;
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
+        let i = ab::find_partition(s, partition)?;
         ab::stage(s, i);
         Ok(())
     })?;
@@ -437,15 +371,15 @@ pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> 
         &after,
     );
     report_change("stage", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> Result<i32> {
+pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => booted_index(&env, &path)?,
         };
         ab::mark_good(s, i);
@@ -459,40 +393,34 @@ pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> 
         &after,
     );
     report_change("mark-good", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn booted_index(env: &Env, path: &Path) -> Result<usize> {
-    let (_, table) = probe::read_table(path, false)?;
-    match booted(env, path, &table) {
-        (Some(i), _) => Ok(i),
-        (None, why) => bail!(
-            "cannot tell which slot booted ({}); pass --partition",
-            why.join("; ")
-        ),
-    }
+    let (_, table) = read_table(path, false)?;
+    super::booted_slot(env, path, &table)
+        .map(|id| id.index)
+        .map_err(|why| {
+            anyhow!(
+                "cannot tell which slot booted ({}); pass --partition",
+                why.join("; ")
+            )
+        })
 }
 
-pub fn rollback(
-    d: &DiskArg,
-    p: &Probe,
-    partition: Option<u32>,
-    force: bool,
-    json: bool,
-) -> Result<i32> {
+pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let target = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => {
                 // only from a slot known to have booted: counting from GRUB's next
                 // slot would, on a disk mid-update, make the staged update the target
-                let (_, table) = probe::read_table(&path, false)?;
-                let from = match booted(&env, &path, &table) {
-                    (Some(i), _) => i,
-                    (None, why) => return Err(Refusal::BootedUnknown(why.join("; ")).into()),
-                };
+                let (_, table) = read_table(&path, false)?;
+                let from = super::booted_slot(&env, &path, &table)
+                    .map_err(|why| Refusal::BootedUnknown(why.join("; ")))?
+                    .index;
                 ab::other_slot(s, from)?
             }
         };
@@ -507,5 +435,5 @@ pub fn rollback(
         &after,
     );
     report_change("rollback", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -6,18 +6,24 @@
 //! that this really is the first boot after an upgrade before touching anything, so no
 //! path here can reboot a normal boot.
 
-use crate::ab::{self, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
-use crate::config::Config;
-use crate::initrd::{HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
-use crate::probe::{self, Env};
-use crate::decide::{
-    self,
-    gate::{Failure, GateAction, GateFacts, UnitTrack},
+/// The watching half: units, window, checks, until a verdict.
+pub mod watch;
+
+use crate::act::flags::{
+    CONFIG_ERROR, EMERGENCY_JSON, GATE_JSON, GATE_VERDICT, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR,
 };
-use crate::record::{self, Booted, Record};
+use crate::act::{
+    reboot,
+    record::{self, Record},
+};
+use crate::config::Config;
+use crate::decide::gate::{self as decide_gate, Failure, GateAction, GateFacts, UnitTrack};
+use crate::decide::{ab, assess};
+use crate::disk::{change_slots, read_table, spend_booted};
+use crate::exit::ExitCode;
+use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
+use crate::types::{Booted, Roots, Slot};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
@@ -33,13 +39,13 @@ pub(crate) struct Here {
     pub(crate) verity_problem: Option<String>,
 }
 
-pub(crate) fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
-    let disk = match probe::disk_path(d.disk.as_ref(), env) {
+pub(crate) fn here(env: &Env, with_verity: bool) -> Result<Here> {
+    let disk = match env.disk_path() {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
     };
-    let (_, table) = probe::read_table(&disk, false)?;
-    let (facts, _) = probe::facts(env, &disk, &Ok(table.clone()), None, with_verity);
+    let (_, table) = read_table(&disk, false)?;
+    let facts = probe::facts(env, Some(&disk), &Ok(table.clone()), None, with_verity);
     let a = assess::assess(&facts);
     let Some(booted) = a.booted else {
         bail!("cannot tell which slot booted: {}", a.reasons.join("; "));
@@ -57,8 +63,8 @@ pub(crate) fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
 /// When /usr never got mounted (the case the emergency hook exists for), find the disk
 /// whose GPT holds the partition the command line names.
 fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
-    let c = env.read_cmdline().map_err(anyhow::Error::msg)?;
-    let Some(Ok((_, crate::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
+    let c = env.read_cmdline()?;
+    let Some(Ok((_, probe::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
         bail!("the command line names no /usr PARTUUID to search the disks for");
     };
     let dir = env.sysfs.root.join("class/block");
@@ -75,7 +81,7 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     names.sort();
     for n in names {
         let dev = env.sysfs.dev.join(&n);
-        if let Ok((_, t)) = probe::read_table(&dev, false) {
+        if let Ok((_, t)) = read_table(&dev, false) {
             if t.slots().iter().any(|s| s.partuuid == uuid) {
                 return Ok(dev);
             }
@@ -84,21 +90,11 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     bail!("no disk holds a USR partition with PARTUUID {uuid}")
 }
 
-fn booted_of(h: &Here) -> Booted {
-    let s = &h.slots[h.booted];
-    Booted {
-        partition: s.partition,
-        label: s.label.clone(),
-        partuuid: s.partuuid.clone(),
-        source: h.source.to_string(),
-    }
-}
-
 pub(crate) fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
-        r.booted = Some(booted_of(h));
+        r.booted = Some(Booted::of(&h.slots[h.booted], h.source));
         r.slots = h.slots.clone();
         r.first_boot_after_upgrade = Some(h.first);
     }
@@ -112,15 +108,9 @@ pub(crate) fn save(env: &Env, r: &Record) {
     }
 }
 
-/// Under /run/abguard: the gate's verdict was claimed (created exclusively, so the
-/// watcher, a unit's OnFailure= hook and the deadline never act twice).
-pub const VERDICT: &str = "gate-verdict";
-/// Under /run/abguard: what the pending gate waits for (`abguard status`).
-pub const SNAPSHOT: &str = "gate.json";
-
 /// Claim the verdict; false when someone else already did.
 pub(crate) fn claim(env: &Env) -> bool {
-    let p = env.run_dir.join(STATE_DIR).join(VERDICT);
+    let p = env.run_dir.join(STATE_DIR).join(GATE_VERDICT);
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -136,9 +126,9 @@ pub(crate) fn claim(env: &Env) -> bool {
     }
 }
 
-/// `gate-pass`: the gate on this boot (verbs/gate_watch.rs).
-pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
-    crate::verbs::gate_watch::run(d, p, no_mark_good, no_reboot)
+/// `gate-pass`: the gate on this boot ([`watch`]).
+pub fn pass(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
+    watch::run(p, no_mark_good, no_reboot)
 }
 
 /// Healthy: write the flag that releases update-engine and locksmithd, record it and
@@ -149,7 +139,7 @@ pub(crate) fn act_pass(
     h: &Result<Here>,
     mut r: Record,
     no_mark_good: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
     run.write_atomic(HEALTHY_FLAG, b"")?;
@@ -159,7 +149,7 @@ pub(crate) fn act_pass(
     if cfg.mark_good && !no_mark_good {
         match h {
             Ok(h) => {
-                let (_, slots) = crate::commands::change_slots(&h.disk, |s| {
+                let (_, slots) = change_slots(&h.disk, |s: &mut Vec<Slot>| -> Result<()> {
                     ab::mark_good(s, h.booted);
                     Ok(())
                 })?;
@@ -172,16 +162,13 @@ pub(crate) fn act_pass(
     }
     log::warn!("health gate: {}: {}", r.event, r.reasons.join("; "));
     save(env, &r);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 /// The configuration errors of this boot: the gate's own reading and the generator's.
 pub(crate) fn config_errors(env: &Env, cfg: &Config) -> Vec<String> {
     let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
-    let marker = env
-        .run_dir
-        .join(STATE_DIR)
-        .join(crate::verbs::generator::CONFIG_ERROR);
+    let marker = env.run_dir.join(STATE_DIR).join(CONFIG_ERROR);
     if let Ok(t) = std::fs::read_to_string(marker) {
         for l in t.lines().filter(|l| !l.trim().is_empty()) {
             if !v.iter().any(|e| e == l) {
@@ -193,7 +180,7 @@ pub(crate) fn config_errors(env: &Env, cfg: &Config) -> Vec<String> {
 }
 
 /// `gate-fail`: a critical unit's OnFailure= hook (`--unit`) or the deadline timer.
-pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Result<i32> {
+pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, false);
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
@@ -201,10 +188,10 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
         log::warn!(
             "not the first boot after an upgrade (or already proven healthy): nothing to roll back"
         );
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let cfg = Config::load(&env.sysroot);
-    let h = here(&env, d, false)?;
+    let h = here(&env, false)?;
     let mut f = GateFacts {
         first_boot: h.first,
         units: cfg.critical_units.iter().map(|u| UnitTrack::new(u)).collect(),
@@ -216,13 +203,13 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
     // one look at the units, so the reason says what was still pending
     if let Ok(states) = crate::probe::units::states(&cfg.critical_units) {
         for (t, s) in f.units.iter_mut().zip(states) {
-            decide::gate::observe(t, s, 0);
+            decide_gate::observe(t, s, 0);
         }
     }
-    match decide::gate::gate(&f, &cfg) {
+    match decide_gate::gate(&f, &cfg.gate_policy()) {
         GateAction::Fail { failure, rollback } => {
             let snapshot = state
-                .read(SNAPSHOT)
+                .read(GATE_JSON)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice(&b).ok());
@@ -234,7 +221,7 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
             r.reasons
                 .push("the booted slot is not on its first boot after an upgrade any more".into());
             save(&env, &r);
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
     }
 }
@@ -251,10 +238,10 @@ pub(crate) fn act_fail(
     rollback: bool,
     snapshot: Option<serde_json::Value>,
     no_reboot: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     if !claim(env) {
         log::warn!("the gate's verdict is already taken: nothing more to do");
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let mut r = base_record(failure.event(), "rollback", Some(h), env);
     r.reasons.push(failure.reason());
@@ -278,7 +265,7 @@ pub(crate) fn act_fail(
         log::error!("{}", r.reasons.join("; "));
         return act_pass(env, cfg, &Ok(h.clone()), r, false);
     }
-    let reboot = match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
+    let reboot = match spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => {
             r.actions.push(msg);
             !no_reboot
@@ -292,36 +279,37 @@ pub(crate) fn act_fail(
     log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
     save(env, &r);
     if reboot {
-        crate::reboot::reboot()?;
+        log::warn!("rolled back {}: rebooting", h.slots[h.booted].label);
+        reboot::reboot()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 /// From the initrd's emergency hook: on a first boot after an upgrade, spend the slot
 /// and reboot now rather than sitting in the emergency shell; otherwise do nothing.
-pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
+pub fn emergency(p: &Roots, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, true);
-    let h = match here(&env, d, false) {
+    let h = match here(&env, false) {
         Ok(h) => h,
         Err(e) => {
             log::warn!("emergency: leaving the boot alone: {e:#}");
-            return Ok(0);
+            return Ok(ExitCode::Ok);
         }
     };
     if !h.first {
         log::warn!(
             "emergency: not the first boot after an upgrade; keeping the usual emergency handling"
         );
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let mut r = base_record("initrd-emergency", "rollback", Some(&h), &env);
     r.reasons
         .push("the initrd failed on the first boot after an upgrade".into());
-    match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
+    match spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => r.actions.push(msg),
         Err(e) => {
             log::error!("emergency: not rolled back: {e:#}");
-            return Ok(0);
+            return Ok(ExitCode::Ok);
         }
     }
     log::error!(
@@ -330,16 +318,13 @@ pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
         r.actions[0]
     );
     if let Ok(run) = SafeDir::open(&env.run_dir).and_then(|d| d.subdir(STATE_DIR, true)) {
-        let _ = run.write_atomic(
-            "emergency.json",
-            serde_json::to_string_pretty(&r)?.as_bytes(),
-        );
+        let _ = run.write_atomic(EMERGENCY_JSON, serde_json::to_string_pretty(&r)?.as_bytes());
     }
     if env.sysroot.join("var").is_dir() {
         save(&env, &r);
     }
     if !no_reboot {
-        crate::reboot::reboot_now()?;
+        reboot::reboot_now()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

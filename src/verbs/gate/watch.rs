@@ -5,21 +5,20 @@
 //! gives a verdict: pass (the healthy flag releases update-engine) or fail (roll back
 //! at once, or record under ON_FAILURE=report). The deadline is abguard-deadline.timer's.
 
-use super::gate::{self, act_fail, act_pass, base_record, config_errors, here, save, Here};
-use crate::cli::{DiskArg, Probe};
+use super::{act_fail, act_pass, base_record, claim, config_errors, here, save, Here};
+use crate::act::flags::{GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR, SYSEXTS_MERGED};
+use crate::act::record::rfc3339;
 use crate::config::Config;
-use crate::decide::gate::{CheckTrack, GateAction, GateFacts, UnitTrack};
-use crate::initrd::{NEEDS_CHECK, STATE_DIR};
+use crate::decide::gate::{self as decide_gate, CheckTrack, GateAction, GateFacts, UnitTrack};
+use crate::exit::ExitCode;
 use crate::probe::{checks, units, Env};
-use crate::record::rfc3339;
 use crate::safefs::SafeDir;
+use crate::types::Roots;
 use anyhow::Result;
 use std::time::Duration;
 
 /// How often the units are asked: a crash is acted on within this plus the rollback.
 pub const POLL: Duration = Duration::from_millis(500);
-/// On ROOT: the sysext images merged on the last ordinary boot, one per line.
-pub const SYSEXTS_BEFORE: &str = "var/lib/abguard/sysexts-merged";
 
 /// CLOCK_MONOTONIC in µs (systemd's monotonic timestamps use the same clock).
 pub fn mono_us() -> u64 {
@@ -57,13 +56,13 @@ fn notify_ready() {
     }
 }
 
-pub fn run(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
-    let r = watch(d, p, no_mark_good, no_reboot);
+pub fn run(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
+    let r = watch(p, no_mark_good, no_reboot);
     notify_ready();
     r
 }
 
-fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
+fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, false);
     let cfg = Config::load(&env.sysroot);
     let errors = config_errors(&env, &cfg);
@@ -72,9 +71,9 @@ fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<
     let state = SafeDir::open(&env.run_dir)?.subdir(STATE_DIR, true)?;
     if !state.exists(NEEDS_CHECK) {
         ordinary_boot(&env, &errors, &merged);
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
-    let h = here(&env, d, true);
+    let h = here(&env, true);
     let start = mono_us();
     let deadline_at = units::manager_u64("UserspaceTimestampMonotonic")
         .filter(|t| *t > 0)
@@ -82,7 +81,7 @@ fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<
         + cfg.deadline.0;
     let mut required = cfg.critical_units.clone();
     if cfg.verify_usr {
-        required.push(crate::readusr::UNIT.to_string());
+        required.push(READ_USR_UNIT.to_string());
     }
     let found = checks::discover(&env.sysroot);
     let mut f = GateFacts {
@@ -109,10 +108,10 @@ fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<
         f.now = mono_us();
         if let Ok(states) = units::states(&required) {
             for (t, s) in f.units.iter_mut().zip(states) {
-                crate::decide::gate::observe(t, s, f.now);
+                decide_gate::observe(t, s, f.now);
             }
         }
-        let mut action = crate::decide::gate::gate(&f, &cfg);
+        let mut action = decide_gate::gate(&f, &cfg.gate_policy());
         if !ready {
             // the first look is taken: the critical units may start now
             notify_ready();
@@ -123,18 +122,18 @@ fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<
             if sysext {
                 sysext_check(&usr, &before, f.checks.last_mut());
             }
-            action = crate::decide::gate::gate(&f, &cfg);
+            action = decide_gate::gate(&f, &cfg.gate_policy());
         }
         if action == GateAction::Pass {
             // dm-verity checks lazily: a block read during the window may have failed
-            f.verity_problem = here(&env, d, true).ok().and_then(|h| h.verity_problem);
-            action = crate::decide::gate::gate(&f, &cfg);
+            f.verity_problem = here(&env, true).ok().and_then(|h| h.verity_problem);
+            action = decide_gate::gate(&f, &cfg.gate_policy());
         }
         let snap = snapshot(&f, &action, deadline_at);
         // rewritten when what it waits for changes (the countdown aside)
         let said = snap.split("\"window_ends\"").next().unwrap_or("").to_string();
         if said != last_said {
-            let _ = state.write_atomic(gate::SNAPSHOT, snap.as_bytes());
+            let _ = state.write_atomic(GATE_JSON, snap.as_bytes());
             last_said = said;
         }
         let snap = || serde_json::from_slice(snap.as_bytes()).ok();
@@ -148,15 +147,15 @@ fn watch(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<
                 runner.stop();
                 let Ok(h) = &h else {
                     log::error!("gate failed ({}) but the booted slot is unknown: not rolled back", failure.reason());
-                    return Ok(0);
+                    return Ok(ExitCode::Ok);
                 };
                 return act_fail(&env, &cfg, h, &f, &failure, rollback, snap(), no_reboot);
             }
         }
         // someone else decided (a unit's OnFailure= hook, the deadline)
-        if state.exists(gate::VERDICT) || !state.exists(NEEDS_CHECK) {
+        if state.exists(GATE_VERDICT) || !state.exists(NEEDS_CHECK) {
             runner.stop();
-            return Ok(0);
+            return Ok(ExitCode::Ok);
         }
         std::thread::sleep(POLL);
     }
@@ -169,9 +168,9 @@ fn passed(
     f: &GateFacts,
     snap: Option<serde_json::Value>,
     no_mark_good: bool,
-) -> Result<i32> {
-    if !gate::claim(env) {
-        return Ok(0);
+) -> Result<ExitCode> {
+    if !claim(env) {
+        return Ok(ExitCode::Ok);
     }
     let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), env);
     let up: Vec<&str> = f.units.iter().map(|t| t.unit.as_str()).collect();
@@ -195,11 +194,12 @@ fn passed(
 
 /// An ordinary boot: remember the merged sysexts, report configuration errors.
 fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
-    let dir = SafeDir::open(&env.sysroot).and_then(|r| r.subpath("var/lib/abguard", true));
+    let (dir, name) = SYSEXTS_MERGED.rsplit_once('/').unwrap_or(("", SYSEXTS_MERGED));
+    let dir = SafeDir::open(&env.sysroot).and_then(|r| r.subpath(dir, true));
     if let Ok(dir) = dir {
         let text: String = merged.iter().map(|m| format!("{m}\n")).collect();
-        if let Err(e) = dir.write_atomic("sysexts-merged", text.as_bytes()) {
-            log::warn!("{SYSEXTS_BEFORE}: {e:#}");
+        if let Err(e) = dir.write_atomic(name, text.as_bytes()) {
+            log::warn!("{SYSEXTS_MERGED}: {e:#}");
         }
     }
     if !errors.is_empty() {
@@ -213,7 +213,7 @@ fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
 }
 
 fn read_before(env: &Env) -> Vec<String> {
-    std::fs::read_to_string(env.sysroot.join(SYSEXTS_BEFORE))
+    std::fs::read_to_string(env.sysroot.join(SYSEXTS_MERGED))
         .map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default()
 }
@@ -289,41 +289,4 @@ fn snapshot(f: &GateFacts, a: &GateAction, deadline_at: u64) -> String {
         list(f.config_errors.iter().map(|e| q(e))),
         q(&rfc3339(unix_now())),
     )
-}
-
-/// The gate's snapshot under `run_dir` while it is pending or just decided.
-pub fn read_snapshot(run_dir: &std::path::Path) -> Option<serde_json::Value> {
-    let b = std::fs::read(run_dir.join(STATE_DIR).join(gate::SNAPSHOT)).ok()?;
-    serde_json::from_slice(&b).ok()
-}
-
-/// `abguard status`'s line for a pending gate: what it waits for, the window, the
-/// deadline and the time left.
-pub fn explain(s: &serde_json::Value) -> Option<String> {
-    if s["state"] != "pending" {
-        return None;
-    }
-    let str_of = |k: &str| s[k].as_str().unwrap_or("?").to_string();
-    let waiting: Vec<&str> = s["waiting"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|w| w.as_str())
-        .collect();
-    let mut t = format!(
-        "health gate pending since {}: waiting for {}",
-        str_of("since"),
-        waiting.join("; ")
-    );
-    if let Some(w) = s["window_ends"].as_str() {
-        t.push_str(&format!("; stable-for window ends at {w}"));
-    }
-    let left = s["deadline_unix"].as_u64().unwrap_or(0) as i64 - unix_now() as i64;
-    let left = match left {
-        l if l <= 0 => "passed".to_string(),
-        l if l >= 120 => format!("in {} min", l / 60),
-        l => format!("in {l} s"),
-    };
-    t.push_str(&format!("; deadline at {} ({left})", str_of("deadline")));
-    Some(t)
 }
