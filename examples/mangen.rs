@@ -428,9 +428,19 @@ fn extra(verb: Option<&str>) -> Roff {
     if matches!(verb, None | Some("config")) {
         r.control("SH", ["CONFIGURATION"]);
         for k in abguard::config::keys::KEYS {
-            let default = if k.default.is_empty() { "none" } else { k.default };
+            let default = if k.default.is_empty() {
+                "none"
+            } else {
+                k.default
+            };
             r.control("TP", [])
-                .text([bold(k.name), roman(format!(" (default: {default}; abguard butane --{})", k.butane))])
+                .text([
+                    bold(k.name),
+                    roman(format!(
+                        " (default: {default}; abguard butane --{})",
+                        k.butane
+                    )),
+                ])
                 .text([roman(k.doc)]);
         }
     }

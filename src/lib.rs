@@ -82,4 +82,3 @@ pub fn run(cli: Cli) -> VerbResult {
         Command::Generator(a) => Ok(verbs::generator::run(&a.root, &a.dirs)),
     }
 }
-

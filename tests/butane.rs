@@ -272,7 +272,10 @@ fn every_setting_round_trips_through_both_formats() {
     assert_eq!(c.deadline.to_string(), "1h 30min");
     assert!(c.mark_good);
     assert_eq!(c.on_failure, OnFailure::Report);
-    assert_eq!((c.stable_for.to_string(), c.check_timeout.to_string()), ("2min".into(), "30s".into()));
+    assert_eq!(
+        (c.stable_for.to_string(), c.check_timeout.to_string()),
+        ("2min".into(), "30s".into())
+    );
     assert!(!c.check_sysext && c.verify_usr);
     // only what was asked: a deadline alone overrides nothing else
     let conf = yaml(&ok(&["butane", "--deadline", "5min"]))["storage"]["files"][0]["contents"]

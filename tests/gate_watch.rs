@@ -48,7 +48,12 @@ fn first_boot(conf: &str) -> Gate {
     std::fs::write(&sc, FAKE_SYSTEMCTL).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Gate { _dir: dir, img, m, fake }
+    Gate {
+        _dir: dir,
+        img,
+        m,
+        fake,
+    }
 }
 
 impl Gate {
@@ -79,7 +84,9 @@ impl Gate {
     }
 
     fn start(&self) -> Child {
-        self.cmd(&["gate-pass", "--no-reboot"], None).spawn().unwrap()
+        self.cmd(&["gate-pass", "--no-reboot"], None)
+            .spawn()
+            .unwrap()
     }
 
     fn healthy(&self) -> bool {
@@ -98,7 +105,10 @@ fn finish(mut c: Child, secs: u64) -> String {
         if t.elapsed() > Duration::from_secs(secs) {
             c.kill().unwrap();
             let o = c.wait_with_output().unwrap();
-            panic!("the gate did not end in {secs}s: {}", String::from_utf8_lossy(&o.stderr));
+            panic!(
+                "the gate did not end in {secs}s: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -120,11 +130,19 @@ fn healthy_only_after_the_window_and_status_explains_the_wait() {
     assert!(!g.healthy());
     let s = g.snapshot();
     assert_eq!(s["state"], "pending");
-    assert!(s["waiting"].to_string().contains("web.service (activating/start-pre, 0 restarts)"), "{s}");
+    assert!(
+        s["waiting"]
+            .to_string()
+            .contains("web.service (activating/start-pre, 0 restarts)"),
+        "{s}"
+    );
     // status shows the pending gate, in text and JSON
     let o = g.cmd(&["status"], None).output().unwrap();
     let text = stdout(&o);
-    assert!(text.contains("health gate pending since") && text.contains("web.service (activating"), "{text}");
+    assert!(
+        text.contains("health gate pending since") && text.contains("web.service (activating"),
+        "{text}"
+    );
     assert!(text.contains("deadline at"), "{text}");
     let o = g.cmd(&["status", "--json"], None).output().unwrap();
     assert_eq!(json(&o)["gate"]["state"], "pending");
@@ -137,8 +155,17 @@ fn healthy_only_after_the_window_and_status_explains_the_wait() {
     assert!(up.elapsed() >= Duration::from_secs(2), "{:?}", up.elapsed());
     let last = g.m.history().pop().unwrap();
     assert_eq!(last["event"], "gate-passed");
-    assert!(last["reasons"].to_string().contains("web.service active and stable for 2s"), "{last}");
-    assert_eq!(cgpt_attrs(&g.img, 4), (2, 0, false, 0x2), "not spent, not marked");
+    assert!(
+        last["reasons"]
+            .to_string()
+            .contains("web.service active and stable for 2s"),
+        "{last}"
+    );
+    assert_eq!(
+        cgpt_attrs(&g.img, 4),
+        (2, 0, false, 0x2),
+        "not spent, not marked"
+    );
 }
 
 #[test]
@@ -158,11 +185,19 @@ fn a_crash_inside_the_window_rolls_back_within_a_second_or_two() {
     assert!(!cgpt_attrs(&g.img, 4).2);
     let last = g.m.history().pop().unwrap();
     assert_eq!(last["event"], "gate-failed");
-    assert!(last["reasons"].to_string().contains("critical unit web.service failed"), "{last}");
+    assert!(
+        last["reasons"]
+            .to_string()
+            .contains("critical unit web.service failed"),
+        "{last}"
+    );
     assert_eq!(last["gate"]["units"][0]["unit"], "web.service");
     // the OnFailure= hook that comes after finds the verdict taken and does nothing
     let n = g.m.history().len();
-    let o = g.cmd(&["gate-fail", "--unit", "web.service", "--no-reboot"], None).output().unwrap();
+    let o = g
+        .cmd(&["gate-fail", "--unit", "web.service", "--no-reboot"], None)
+        .output()
+        .unwrap();
     assert!(o.status.success());
     assert_eq!(g.m.history().len(), n, "a second verdict was recorded");
 }
@@ -195,8 +230,14 @@ fn report_policy_records_and_releases_like_stock_flatcar() {
     assert!(sha(&g.img) == before, "report must not touch the disk");
     assert!(g.healthy(), "the healthy flag releases update-engine");
     let last = g.m.history().pop().unwrap();
-    assert_eq!((last["event"].as_str(), last["verdict"].as_str()), (Some("gate-failed"), Some("report")));
-    assert!(last["reasons"].to_string().contains("restarted 2 times"), "{last}");
+    assert_eq!(
+        (last["event"].as_str(), last["verdict"].as_str()),
+        (Some("gate-failed"), Some("report"))
+    );
+    assert!(
+        last["reasons"].to_string().contains("restarted 2 times"),
+        "{last}"
+    );
 }
 
 fn check(g: &Gate, name: &str, body: &str) {
@@ -211,22 +252,42 @@ fn check(g: &Gate, name: &str, body: &str) {
 fn checks_retry_time_out_and_land_in_the_record() {
     let g = first_boot("STABLE_FOR=0\nCHECK_TIMEOUT=1s\n");
     let flag = g.m.p("port-open");
-    check(&g, "port", &format!("echo probing; test -e {}", flag.display()));
+    check(
+        &g,
+        "port",
+        &format!("echo probing; test -e {}", flag.display()),
+    );
     check(&g, "slow.wanted", "sleep 100");
     let c = g.start();
     sleep(2500);
     assert!(!g.healthy(), "a failing required check holds the gate");
     let s = g.snapshot();
-    assert!(s["waiting"].to_string().contains("check port (exit 1)"), "{s}");
+    assert!(
+        s["waiting"].to_string().contains("check port (exit 1)"),
+        "{s}"
+    );
     std::fs::write(&flag, "").unwrap();
     finish(c, 15);
     assert!(g.healthy());
     let last = g.m.history().pop().unwrap();
     let checks = &last["gate"]["checks"];
-    let port = checks.as_array().unwrap().iter().find(|c| c["name"] == "port").unwrap();
-    assert_eq!((port["passed"].as_bool(), port["output"].as_str()), (Some(true), Some("probing")));
+    let port = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "port")
+        .unwrap();
+    assert_eq!(
+        (port["passed"].as_bool(), port["output"].as_str()),
+        (Some(true), Some("probing"))
+    );
     assert!(port["runs"].as_u64().unwrap() >= 2, "{port}");
-    let slow = checks.as_array().unwrap().iter().find(|c| c["name"] == "slow.wanted").unwrap();
+    let slow = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "slow.wanted")
+        .unwrap();
     assert_eq!(slow["result"], "killed after 1s (CHECK_TIMEOUT)", "{slow}");
 }
 
@@ -237,15 +298,29 @@ fn a_config_error_holds_a_first_boot_and_the_deadline_names_it() {
     sleep(1500);
     assert!(!g.healthy(), "an incomplete configuration must not pass");
     let s = g.snapshot();
-    assert!(s["waiting"].to_string().contains("abguard.conf:1: CRITICAL_UNITS="), "{s}");
+    assert!(
+        s["waiting"]
+            .to_string()
+            .contains("abguard.conf:1: CRITICAL_UNITS="),
+        "{s}"
+    );
     // the deadline timer fires: rolled back, the reason and the record name file:line
     let o = g.cmd(&["gate-fail", "--no-reboot"], None).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     finish(c, 5);
     let last = g.m.history().pop().unwrap();
     assert_eq!(last["event"], "deadline");
-    assert!(last["reasons"].to_string().contains("abguard.conf:1"), "{last}");
-    assert!(last["config_errors"][0].as_str().unwrap().contains("commas"), "{last}");
+    assert!(
+        last["reasons"].to_string().contains("abguard.conf:1"),
+        "{last}"
+    );
+    assert!(
+        last["config_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("commas"),
+        "{last}"
+    );
     assert_eq!(cgpt_attrs(&g.img, 4).1, 0);
 }
 
@@ -262,19 +337,45 @@ fn the_sysext_check_names_the_image_missing_after_the_update() {
     let marker = g.m.p("run/abguard/needs-health-check");
     let saved = std::fs::read(&marker).unwrap();
     std::fs::remove_file(&marker).unwrap();
-    let o = g.cmd(&["gate-pass", "--no-reboot"], Some(&usr)).output().unwrap();
+    let o = g
+        .cmd(&["gate-pass", "--no-reboot"], Some(&usr))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let before = std::fs::read_to_string(g.m.p("sysroot/var/lib/abguard/sysexts-merged")).unwrap();
     assert_eq!(before, "containerd-flatcar\ndocker-flatcar\n");
     // the first boot after the update: docker's image was not merged
     std::fs::write(&marker, saved).unwrap();
     std::fs::remove_file(rel.join("extension-release.docker-flatcar")).unwrap();
-    let c = g.cmd(&["gate-pass", "--no-reboot"], Some(&usr)).spawn().unwrap();
+    let c = g
+        .cmd(&["gate-pass", "--no-reboot"], Some(&usr))
+        .spawn()
+        .unwrap();
     sleep(1500);
     assert!(!g.healthy());
-    assert!(g.snapshot()["waiting"].to_string().contains("not merged since the update: docker-flatcar"));
+    assert!(g.snapshot()["waiting"]
+        .to_string()
+        .contains("not merged since the update: docker-flatcar"));
     // merged late (e.g. a retried download): the check passes on its next try
     std::fs::write(rel.join("extension-release.docker-flatcar"), "ID=_any\n").unwrap();
     finish(c, 10);
     assert!(g.healthy());
+}
+
+#[test]
+fn the_deadline_names_the_check_that_never_passed() {
+    let g = first_boot("STABLE_FOR=0\n");
+    check(&g, "port", "echo refused; exit 1");
+    let c = g.start();
+    sleep(1500);
+    let o = g.cmd(&["gate-fail", "--no-reboot"], None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    finish(c, 5);
+    let last = g.m.history().pop().unwrap();
+    assert_eq!(last["event"], "deadline");
+    assert!(
+        last["reasons"].to_string().contains("check port (exit 1)"),
+        "{last}"
+    );
+    assert_eq!(last["gate"]["checks"][0]["output"], "refused");
 }

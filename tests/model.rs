@@ -108,32 +108,54 @@ fn bad(c: Content) -> bool {
 /// What systemd reports of the update's critical unit, second by second.
 fn timeline(c: Content) -> Vec<(u64, &'static str, &'static str, &'static str, u32)> {
     match c {
-        Content::Good | Content::Empty => vec![(0, "activating", "start", "i1", 0), (2, "active", "running", "i1", 0), (80, "active", "running", "i1", 0)],
-        Content::ServiceFails => vec![(2, "active", "running", "i1", 0), (7, "failed", "failed", "i1", 0)],
-        Content::CrashLoop => vec![(1, "activating", "start-pre", "i1", 0), (2, "activating", "auto-restart", "i1", 1)],
+        Content::Good | Content::Empty => vec![
+            (0, "activating", "start", "i1", 0),
+            (2, "active", "running", "i1", 0),
+            (80, "active", "running", "i1", 0),
+        ],
+        Content::ServiceFails => vec![
+            (2, "active", "running", "i1", 0),
+            (7, "failed", "failed", "i1", 0),
+        ],
+        Content::CrashLoop => vec![
+            (1, "activating", "start-pre", "i1", 0),
+            (2, "activating", "auto-restart", "i1", 1),
+        ],
         // a hang never comes up; a bad verity or initrd is stopped before (the initrd,
         // the emergency hook) and otherwise by the gate's own dm-verity look
-        Content::ServiceHangs | Content::VerityBad | Content::InitrdFails => vec![(0, "activating", "start", "i1", 0), (600, "activating", "start", "i1", 0)],
+        Content::ServiceHangs | Content::VerityBad | Content::InitrdFails => vec![
+            (0, "activating", "start", "i1", 0),
+            (600, "activating", "start", "i1", 0),
+        ],
     }
 }
 
 /// The real gate over the content's timeline: its verdict, or the deadline's once the
 /// timeline ends without one.
 fn run_gate(c: Content) -> GateAction {
-    let mut cfg = Config::default();
-    cfg.critical_units = vec!["web.service".into()];
-    cfg.stable_for = Span(60_000_000);
-    let policy = cfg.gate_policy();
+    // STABLE_FOR=1min, ON_FAILURE=rollback, through the configuration's own mapping
+    let policy = Config {
+        stable_for: Span(60_000_000),
+        ..Config::default()
+    }
+    .gate_policy();
     let mut f = GateFacts {
         first_boot: true,
         units: vec![UnitTrack::new("web.service")],
         // the gate asks dm-verity again before passing
-        verity_problem: matches!(c, Content::VerityBad | Content::InitrdFails).then(|| "dm-verity status C".into()),
+        verity_problem: matches!(c, Content::VerityBad | Content::InitrdFails)
+            .then(|| "dm-verity status C".into()),
         ..GateFacts::default()
     };
     for (t, a, sub, inv, n) in timeline(c) {
         f.now = t * 1_000_000;
-        let s = UnitState { active: Active::parse(a), sub: sub.into(), invocation: inv.into(), restarts: n, result: "success".into() };
+        let s = UnitState {
+            active: Active::parse(a),
+            sub: sub.into(),
+            invocation: inv.into(),
+            restarts: n,
+            result: "success".into(),
+        };
         gate::observe(&mut f.units[0], s, f.now);
         let action = gate::gate(&f, &policy);
         if !matches!(action, GateAction::Wait { .. }) {
@@ -265,7 +287,10 @@ fn next(s: &St) -> Vec<(String, Kind, St)> {
             if s.needs_check && !s.healthy {
                 let gate = match run_gate(s.content[i]) {
                     GateAction::Pass => None,
-                    GateAction::Fail { failure, rollback: true } => Some(failure.event()),
+                    GateAction::Fail {
+                        failure,
+                        rollback: true,
+                    } => Some(failure.event()),
                     other => panic!("the gate gave {other:?} for {:?}", s.content[i]),
                 };
                 match gate {

@@ -146,13 +146,28 @@ pub fn render(s: &Snapshot) -> String {
         "Defects found in the GPT copies.",
     );
     let _ = writeln!(o, "abguard_gpt_problems {}", s.problems);
-    family(&mut o, "abguard_gate_pending", "gauge", "1 while a first boot after an upgrade waits for its health gate.");
+    family(
+        &mut o,
+        "abguard_gate_pending",
+        "gauge",
+        "1 while a first boot after an upgrade waits for its health gate.",
+    );
     let _ = writeln!(o, "abguard_gate_pending {}", u8::from(s.gate_pending));
     if let Some(t) = s.gate_deadline.filter(|_| s.gate_pending) {
-        family(&mut o, "abguard_gate_deadline_timestamp_seconds", "gauge", "When the pending gate's deadline rolls the upgrade back.");
+        family(
+            &mut o,
+            "abguard_gate_deadline_timestamp_seconds",
+            "gauge",
+            "When the pending gate's deadline rolls the upgrade back.",
+        );
         let _ = writeln!(o, "abguard_gate_deadline_timestamp_seconds {t}");
     }
-    family(&mut o, "abguard_config_errors", "gauge", "Configuration lines skipped on this boot (file:line in the history).");
+    family(
+        &mut o,
+        "abguard_config_errors",
+        "gauge",
+        "Configuration lines skipped on this boot (file:line in the history).",
+    );
     let _ = writeln!(o, "abguard_config_errors {}", s.config_errors);
     let c = s.counters;
     for (name, help, v) in [

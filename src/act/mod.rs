@@ -2,10 +2,10 @@
 
 /// The names under /run (flags, records) and the unit names verbs share.
 pub mod flags;
-/// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
-pub mod kmsg;
 /// What the health gate left under /run for status and metrics.
 pub mod gate_state;
+/// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
+pub mod kmsg;
 /// The Prometheus textfile.
 pub mod metrics;
 /// Asking systemd (or the kernel) to reboot.

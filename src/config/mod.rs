@@ -6,10 +6,10 @@
 //! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
 //! drop-in can add its own service.
 
-/// systemd time spans (`90s`, `1h30min`) for DEADLINE and friends.
-pub mod timespan;
 /// Every key, defined once.
 pub mod keys;
+/// systemd time spans (`90s`, `1h30min`) for DEADLINE and friends.
+pub mod timespan;
 
 use serde::Serialize;
 use std::fmt;
@@ -230,7 +230,10 @@ mod tests {
         let d = Config::default();
         assert!(d.errors.is_empty(), "{:?}", d.errors);
         assert_eq!(d.deadline, Span(600_000_000));
-        assert_eq!((d.stable_for, d.check_timeout), (Span(60_000_000), Span(60_000_000)));
+        assert_eq!(
+            (d.stable_for, d.check_timeout),
+            (Span(60_000_000), Span(60_000_000))
+        );
         assert!(d.check_sysext && !d.mark_good && !d.verify_usr);
         for k in keys::KEYS {
             assert_eq!((k.show)(&d), k.default, "{}", k.name);
@@ -290,7 +293,15 @@ mod tests {
             let e = c.errors[0].to_string();
             assert!(e.starts_with("t.conf:1: "), "{bad}: {e}");
             // the bad line is skipped: everything keeps its default
-            assert_eq!(Config { errors: vec![], sources: vec![], ..c }, Config::default(), "{bad}");
+            assert_eq!(
+                Config {
+                    errors: vec![],
+                    sources: vec![],
+                    ..c
+                },
+                Config::default(),
+                "{bad}"
+            );
         }
     }
 
@@ -301,7 +312,10 @@ mod tests {
         assert_eq!(c.deadline, Span(120_000_000));
         let e: Vec<String> = c.errors.iter().map(ToString::to_string).collect();
         assert_eq!(e.len(), 2);
-        assert!(e[0].starts_with("t.conf:1: CRITICAL_UNITS=") && e[0].contains("commas"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.conf:1: CRITICAL_UNITS=") && e[0].contains("commas"),
+            "{e:?}"
+        );
         assert!(e[1].starts_with("t.conf:3: MARK_GOOD="), "{e:?}");
     }
 

@@ -268,7 +268,11 @@ pub fn gate(f: &GateFacts, cfg: &GatePolicy) -> GateAction {
         waiting.push(format!("the stable-for window ({left}s left)"));
     }
     if all_up {
-        for c in f.checks.iter().filter(|c| c.required && c.passed != Some(true)) {
+        for c in f
+            .checks
+            .iter()
+            .filter(|c| c.required && c.passed != Some(true))
+        {
             waiting.push(match c.passed {
                 None => format!("check {} (running)", c.name),
                 Some(_) => format!("check {} ({})", c.name, c.what),

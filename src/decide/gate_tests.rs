@@ -12,7 +12,12 @@ fn st(a: &str, sub: &str, inv: &str, n: u32) -> UnitState {
         sub: sub.into(),
         invocation: inv.into(),
         restarts: n,
-        result: if a == "failed" { "exit-code" } else { "success" }.into(),
+        result: if a == "failed" {
+            "exit-code"
+        } else {
+            "success"
+        }
+        .into(),
     }
 }
 
@@ -52,7 +57,10 @@ type Step = (u64, Vec<UnitState>, E);
 /// seconds ("10s", "0"), ON_FAILURE.
 fn settings(conf: &str) -> (Vec<String>, GatePolicy) {
     let mut units = Vec::new();
-    let mut p = GatePolicy { stable_for: 60 * S, rollback: true };
+    let mut p = GatePolicy {
+        stable_for: 60 * S,
+        rollback: true,
+    };
     for (k, v) in conf.lines().filter_map(|l| l.split_once('=')) {
         match k {
             "CRITICAL_UNITS" => units.extend(v.split(' ').map(String::from)),
@@ -65,7 +73,10 @@ fn settings(conf: &str) -> (Vec<String>, GatePolicy) {
 }
 
 fn policy(stable_s: u64) -> GatePolicy {
-    GatePolicy { stable_for: stable_s * S, rollback: true }
+    GatePolicy {
+        stable_for: stable_s * S,
+        rollback: true,
+    }
 }
 
 fn run(name: &str, conf: &str, steps: &[Step], setup: impl Fn(&mut GateFacts)) {
@@ -110,7 +121,11 @@ fn timelines_of_one_unit() {
             "STABLE_FOR=60s",
             vec![
                 (1, vec![up("i1")], E::WaitChecks),
-                (8, vec![st("failed", "failed", "i1", 0)], E::Back("nginx.service failed")),
+                (
+                    8,
+                    vec![st("failed", "failed", "i1", 0)],
+                    E::Back("nginx.service failed"),
+                ),
             ],
         ),
         (
@@ -118,7 +133,11 @@ fn timelines_of_one_unit() {
             "STABLE_FOR=60s",
             vec![
                 (1, vec![up("i1")], E::WaitChecks),
-                (8, vec![st("inactive", "dead", "i1", 0)], E::Back("left active")),
+                (
+                    8,
+                    vec![st("inactive", "dead", "i1", 0)],
+                    E::Back("left active"),
+                ),
             ],
         ),
         (
@@ -126,7 +145,11 @@ fn timelines_of_one_unit() {
             "STABLE_FOR=60s",
             vec![
                 (1, vec![up("i1")], E::WaitChecks),
-                (5, vec![st("active", "running", "i2", 1)], E::Back("restarted 1 times")),
+                (
+                    5,
+                    vec![st("active", "running", "i2", 1)],
+                    E::Back("restarted 1 times"),
+                ),
             ],
         ),
         (
@@ -142,7 +165,11 @@ fn timelines_of_one_unit() {
             "STABLE_FOR=60s",
             vec![
                 (0, vec![starting.clone()], E::Wait),
-                (1, vec![st("activating", "auto-restart", "i1", 0)], E::Back("auto-restart")),
+                (
+                    1,
+                    vec![st("activating", "auto-restart", "i1", 0)],
+                    E::Back("auto-restart"),
+                ),
             ],
         ),
         (
@@ -157,7 +184,10 @@ fn timelines_of_one_unit() {
         (
             "STABLE_FOR=0 passes as soon as it is up",
             "STABLE_FOR=0",
-            vec![(0, vec![starting.clone()], E::Wait), (1, vec![up("i1")], E::Pass)],
+            vec![
+                (0, vec![starting.clone()], E::Wait),
+                (1, vec![up("i1")], E::Pass),
+            ],
         ),
         (
             "a failure is final: coming back up does not clear it",
@@ -172,7 +202,11 @@ fn timelines_of_one_unit() {
             "STABLE_FOR=60s\nON_FAILURE=report",
             vec![
                 (1, vec![up("i1")], E::WaitChecks),
-                (8, vec![st("failed", "failed", "i1", 0)], E::Report("failed")),
+                (
+                    8,
+                    vec![st("failed", "failed", "i1", 0)],
+                    E::Report("failed"),
+                ),
             ],
         ),
         (
@@ -186,7 +220,12 @@ fn timelines_of_one_unit() {
         ),
     ];
     for (name, conf, steps) in rows {
-        run(name, &format!("CRITICAL_UNITS=nginx.service\n{conf}"), steps, |_| {});
+        run(
+            name,
+            &format!("CRITICAL_UNITS=nginx.service\n{conf}"),
+            steps,
+            |_| {},
+        );
     }
 }
 
@@ -243,7 +282,13 @@ fn checks_failing_then_passing_and_wanted_ones() {
         (vec![check("port", true, Some(false))], E::WaitChecks),
         (vec![check("port", true, Some(true))], E::Pass),
         // a wanted check is only recorded
-        (vec![check("port", true, Some(true)), check("x.wanted", false, Some(false))], E::Pass),
+        (
+            vec![
+                check("port", true, Some(true)),
+                check("x.wanted", false, Some(false)),
+            ],
+            E::Pass,
+        ),
         (vec![check("x.wanted", false, None)], E::Pass),
     ] {
         let got = gate(&with(checks.clone()), &cfg);
@@ -252,12 +297,26 @@ fn checks_failing_then_passing_and_wanted_ones() {
     // still failing at the deadline: the reason names the check and its result
     let mut f = with(vec![check("port", true, Some(false))]);
     f.deadline_passed = true;
-    assert!(matches(&gate(&f, &cfg), E::Back("check port (exit 1)")), "{:?}", gate(&f, &cfg));
+    assert!(
+        matches(&gate(&f, &cfg), E::Back("check port (exit 1)")),
+        "{:?}",
+        gate(&f, &cfg)
+    );
     // checks wait for the units: none is listed while a unit is still starting
     let mut f = with(vec![check("port", true, None)]);
     f.units = vec![UnitTrack::new("web.service")];
-    let GateAction::Wait { waiting, run_checks, .. } = gate(&f, &cfg) else { panic!() };
-    assert!(!run_checks && waiting.len() == 1 && waiting[0].starts_with("web.service"), "{waiting:?}");
+    let GateAction::Wait {
+        waiting,
+        run_checks,
+        ..
+    } = gate(&f, &cfg)
+    else {
+        panic!()
+    };
+    assert!(
+        !run_checks && waiting.len() == 1 && waiting[0].starts_with("web.service"),
+        "{waiting:?}"
+    );
 }
 
 #[test]
@@ -269,7 +328,9 @@ fn config_errors_hold_a_first_boot_only() {
         config_errors: vec![err.clone()],
         ..GateFacts::default()
     };
-    let GateAction::Wait { waiting, .. } = gate(&f, &cfg) else { panic!("{:?}", gate(&f, &cfg)) };
+    let GateAction::Wait { waiting, .. } = gate(&f, &cfg) else {
+        panic!("{:?}", gate(&f, &cfg))
+    };
     assert!(waiting[0].contains(&err), "{waiting:?}");
     f.deadline_passed = true;
     assert!(matches(&gate(&f, &cfg), E::Back("abguard.conf:2")));
@@ -291,7 +352,10 @@ fn hooks_verity_and_the_deadline() {
         failed_hook: Some("abguard-read-usr.service".into()),
         ..base.clone()
     };
-    assert!(matches(&gate(&f, &cfg), E::Back("abguard-read-usr.service failed")));
+    assert!(matches(
+        &gate(&f, &cfg),
+        E::Back("abguard-read-usr.service failed")
+    ));
     let f = GateFacts {
         verity_problem: Some("dm-verity status C".into()),
         ..base.clone()
@@ -302,8 +366,13 @@ fn hooks_verity_and_the_deadline() {
         deadline_passed: true,
         ..base.clone()
     };
-    let GateAction::Fail { failure, .. } = gate(&f, &cfg) else { panic!() };
-    assert_eq!((failure.event(), failure.reason().as_str()), ("deadline", "deadline passed"));
+    let GateAction::Fail { failure, .. } = gate(&f, &cfg) else {
+        panic!()
+    };
+    assert_eq!(
+        (failure.event(), failure.reason().as_str()),
+        ("deadline", "deadline passed")
+    );
     // a pending unit is named in the deadline's reason
     let mut f = GateFacts {
         deadline_passed: true,
@@ -311,5 +380,8 @@ fn hooks_verity_and_the_deadline() {
         ..base
     };
     observe(&mut f.units[0], st("activating", "start", "i", 0), 0);
-    assert!(matches(&gate(&f, &cfg), E::Back("nginx.service (activating/start, 0 restarts)")));
+    assert!(matches(
+        &gate(&f, &cfg),
+        E::Back("nginx.service (activating/start, 0 restarts)")
+    ));
 }

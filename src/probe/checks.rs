@@ -96,7 +96,10 @@ impl Runner {
                     Ok(Some(st)) => Some(describe(st)),
                     Ok(None) if now.saturating_sub(r.started) >= self.timeout_us => {
                         kill_group(&mut r.child);
-                        Some(format!("killed after {}s (CHECK_TIMEOUT)", self.timeout_us / 1_000_000))
+                        Some(format!(
+                            "killed after {}s (CHECK_TIMEOUT)",
+                            self.timeout_us / 1_000_000
+                        ))
                     }
                     Ok(None) => None,
                     Err(e) => Some(format!("cannot wait for it: {e}")),
@@ -208,7 +211,11 @@ pub fn sysexts(usr: &Path) -> Vec<String> {
 
 /// Images merged on the last ordinary boot (`before`) that are not merged now.
 pub fn sysext_missing(before: &[String], now: &[String]) -> Vec<String> {
-    before.iter().filter(|b| !now.contains(b)).cloned().collect()
+    before
+        .iter()
+        .filter(|b| !now.contains(b))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -243,7 +250,10 @@ mod tests {
         std::fs::write(d.join("extension-release.docker-flatcar"), "ID=flatcar\n").unwrap();
         let now = sysexts(t.path());
         assert_eq!(now, ["docker-flatcar"]);
-        let before = vec!["containerd-flatcar".to_string(), "docker-flatcar".to_string()];
+        let before = vec![
+            "containerd-flatcar".to_string(),
+            "docker-flatcar".to_string(),
+        ];
         assert_eq!(sysext_missing(&before, &now), ["containerd-flatcar"]);
         assert!(sysext_missing(&now, &before).is_empty());
     }

@@ -31,14 +31,21 @@ pub fn states(units: &[String]) -> Result<Vec<UnitState>> {
     }
     let out = parse(&String::from_utf8_lossy(&o.stdout));
     if out.len() != units.len() {
-        bail!("systemctl show gave {} blocks for {} units", out.len(), units.len());
+        bail!(
+            "systemctl show gave {} blocks for {} units",
+            out.len(),
+            units.len()
+        );
     }
     Ok(out)
 }
 
 /// One manager property, e.g. `UserspaceTimestampMonotonic` (µs as a number).
 pub fn manager_u64(prop: &str) -> Option<u64> {
-    let o = systemctl().args(["show", "-p", prop, "--value"]).output().ok()?;
+    let o = systemctl()
+        .args(["show", "-p", prop, "--value"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&o.stdout).trim().parse().ok()
 }
 
@@ -82,8 +89,14 @@ mod tests {
                  NRestarts=3\nResult=exit-code\nActiveState=activating\nSubState=auto-restart\nInvocationID=\n";
         let s = parse(t);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].active, s[0].sub.as_str(), s[0].invocation.as_str()), (Active::Active, "running", "4f1c"));
-        assert_eq!((s[1].active, s[1].restarts, s[1].sub.as_str()), (Active::Activating, 3, "auto-restart"));
+        assert_eq!(
+            (s[0].active, s[0].sub.as_str(), s[0].invocation.as_str()),
+            (Active::Active, "running", "4f1c")
+        );
+        assert_eq!(
+            (s[1].active, s[1].restarts, s[1].sub.as_str()),
+            (Active::Activating, 3, "auto-restart")
+        );
         assert_eq!(parse("NRestarts=x\n")[0].restarts, 1);
         assert!(parse("").is_empty());
         assert_eq!(parse("ActiveState=maintenance\n")[0].active, Active::Other);

@@ -32,7 +32,9 @@ fn parse_file_arg<'a>(opt: &str, s: &'a str) -> Result<(&'a str, &'a Path), Stri
 fn parse_unit_file(s: &str) -> Result<(String, &Path), String> {
     let (name, path) = parse_file_arg("unit-file", s)?;
     if !config::valid_unit(name) {
-        return Err(format!("invalid unit {name:?}: not a unit name (e.g. nginx.service)"));
+        return Err(format!(
+            "invalid unit {name:?}: not a unit name (e.g. nginx.service)"
+        ));
     }
     Ok((name.to_string(), path))
 }
@@ -42,9 +44,13 @@ fn parse_check(s: &str) -> Result<(String, &Path), String> {
     let (name, path) = parse_file_arg("check", s)?;
     let ok = !name.starts_with('.')
         && name.len() < 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
-        return Err(format!("invalid check name {name:?}: letters, digits, '.', '_', '-'"));
+        return Err(format!(
+            "invalid check name {name:?}: letters, digits, '.', '_', '-'"
+        ));
     }
     Ok((name.to_string(), path))
 }
@@ -195,8 +201,11 @@ pub fn ignition(config: &str, checks: &[Unit], units: &[Unit]) -> String {
         "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [",
         q(IGNITION_VERSION)
     );
-    let files = std::iter::once((DROPIN.to_string(), 420, config))
-        .chain(checks.iter().map(|c| (format!("{CHECKS_DIR}/{}", c.name), 493, &*c.contents)));
+    let files = std::iter::once((DROPIN.to_string(), 420, config)).chain(
+        checks
+            .iter()
+            .map(|c| (format!("{CHECKS_DIR}/{}", c.name), 493, &*c.contents)),
+    );
     for (i, (path, mode, text)) in files.enumerate() {
         let sep = if i == 0 { "" } else { "," };
         let _ = write!(
@@ -309,8 +318,15 @@ mod tests {
     #[test]
     fn config_text_round_trips() {
         let a = args(&[
-            "--critical-unit", "nginx.service", "--critical-unit", "docker.service",
-            "--deadline", "1h 30min", "--mark-good", "--on-failure", "report",
+            "--critical-unit",
+            "nginx.service",
+            "--critical-unit",
+            "docker.service",
+            "--deadline",
+            "1h 30min",
+            "--mark-good",
+            "--on-failure",
+            "report",
         ]);
         let t = Settings::from_args(&a).unwrap().config_text().unwrap();
         assert_eq!(
@@ -324,14 +340,20 @@ mod tests {
         );
         // only the keys given: nothing else is overridden
         // the value is written normalized, as systemd prints it
-        let t = Settings::from_args(&args(&["--deadline", "90s"])).unwrap().config_text().unwrap();
+        let t = Settings::from_args(&args(&["--deadline", "90s"]))
+            .unwrap()
+            .config_text()
+            .unwrap();
         assert_eq!(t.lines().skip(1).collect::<Vec<_>>(), ["DEADLINE=1min 30s"]);
         // what the boot refuses, butane refuses, naming the option
         for (bad, opt) in [
             (&["--deadline", "0"][..], "--deadline"),
             (&["--stable-for", "2h"], "--stable-for"),
             (&["--check-timeout", "0"], "--check-timeout"),
-            (&["--critical-unit", "a.service,b.service"], "--critical-unit"),
+            (
+                &["--critical-unit", "a.service,b.service"],
+                "--critical-unit",
+            ),
             (&["--on-failure", "panic"], "--on-failure"),
         ] {
             let Err(e) = Settings::from_args(&args(bad)) else {
@@ -381,7 +403,8 @@ mod tests {
             },
         ];
         for units in [&units[..], &[]] {
-            let v: serde_json::Value = serde_json::from_str(&ignition("A=b\n", &[], units)).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&ignition("A=b\n", &[], units)).unwrap();
             assert_eq!(v["ignition"]["version"], "3.3.0");
             let f = &v["storage"]["files"][0];
             assert_eq!(f["path"], DROPIN);

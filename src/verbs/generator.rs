@@ -97,7 +97,10 @@ pub fn run(root: &Path, args: &[String]) -> ExitCode {
         let _ = generate(&Config::default(), Path::new(out));
     }
     if !errors.is_empty() {
-        log::error!("configuration errors (lines skipped): {}", errors.join("; "));
+        log::error!(
+            "configuration errors (lines skipped): {}",
+            errors.join("; ")
+        );
         let state = SafeDir::open(&root.join("run")).and_then(|r| r.subdir(STATE_DIR, true));
         if let Ok(state) = state {
             let _ = state.write_atomic(CONFIG_ERROR, (errors.join("\n") + "\n").as_bytes());

@@ -2,10 +2,10 @@
 
 /// `butane`: the Butane snippet that configures abguard on a node.
 pub mod butane;
-/// `gate-pass` (the watcher), `gate-fail`, `emergency`: the booted system's health gate.
-pub mod gate;
 /// `config`: the effective settings, and `--check` of configuration files.
 pub mod config;
+/// `gate-pass` (the watcher), `gate-fail`, `emergency`: the booted system's health gate.
+pub mod gate;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;
 /// `initrd` and `assess`: the boot assessment.

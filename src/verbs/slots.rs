@@ -115,7 +115,10 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
     let host = HostState::of(&env, p, &path);
     let last = host.last_assessment();
     // the health gate's own account of a pending first boot (verbs/gate/watch.rs)
-    let gate = host.boot_json.as_ref().and_then(|_| gate_state::read(&env.run_dir));
+    let gate = host
+        .boot_json
+        .as_ref()
+        .and_then(|_| gate_state::read(&env.run_dir));
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
     let mut problems = table.problems.clone();
@@ -260,9 +263,15 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .as_deref()
         .map(record::read_counters)
         .unwrap_or_default();
-    let gate = host.boot_json.as_ref().and_then(|_| gate_state::read(&env.run_dir));
+    let gate = host
+        .boot_json
+        .as_ref()
+        .and_then(|_| gate_state::read(&env.run_dir));
     // the generator's reading of this boot's configuration (one line per error)
-    let config_errors = host.boot_json.as_ref().map_or(0, |_| gate_state::config_errors(&env.run_dir));
+    let config_errors = host
+        .boot_json
+        .as_ref()
+        .map_or(0, |_| gate_state::config_errors(&env.run_dir));
     let text = metrics::render(&metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),

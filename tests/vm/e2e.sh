@@ -285,7 +285,8 @@ journal_of() {
   journalctl -D "$W/j/journal" -o short-monotonic --no-pager >"$W/logs/$1.journal" 2>&1 || true
 }
 # kts PATTERN: kernel timestamp (s) of the first serial line matching PATTERN
-kts() { strip_ansi "$LOG" | grep -a -m1 "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+# (no grep -m1: its early exit would SIGPIPE the reader, and pipefail would end the run)
+kts() { strip_ansi "$LOG" | grep -a "$1" | sed -n '1s/^\[ *\([0-9.]*\)\].*/\1/p'; }
 # fail_to_reboot: seconds from the first E2E-FAIL to the reboot request, printed
 fail_to_reboot() {
   local f r; f=$(kts 'E2E-FAIL'); r=$(kts 'E2E-REBOOT')
@@ -382,7 +383,7 @@ print(u)')
   [ "$waited" -ge 19 ] || die "s12: passed ${waited}s after web.service came up, inside the 20 s window"
   gate_up=$(hist uptime_s); mark_up=$(HIST_ALL=1 hist uptime_s)
   assert "s12 the mark-good came after the gate" yes "$(lt "$gate_up" "$mark_up" && echo yes || echo no)"
-  lock=$(strip_ansi "$LOG" | grep -a -m1 'E2E-LOCKSMITHD')
+  lock=$(strip_ansi "$LOG" | grep -a 'E2E-LOCKSMITHD' | sed -n 1p)
   assert "s12 locksmithd started once the flag existed" yes "$(grep -q 'healthy=yes pending=no' <<<"$lock" && echo yes || echo no)"
   lock_up=$(sed -n 's/.*uptime=\([0-9.]*\).*/\1/p' <<<"$lock")
   assert "s12 locksmithd started after the verdict" yes "$(lt "$gate_up" "$lock_up" && echo yes || echo no)"

@@ -17,7 +17,9 @@ use crate::act::{
     record::{self, Record},
 };
 use crate::config::Config;
-use crate::decide::gate::{self as decide_gate, Failure, GateAction, GateFacts, UnitTrack};
+use crate::decide::gate::{
+    self as decide_gate, CheckTrack, Failure, GateAction, GateFacts, UnitTrack,
+};
 use crate::decide::{ab, assess};
 use crate::disk::{change_slots, read_table, spend_booted};
 use crate::exit::ExitCode;
@@ -194,7 +196,11 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
     let h = here(&env, false)?;
     let mut f = GateFacts {
         first_boot: h.first,
-        units: cfg.critical_units.iter().map(|u| UnitTrack::new(u)).collect(),
+        units: cfg
+            .critical_units
+            .iter()
+            .map(|u| UnitTrack::new(u))
+            .collect(),
         deadline_passed: unit.is_none(),
         failed_hook: unit.map(String::from),
         config_errors: config_errors(&env, &cfg),
@@ -206,23 +212,44 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
             decide_gate::observe(t, s, 0);
         }
     }
+    // the watcher's last word: the checks it ran (only its snapshot knows them)
+    let snapshot: Option<serde_json::Value> = state
+        .read(GATE_JSON)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(checks) = snapshot.as_ref().and_then(|s| s["checks"].as_array()) {
+        f.checks = checks.iter().map(check_of).collect();
+    }
     match decide_gate::gate(&f, &cfg.gate_policy()) {
         GateAction::Fail { failure, rollback } => {
-            let snapshot = state
-                .read(GATE_JSON)
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice(&b).ok());
             act_fail(&env, &cfg, &h, &f, &failure, rollback, snapshot, no_reboot)
         }
         _ => {
             // the marker says first boot, the disk says otherwise: trust the disk, never reboot
-            let mut r = base_record(unit.map_or("deadline", |_| "gate-failed"), "healthy", Some(&h), &env);
+            let mut r = base_record(
+                unit.map_or("deadline", |_| "gate-failed"),
+                "healthy",
+                Some(&h),
+                &env,
+            );
             r.reasons
                 .push("the booted slot is not on its first boot after an upgrade any more".into());
             save(&env, &r);
             Ok(ExitCode::Ok)
         }
+    }
+}
+
+/// One check as the watcher's snapshot has it.
+fn check_of(c: &serde_json::Value) -> CheckTrack {
+    CheckTrack {
+        name: c["name"].as_str().unwrap_or("?").into(),
+        required: c["required"].as_bool().unwrap_or(true),
+        runs: c["runs"].as_u64().unwrap_or(0) as u32,
+        passed: c["passed"].as_bool(),
+        what: c["result"].as_str().unwrap_or("").into(),
+        output: c["output"].as_str().unwrap_or("").into(),
     }
 }
 

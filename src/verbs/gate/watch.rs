@@ -6,7 +6,9 @@
 //! at once, or record under ON_FAILURE=report). The deadline is abguard-deadline.timer's.
 
 use super::{act_fail, act_pass, base_record, claim, config_errors, here, save, Here};
-use crate::act::flags::{GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR, SYSEXTS_MERGED};
+use crate::act::flags::{
+    GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR, SYSEXTS_MERGED,
+};
 use crate::act::record::rfc3339;
 use crate::config::Config;
 use crate::decide::gate::{self as decide_gate, CheckTrack, GateAction, GateFacts, UnitTrack};
@@ -117,7 +119,10 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
             notify_ready();
             ready = true;
         }
-        if let GateAction::Wait { run_checks: true, .. } = action {
+        if let GateAction::Wait {
+            run_checks: true, ..
+        } = action
+        {
             runner.tick(&mut f.checks, f.now);
             if sysext {
                 sysext_check(&usr, &before, f.checks.last_mut());
@@ -131,7 +136,11 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
         }
         let snap = snapshot(&f, &action, deadline_at);
         // rewritten when what it waits for changes (the countdown aside)
-        let said = snap.split("\"window_ends\"").next().unwrap_or("").to_string();
+        let said = snap
+            .split("\"window_ends\"")
+            .next()
+            .unwrap_or("")
+            .to_string();
         if said != last_said {
             let _ = state.write_atomic(GATE_JSON, snap.as_bytes());
             last_said = said;
@@ -146,7 +155,10 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
             GateAction::Fail { failure, rollback } => {
                 runner.stop();
                 let Ok(h) = &h else {
-                    log::error!("gate failed ({}) but the booted slot is unknown: not rolled back", failure.reason());
+                    log::error!(
+                        "gate failed ({}) but the booted slot is unknown: not rolled back",
+                        failure.reason()
+                    );
                     return Ok(ExitCode::Ok);
                 };
                 return act_fail(&env, &cfg, h, &f, &failure, rollback, snap(), no_reboot);
@@ -182,7 +194,17 @@ fn passed(
     let checked: Vec<String> = f
         .checks
         .iter()
-        .map(|c| format!("{} {}", c.name, if c.passed == Some(true) { "passed" } else { &c.what }))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.name,
+                if c.passed == Some(true) {
+                    "passed"
+                } else {
+                    &c.what
+                }
+            )
+        })
         .collect();
     if !checked.is_empty() {
         r.reasons.push(format!("checks: {}", checked.join(", ")));
@@ -194,7 +216,9 @@ fn passed(
 
 /// An ordinary boot: remember the merged sysexts, report configuration errors.
 fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
-    let (dir, name) = SYSEXTS_MERGED.rsplit_once('/').unwrap_or(("", SYSEXTS_MERGED));
+    let (dir, name) = SYSEXTS_MERGED
+        .rsplit_once('/')
+        .unwrap_or(("", SYSEXTS_MERGED));
     let dir = SafeDir::open(&env.sysroot).and_then(|r| r.subpath(dir, true));
     if let Ok(dir) = dir {
         let text: String = merged.iter().map(|m| format!("{m}\n")).collect();
@@ -204,9 +228,13 @@ fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
     }
     if !errors.is_empty() {
         // not a first boot: the error is reported, protection of the next one stays on
-        log::error!("configuration errors (lines skipped): {}", errors.join("; "));
+        log::error!(
+            "configuration errors (lines skipped): {}",
+            errors.join("; ")
+        );
         let mut r = base_record("config-error", "healthy", None, env);
-        r.reasons.push("configuration lines skipped on an ordinary boot".into());
+        r.reasons
+            .push("configuration lines skipped on an ordinary boot".into());
         r.config_errors = errors.to_vec();
         save(env, &r);
     }
@@ -214,7 +242,12 @@ fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
 
 fn read_before(env: &Env) -> Vec<String> {
     std::fs::read_to_string(env.sysroot.join(SYSEXTS_MERGED))
-        .map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect())
+        .map(|t| {
+            t.lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -249,7 +282,11 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 /// static binary kilobytes.
 fn snapshot(f: &GateFacts, a: &GateAction, deadline_at: u64) -> String {
     let (state, waiting, window) = match a {
-        GateAction::Wait { waiting, window_ends, .. } => ("pending", waiting.clone(), *window_ends),
+        GateAction::Wait {
+            waiting,
+            window_ends,
+            ..
+        } => ("pending", waiting.clone(), *window_ends),
         GateAction::Fail { failure, .. } => ("failed", vec![failure.reason()], None),
         _ => ("passed", Vec::new(), None),
     };
