@@ -67,6 +67,13 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         }
     }
     rec.verity = Some(facts.verity.clone());
+    // the health gate's configuration as this boot will read it: a skipped line is in
+    // boot.json from the start (the gate holds a first boot on it)
+    rec.config_errors = crate::config::Config::load(&env.sysroot)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
 
     let mut reboot = false;
     if a.verdict == Verdict::Rollback {
