@@ -42,7 +42,7 @@ pub mod safefs;
 pub mod types;
 
 use cli::{Cli, Command};
-use exit::{ExitCode, VerbResult};
+use exit::VerbResult;
 
 pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
@@ -85,28 +85,10 @@ pub fn run(cli: Cli) -> VerbResult {
             a.no_reboot,
         )?),
         Command::Emergency(a) => Ok(verbs::gate::emergency(&a.target.roots(), a.no_reboot)?),
-        Command::Config(a) => Ok(show_config(&a.root, a.json)?),
+        Command::Config(a) => Ok(verbs::config::run(&a.root, a.json, a.check, &a.files)?),
         Command::Butane(args) => verbs::butane::run(args),
         Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),
         Command::ReadUsr(args) => Ok(verbs::read_usr::run(args)?),
         Command::Generator(a) => Ok(verbs::generator::run(&a.root, &a.dirs)),
     }
-}
-
-fn show_config(root: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
-    let c = config::Config::load(root)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-        return Ok(ExitCode::Ok);
-    }
-    println!("CRITICAL_UNITS={}", c.critical_units.join(" "));
-    println!("DEADLINE={}", c.deadline);
-    println!("MARK_GOOD={}", if c.mark_good { "yes" } else { "no" });
-    let on_failure = serde_json::to_value(c.on_failure)?;
-    println!("ON_FAILURE={}", on_failure.as_str().unwrap_or("?"));
-    println!("VERIFY_USR={}", if c.verify_usr { "yes" } else { "no" });
-    for s in &c.sources {
-        println!("# from {}", s.display());
-    }
-    Ok(ExitCode::Ok)
 }

@@ -31,6 +31,8 @@ fn generate(conf: &str) -> (String, Option<String>) {
     std::fs::write(etc.join("abguard.conf"), conf).unwrap();
     let out = t.path().join("out");
     let root = t.path().join("root");
+    // /run exists on every booted system; the generator does not create it
+    std::fs::create_dir_all(root.join("run")).unwrap();
     let o = abguard(&[
         "generator",
         "--root",

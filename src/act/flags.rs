@@ -14,6 +14,13 @@ pub const INDETERMINATE: &str = "indeterminate";
 pub const BOOT_JSON: &str = "boot.json";
 /// In [`STATE_DIR`]: the generator could not apply the configuration; why.
 pub const CONFIG_ERROR: &str = "config-error";
+/// In [`STATE_DIR`]: the health gate's snapshot (what it waits for), for `status`.
+pub const GATE_JSON: &str = "gate.json";
+/// In [`STATE_DIR`]: the gate's verdict is taken (created exclusively, so the watcher,
+/// a unit's OnFailure= hook and the deadline never act twice).
+pub const GATE_VERDICT: &str = "gate-verdict";
+/// On ROOT: the sysext images merged on the last ordinary boot, one a line.
+pub const SYSEXTS_MERGED: &str = "var/lib/abguard/sysexts-merged";
 /// In [`STATE_DIR`]: the record of an emergency rollback from the initrd.
 pub const EMERGENCY_JSON: &str = "emergency.json";
 

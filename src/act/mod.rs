@@ -2,6 +2,8 @@
 
 /// The names under /run (flags, records) and the unit names verbs share.
 pub mod flags;
+/// What the health gate left under /run for status and metrics.
+pub mod gate_state;
 /// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
 pub mod kmsg;
 /// The Prometheus textfile.

@@ -78,6 +78,12 @@ pub struct Record {
     pub actions: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_units: Vec<String>,
+    /// Configuration lines skipped (FILE:LINE: what).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_errors: Vec<String>,
+    /// The health gate's observations: units, window, checks with their output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<serde_json::Value>,
 }
 
 impl Record {
@@ -101,6 +107,8 @@ impl Record {
             reasons: Vec::new(),
             actions: Vec::new(),
             failed_units: Vec::new(),
+            config_errors: Vec::new(),
+            gate: None,
         }
     }
 }

@@ -113,14 +113,16 @@ pub struct StockAssessArgs {
     pub opts: AssessArgs,
 }
 
-/// Health gate passed (run by abguard-gate.service after boot-complete.target):
-/// write /run/first-boot-healthy, record it, mark the slot good if configured.
+/// The health gate (run by abguard-gate.service): on a first boot after an upgrade,
+/// watch the critical units and run the checks until healthy (then write
+/// /run/first-boot-healthy, record it, mark the slot good if configured) or failed
+/// (then roll back at once, or record under ON_FAILURE=report).
 #[derive(Debug, Args, Clone)]
 pub struct GatePassArgs {
     /// Do not mark the slot good even if MARK_GOOD=yes.
     #[arg(long)]
     pub no_mark_good: bool,
-    /// If dm-verity has seen corruption, roll back but do not reboot.
+    /// When the gate fails, roll back but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
     #[command(flatten)]
@@ -161,6 +163,13 @@ pub struct ConfigArgs {
     /// Print the settings and the files they came from as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only validate (the given files, or the configuration under --root): each bad
+    /// line on stderr as FILE:LINE: what; exit 1 when there is one. Writes nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Files to read instead of the configuration under --root.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

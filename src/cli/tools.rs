@@ -93,7 +93,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
 #[command(group = clap::ArgGroup::new("settings")
     .required(true)
     .multiple(true)
-    .args(["critical_unit", "deadline", "mark_good", "on_failure"]))]
+    .args(["critical_unit", "deadline", "stable_for", "check_timeout", "no_check_sysext",
+           "mark_good", "on_failure", "verify_usr", "check"]))]
 pub struct ButaneArgs {
     /// A unit that must be active before an upgrade counts as healthy (repeatable).
     #[arg(long, value_name = "UNIT")]
@@ -101,6 +102,15 @@ pub struct ButaneArgs {
     /// Roll an unproven upgrade back this long after boot (systemd time span, e.g. 10min).
     #[arg(long, value_name = "SPAN")]
     pub deadline: Option<String>,
+    /// How long the critical units must stay up after the last came up (STABLE_FOR).
+    #[arg(long, value_name = "SPAN")]
+    pub stable_for: Option<String>,
+    /// How long one health-check run may take (CHECK_TIMEOUT).
+    #[arg(long, value_name = "SPAN")]
+    pub check_timeout: Option<String>,
+    /// Switch the built-in sysext check off (CHECK_SYSEXT=no).
+    #[arg(long)]
+    pub no_check_sysext: bool,
     /// Mark the slot good when the gate passes (MARK_GOOD=yes).
     #[arg(long)]
     pub mark_good: bool,
@@ -108,6 +118,13 @@ pub struct ButaneArgs {
     /// record it).
     #[arg(long, value_name = "ACTION")]
     pub on_failure: Option<String>,
+    /// Read all of /usr through dm-verity on the first boot after an upgrade (VERIFY_USR=yes).
+    #[arg(long)]
+    pub verify_usr: bool,
+    /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
+    /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub check: Vec<String>,
     /// Also install one of your own units from a local file, NAME=PATH (repeatable);
     /// it is enabled when it has an [Install] section.
     #[arg(long, value_name = "NAME=PATH")]
@@ -115,6 +132,24 @@ pub struct ButaneArgs {
     /// Output format: butane (YAML, variant flatcar 1.0.0) or ignition (3.3.0 JSON).
     #[arg(long, value_name = "FORMAT", default_value = "butane")]
     pub format: String,
+}
+
+impl ButaneArgs {
+    /// The value given for the key whose option is `flag` (config::keys::Key::butane).
+    pub fn value(&self, flag: &str) -> Option<String> {
+        let on = |b: bool, v: &str| b.then(|| v.to_string());
+        match flag {
+            "critical-unit" if !self.critical_unit.is_empty() => Some(self.critical_unit.join(" ")),
+            "deadline" => self.deadline.clone(),
+            "stable-for" => self.stable_for.clone(),
+            "check-timeout" => self.check_timeout.clone(),
+            "no-check-sysext" => on(self.no_check_sysext, "no"),
+            "mark-good" => on(self.mark_good, "yes"),
+            "on-failure" => self.on_failure.clone(),
+            "verify-usr" => on(self.verify_usr, "yes"),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,5 +6,7 @@ pub mod ab;
 pub mod assess;
 /// Which slot booted: the command line and sysfs, cross-checked (used by every verb).
 pub mod booted;
+/// The health gate's verdict over observed unit states and check results.
+pub mod gate;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;

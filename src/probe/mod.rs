@@ -2,6 +2,8 @@
 //! (from the command line and, independently, from sysfs), the dm-verity state and the
 //! booted version. Failures become reasons, never panics: the decision decides.
 
+/// Health checks from checks.d, and the sysext images merged into /usr.
+pub mod checks;
 /// The kernel command line: `usr=`, `mount.usr=`, `verity.usrhash=`.
 pub mod cmdline;
 /// The libcryptsetup helper that opens a staged slot's verity device (optional feature).
@@ -15,6 +17,8 @@ pub mod osrelease;
 pub mod source;
 /// sysfs and mountinfo: which partition really backs /usr, through dm-verity.
 pub mod sysfs;
+/// Unit states from systemd (`systemctl show`), for the health gate.
+pub mod units;
 /// The verity layout inside a slot: superblock, hash offset, root hash in the kernel.
 pub mod verity;
 

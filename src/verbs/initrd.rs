@@ -49,6 +49,13 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
 
     let mut rec = probed_record(&env, o, &disk, &table, &facts, a.verdict);
     rec.version_id = version_id;
+    // the health gate's configuration as this boot will read it: a skipped line is in
+    // boot.json from the start (the gate holds a first boot on it)
+    rec.config_errors = crate::config::Config::load(&env.sysroot)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let reboot = a.verdict == Verdict::Rollback
         && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
         && !o.no_reboot;

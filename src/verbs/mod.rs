@@ -2,7 +2,9 @@
 
 /// `butane`: the Butane snippet that configures abguard on a node.
 pub mod butane;
-/// `gate-pass`, `gate-fail`, `emergency`: the booted system's health gate.
+/// `config`: the effective settings, and `--check` of configuration files.
+pub mod config;
+/// `gate-pass` (the watcher), `gate-fail`, `emergency`: the booted system's health gate.
 pub mod gate;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;

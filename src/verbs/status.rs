@@ -2,7 +2,7 @@
 //! assessment and the history, as text, JSON or Prometheus exposition.
 
 use super::{booted_slot, print_json, HostState};
-use crate::act::{metrics, record};
+use crate::act::{gate_state, metrics, record};
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
@@ -44,6 +44,11 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
     let (booted, booted_notes) = booted(&env, &path, &table);
     let host = HostState::of(&env, p, &path);
     let last = host.last_assessment();
+    // the health gate's own account of a pending first boot (verbs/gate/watch.rs)
+    let gate = host
+        .boot_json
+        .as_ref()
+        .and_then(|_| gate_state::read(&env.run_dir));
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
     let mut problems = table.problems.clone();
@@ -60,11 +65,15 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
             "booted": booted.map(|i| slots[i].partition),
             "booted_notes": booted_notes,
             "last_assessment": last,
+            "gate": gate,
             "history": hist,
         }));
         return Ok(ExitCode::Ok);
     }
     print_slots(&path, &table, &slots, &problems, next, booted);
+    if let Some(t) = gate.as_ref().and_then(gate_state::explain) {
+        println!("{t}");
+    }
     if let Some(l) = &last {
         print_last(l);
     }
@@ -113,6 +122,15 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .as_deref()
         .map(record::read_counters)
         .unwrap_or_default();
+    let gate = host
+        .boot_json
+        .as_ref()
+        .and_then(|_| gate_state::read(&env.run_dir));
+    // the generator's reading of this boot's configuration (one line per error)
+    let config_errors = host
+        .boot_json
+        .as_ref()
+        .map_or(0, |_| gate_state::config_errors(&env.run_dir));
     let text = metrics::render(&metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),
@@ -123,6 +141,9 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         last_verdict: newest.and_then(|l| l["verdict"].as_str()),
         last_assessment_time: last_time,
         counters: &counters,
+        gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
+        gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
+        config_errors,
     });
     match file {
         None => print!("{text}"),

@@ -6,12 +6,20 @@
 //! that this really is the first boot after an upgrade before touching anything, so no
 //! path here can reboot a normal boot.
 
-use crate::act::flags::{CONFIG_ERROR, EMERGENCY_JSON, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
+/// The watching half: units, window, checks, until a verdict.
+pub mod watch;
+
+use crate::act::flags::{
+    CONFIG_ERROR, EMERGENCY_JSON, GATE_JSON, GATE_VERDICT, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR,
+};
 use crate::act::{
     reboot,
     record::{self, Record},
 };
-use crate::config::{Config, OnFailure};
+use crate::config::Config;
+use crate::decide::gate::{
+    self as decide_gate, CheckTrack, Failure, GateAction, GateFacts, UnitTrack,
+};
 use crate::decide::{ab, assess};
 use crate::disk::{change_slots, read_table, spend_booted};
 use crate::exit::ExitCode;
@@ -22,17 +30,18 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 /// What the disk says about this boot, for the gate's decisions.
-struct Here {
-    disk: PathBuf,
-    slots: Vec<Slot>,
-    booted: usize,
-    source: &'static str,
-    first: bool,
+#[derive(Clone)]
+pub(crate) struct Here {
+    pub(crate) disk: PathBuf,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) booted: usize,
+    pub(crate) source: &'static str,
+    pub(crate) first: bool,
     /// What dm-verity says about /usr now, after the boot has read much of it.
-    verity_problem: Option<String>,
+    pub(crate) verity_problem: Option<String>,
 }
 
-fn here(env: &Env, with_verity: bool) -> Result<Here> {
+pub(crate) fn here(env: &Env, with_verity: bool) -> Result<Here> {
     let disk = match env.disk_path() {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
@@ -83,7 +92,7 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     bail!("no disk holds a USR partition with PARTUUID {uuid}")
 }
 
-fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
+pub(crate) fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
@@ -95,51 +104,52 @@ fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Recor
     r
 }
 
-fn save(env: &Env, r: &Record) {
+pub(crate) fn save(env: &Env, r: &Record) {
     if let Err(e) = record::log_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
 }
 
-pub fn pass(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
-    let env = Env::new(p, false);
-    let cfg = Config::load(&env.sysroot)?;
-    let run = SafeDir::open(&env.run_dir)?;
-    let state = run.subdir(STATE_DIR, true)?;
-    // the unit's condition says the same; checked here too for units started without
-    // it (Upholds= from the stock-image sysext)
-    if !state.exists(NEEDS_CHECK) {
-        log::info!("no first boot after an upgrade to prove healthy");
-        return Ok(ExitCode::Ok);
-    }
-    let h = here(&env, true);
-    // dm-verity checks lazily: a corrupted block read anywhere during this boot shows up
-    // only now, and a slot that failed verification must not be called healthy
-    if let Ok(h) = &h {
-        if let (true, Some(why)) = (h.first, &h.verity_problem) {
-            return roll_back(&env, &cfg, h, "gate-failed", why.clone(), no_reboot);
+/// Claim the verdict; false when someone else already did.
+pub(crate) fn claim(env: &Env) -> bool {
+    let p = env.run_dir.join(STATE_DIR).join(GATE_VERDICT);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&p)
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        // an unwritable /run must not stop a rollback
+        Err(e) => {
+            log::warn!("{}: {e}", p.display());
+            true
         }
     }
-    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), &env);
-    r.reasons.push(match cfg.critical_units.is_empty() {
-        true => "boot-complete.target reached (no critical units configured)".into(),
-        false => format!(
-            "boot-complete.target reached: {} active",
-            cfg.critical_units.join(", ")
-        ),
-    });
-    if let Some(e) = state.read(CONFIG_ERROR)? {
-        r.reasons.push(format!(
-            "configuration not applied: {}",
-            String::from_utf8_lossy(&e).trim()
-        ));
-    }
+}
+
+/// `gate-pass`: the gate on this boot ([`watch`]).
+pub fn pass(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
+    watch::run(p, no_mark_good, no_reboot)
+}
+
+/// Healthy: write the flag that releases update-engine and locksmithd, record it and
+/// optionally mark the slot good.
+pub(crate) fn act_pass(
+    env: &Env,
+    cfg: &Config,
+    h: &Result<Here>,
+    mut r: Record,
+    no_mark_good: bool,
+) -> Result<ExitCode> {
+    let run = SafeDir::open(&env.run_dir)?;
+    let state = run.subdir(STATE_DIR, true)?;
     run.write_atomic(HEALTHY_FLAG, b"")?;
     state.remove(NEEDS_CHECK)?;
     r.actions
         .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
     if cfg.mark_good && !no_mark_good {
-        match &h {
+        match h {
             Ok(h) => {
                 let (_, slots) = change_slots(&h.disk, |s: &mut Vec<Slot>| -> Result<()> {
                     ab::mark_good(s, h.booted);
@@ -152,22 +162,26 @@ pub fn pass(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> 
             Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
         }
     }
-    log::warn!("health gate passed: {}", r.reasons.join("; "));
-    save(&env, &r);
+    log::warn!("health gate: {}: {}", r.event, r.reasons.join("; "));
+    save(env, &r);
     Ok(ExitCode::Ok)
 }
 
-/// `systemctl show` of one unit's state, for the record.
-fn unit_state(unit: &str) -> String {
-    std::process::Command::new("systemctl")
-        .args(["show", "--property=ActiveState", "--value", unit])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+/// The configuration errors of this boot: the gate's own reading and the generator's.
+pub(crate) fn config_errors(env: &Env, cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
+    let marker = env.run_dir.join(STATE_DIR).join(CONFIG_ERROR);
+    if let Ok(t) = std::fs::read_to_string(marker) {
+        for l in t.lines().filter(|l| !l.trim().is_empty()) {
+            if !v.iter().any(|e| e == l) {
+                v.push(l.to_string());
+            }
+        }
+    }
+    v
 }
 
+/// `gate-fail`: a critical unit's OnFailure= hook (`--unit`) or the deadline timer.
 pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, false);
     let run = SafeDir::open(&env.run_dir)?;
@@ -178,54 +192,105 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
         );
         return Ok(ExitCode::Ok);
     }
-    let cfg = Config::load(&env.sysroot)?;
+    let cfg = Config::load(&env.sysroot);
     let h = here(&env, false)?;
-    let (event, why) = match unit {
-        Some(u) => ("gate-failed", format!("critical unit {u} failed")),
-        None => (
-            "deadline",
-            format!(
-                "deadline of {} passed before boot-complete.target",
-                cfg.deadline
-            ),
-        ),
+    let mut f = GateFacts {
+        first_boot: h.first,
+        units: cfg
+            .critical_units
+            .iter()
+            .map(|u| UnitTrack::new(u))
+            .collect(),
+        deadline_passed: unit.is_none(),
+        failed_hook: unit.map(String::from),
+        config_errors: config_errors(&env, &cfg),
+        ..GateFacts::default()
     };
-    roll_back(&env, &cfg, &h, event, why, no_reboot)
+    // one look at the units, so the reason says what was still pending
+    if let Ok(states) = crate::probe::units::states(&cfg.critical_units) {
+        for (t, s) in f.units.iter_mut().zip(states) {
+            decide_gate::observe(t, s, 0);
+        }
+    }
+    // the watcher's last word: the checks it ran (only its snapshot knows them)
+    let snapshot: Option<serde_json::Value> = state
+        .read(GATE_JSON)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(checks) = snapshot.as_ref().and_then(|s| s["checks"].as_array()) {
+        f.checks = checks.iter().map(check_of).collect();
+    }
+    match decide_gate::gate(&f, &cfg.gate_policy()) {
+        GateAction::Fail { failure, rollback } => {
+            act_fail(&env, &cfg, &h, &f, &failure, rollback, snapshot, no_reboot)
+        }
+        _ => {
+            // the marker says first boot, the disk says otherwise: trust the disk, never reboot
+            let mut r = base_record(
+                unit.map_or("deadline", |_| "gate-failed"),
+                "healthy",
+                Some(&h),
+                &env,
+            );
+            r.reasons
+                .push("the booted slot is not on its first boot after an upgrade any more".into());
+            save(&env, &r);
+            Ok(ExitCode::Ok)
+        }
+    }
 }
 
-/// Record why the gate failed and, on a first boot after an upgrade with a fallback
-/// available, spend the slot and reboot.
-fn roll_back(
+/// One check as the watcher's snapshot has it.
+fn check_of(c: &serde_json::Value) -> CheckTrack {
+    CheckTrack {
+        name: c["name"].as_str().unwrap_or("?").into(),
+        required: c["required"].as_bool().unwrap_or(true),
+        runs: c["runs"].as_u64().unwrap_or(0) as u32,
+        passed: c["passed"].as_bool(),
+        what: c["result"].as_str().unwrap_or("").into(),
+        output: c["output"].as_str().unwrap_or("").into(),
+    }
+}
+
+/// A failed gate: record it in full; roll back, or under ON_FAILURE=report behave as
+/// stock Flatcar (the healthy flag is written, update-engine marks the slot good).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn act_fail(
     env: &Env,
     cfg: &Config,
     h: &Here,
-    event: &str,
-    why: String,
+    f: &GateFacts,
+    failure: &Failure,
+    rollback: bool,
+    snapshot: Option<serde_json::Value>,
     no_reboot: bool,
 ) -> Result<ExitCode> {
-    let mut r = base_record(event, "rollback", Some(h), env);
-    r.reasons.push(why);
-    r.failed_units = cfg
-        .critical_units
-        .iter()
-        .map(|u| (u, unit_state(u)))
-        .filter(|(_, s)| s != "active")
-        .map(|(u, s)| format!("{u} ({s})"))
-        .collect();
-    if !h.first {
-        // the marker says first boot, the disk says otherwise: trust the disk, never reboot
-        r.verdict = "healthy".into();
-        r.reasons
-            .push("the booted slot is not on its first boot after an upgrade any more".into());
-        save(env, &r);
+    if !claim(env) {
+        log::warn!("the gate's verdict is already taken: nothing more to do");
         return Ok(ExitCode::Ok);
     }
-    if cfg.on_failure == OnFailure::Report {
+    let mut r = base_record(failure.event(), "rollback", Some(h), env);
+    r.reasons.push(failure.reason());
+    r.config_errors = f.config_errors.clone();
+    r.failed_units = f
+        .units
+        .iter()
+        .filter(|t| t.broke.is_some() || t.up_since.is_none())
+        .map(UnitTrack::describe)
+        .collect();
+    if let Some(u) = &f.failed_hook {
+        if !r.failed_units.iter().any(|x| x.starts_with(u.as_str())) {
+            r.failed_units.push(u.clone());
+        }
+    }
+    r.gate = snapshot;
+    if !rollback {
         r.verdict = "report".into();
-        r.reasons.push("ON_FAILURE=report: not rolling back".into());
+        r.reasons
+            .push("ON_FAILURE=report: not rolling back; the healthy flag is written as stock Flatcar would".into());
         log::error!("{}", r.reasons.join("; "));
-        save(env, &r);
-        return Ok(ExitCode::Ok);
+        return act_pass(env, cfg, &Ok(h.clone()), r, false);
     }
     let reboot = match spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => {
@@ -241,6 +306,7 @@ fn roll_back(
     log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
     save(env, &r);
     if reboot {
+        log::warn!("rolled back {}: rebooting", h.slots[h.booted].label);
         reboot::reboot()?;
     }
     Ok(ExitCode::Ok)
