@@ -90,6 +90,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(args) => verify::run(&args.target.disk, &args.target.probe, args),
         Command::ReadUsr(args) => readusr::run(args),
         Command::Generator(a) => Ok(generator::run(&a.root, &a.dirs)),
+        Command::Allow(a) => verbs::allow::run(a),
+        Command::GuardStaged(a) => {
+            verbs::lifecycle::guard_staged(&a.target.disk, &a.target.probe, a.json)
+        }
     }
 }
 

@@ -10,3 +10,9 @@ pub mod reboot;
 pub mod record;
 /// Crash-safe, no-follow writes under /run and /var.
 pub mod safefs;
+/// Event, verdict and action as types, written as the README's strings.
+pub mod event;
+/// The loop guard's held builds on ROOT.
+pub mod held;
+/// The bounded history and the totals it carries.
+pub mod history;

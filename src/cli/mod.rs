@@ -4,6 +4,9 @@
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The loop guard's verbs.
+pub mod lifecycle;
+
 /// The tool's one-line description, shared by the full and the single-verb definition.
 pub const ABOUT: &str =
     "Health-gated A/B updates with automatic rollback for Flatcar Container Linux";
@@ -84,6 +87,8 @@ pub fn verb_command(name: &str) -> Option<clap::Command> {
         "butane" => crate::butane::ButaneArgs::augment_args(C::new("butane")),
         "verify" => crate::verify::VerifyArgs::augment_args(C::new("verify")),
         "read-usr" => crate::readusr::ReadUsrArgs::augment_args(C::new("read-usr")),
+        "allow" => lifecycle::AllowArgs::augment_args(C::new("allow")),
+        "guard-staged" => lifecycle::GuardStagedArgs::augment_args(C::new("guard-staged")),
         _ => return None,
     })
 }
@@ -168,6 +173,8 @@ pub enum Command {
     Butane(crate::butane::ButaneArgs),
     Verify(crate::verify::VerifyArgs),
     ReadUsr(crate::readusr::ReadUsrArgs),
+    Allow(lifecycle::AllowArgs),
+    GuardStaged(lifecycle::GuardStagedArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
     Generator(GeneratorArgs),
@@ -388,7 +395,7 @@ mod tests {
             );
             seen += 1;
         }
-        assert_eq!(seen, 14);
+        assert_eq!(seen, 16);
     }
 
     /// The fast path either agrees with the full parse or steps aside.

@@ -6,7 +6,7 @@ use crate::attrs::{UsrAttrs, MAX_FIELD};
 use serde::Serialize;
 
 /// One partition with Flatcar's USR type GUID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Slot {
     pub label: String,
     /// 1-based partition number, as in /dev/vda3 and `cgpt -i`.
@@ -39,6 +39,9 @@ pub enum Refusal {
         "refusing to spend partition {0}: no other USR partition would be bootable afterwards"
     )]
     LastBootable(u32),
+    /// The loop guard holds this build: it failed its first boot before.
+    #[error("refusing to stage: {0}")]
+    Held(String),
 }
 
 /// Index (into `slots`) of the partition GRUB's gptprio.next would pick: entries in

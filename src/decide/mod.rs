@@ -6,3 +6,7 @@ pub mod ab;
 pub mod assess;
 /// The GPT attribute bits of a USR partition (priority, tries, successful).
 pub mod attrs;
+/// Whether GRUB fell back on its own from a first boot that reached no verdict.
+pub mod fallback;
+/// The loop guard: which failed builds are held, and which a staged build matches.
+pub mod loopguard;

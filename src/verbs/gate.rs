@@ -12,7 +12,7 @@ use crate::cli::{DiskArg, Probe};
 use crate::config::{Config, OnFailure};
 use crate::initrd::{HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
 use crate::probe::{self, Env};
-use crate::record::{self, Booted, Record};
+use crate::record::{self, Action, Booted, Event, Record, Verdict};
 use crate::safefs::SafeDir;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -89,7 +89,7 @@ fn booted_of(h: &Here) -> Booted {
     }
 }
 
-fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
+fn base_record(event: Event, verdict: Verdict, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
@@ -98,6 +98,8 @@ fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Recor
         r.first_boot_after_upgrade = Some(h.first);
     }
     r.version_id = probe::version_id(&env.usr_candidates);
+    // the build's identity for the loop guard: the root hash GRUB passed
+    r.root_hash = env.read_cmdline().ok().and_then(|c| c.usrhash?.ok());
     r
 }
 
@@ -123,10 +125,10 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     // only now, and a slot that failed verification must not be called healthy
     if let Ok(h) = &h {
         if let (true, Some(why)) = (h.first, &h.verity_problem) {
-            return roll_back(&env, &cfg, h, "gate-failed", why.clone(), no_reboot);
+            return roll_back(&env, &cfg, h, Event::GateFailed, why.clone(), no_reboot);
         }
     }
-    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), &env);
+    let mut r = base_record(Event::GatePassed, Verdict::Healthy, h.as_ref().ok(), &env);
     r.reasons.push(match cfg.critical_units.is_empty() {
         true => "boot-complete.target reached (no critical units configured)".into(),
         false => format!(
@@ -142,8 +144,9 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     }
     run.write_atomic(HEALTHY_FLAG, b"")?;
     state.remove(NEEDS_CHECK)?;
-    r.actions
-        .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+    r.actions.push(Action::Wrote(
+        run.path().join(HEALTHY_FLAG).display().to_string(),
+    ));
     if cfg.mark_good && !no_mark_good {
         match &h {
             Ok(h) => {
@@ -151,8 +154,9 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
                     ab::mark_good(s, h.booted);
                     Ok(())
                 })?;
-                r.actions
-                    .push(format!("marked {} good", slots[h.booted].label));
+                r.actions.push(Action::MarkedGood {
+                    label: slots[h.booted].label.clone(),
+                });
                 r.slots = slots;
             }
             Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
@@ -187,9 +191,9 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
     let cfg = Config::load(&env.sysroot)?;
     let h = here(&env, d, false)?;
     let (event, why) = match unit {
-        Some(u) => ("gate-failed", format!("critical unit {u} failed")),
+        Some(u) => (Event::GateFailed, format!("critical unit {u} failed")),
         None => (
-            "deadline",
+            Event::Deadline,
             format!(
                 "deadline of {} passed before boot-complete.target",
                 cfg.deadline
@@ -205,11 +209,11 @@ fn roll_back(
     env: &Env,
     cfg: &Config,
     h: &Here,
-    event: &str,
+    event: Event,
     why: String,
     no_reboot: bool,
 ) -> Result<i32> {
-    let mut r = base_record(event, "rollback", Some(h), env);
+    let mut r = base_record(event, Verdict::Rollback, Some(h), env);
     r.reasons.push(why);
     r.failed_units = cfg
         .critical_units
@@ -220,14 +224,14 @@ fn roll_back(
         .collect();
     if !h.first {
         // the marker says first boot, the disk says otherwise: trust the disk, never reboot
-        r.verdict = "healthy".into();
+        r.verdict = Verdict::Healthy;
         r.reasons
             .push("the booted slot is not on its first boot after an upgrade any more".into());
         save(env, &r);
         return Ok(0);
     }
     if cfg.on_failure == OnFailure::Report {
-        r.verdict = "report".into();
+        r.verdict = Verdict::Report;
         r.reasons.push("ON_FAILURE=report: not rolling back".into());
         log::error!("{}", r.reasons.join("; "));
         save(env, &r);
@@ -239,12 +243,13 @@ fn roll_back(
             !no_reboot
         }
         Err(e) => {
-            r.verdict = "needs-health-check".into();
+            r.verdict = Verdict::NeedsHealthCheck;
             r.reasons.push(format!("not rolled back: {e:#}"));
             false
         }
     };
-    log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
+    let actions: Vec<String> = r.actions.iter().map(Action::to_string).collect();
+    log::error!("{} → {}", r.reasons.join("; "), actions.join("; "));
     save(env, &r);
     if reboot {
         crate::reboot::reboot()?;
@@ -269,7 +274,7 @@ pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
         );
         return Ok(0);
     }
-    let mut r = base_record("initrd-emergency", "rollback", Some(&h), &env);
+    let mut r = base_record(Event::InitrdEmergency, Verdict::Rollback, Some(&h), &env);
     r.reasons
         .push("the initrd failed on the first boot after an upgrade".into());
     match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {

@@ -53,10 +53,11 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     let mut a = assess::assess(&facts);
     let slots = facts.slots.clone().unwrap_or_default();
 
-    let mut rec = Record::new(
-        if o.in_initrd { "initrd" } else { "assess" },
-        a.verdict.as_str(),
-    );
+    let event = match o.in_initrd {
+        true => record::Event::Initrd,
+        false => record::Event::Assess,
+    };
+    let mut rec = Record::new(event, a.verdict.into());
     rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
     rec.table = table.as_ref().ok().map(|t| t.used);
     if let Ok(t) = &table {
@@ -67,6 +68,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     if let Ok(c) = env.read_cmdline() {
         rec.reasons
             .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
+        rec.root_hash = c.usrhash.clone().and_then(Result::ok);
         if let Some(Err(e)) = &c.usrhash {
             rec.reasons
                 .push(format!("command line: {e}; the root hash was not compared"));
@@ -93,13 +95,18 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
             }
         }
     }
-    rec.verdict = a.verdict.as_str().to_string();
+    rec.verdict = a.verdict.into();
     rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
     rec.booted = a
         .booted
         .map(|i| booted(&slots[i], a.booted_source.unwrap_or("?")));
     rec.slots = a.new_slots.clone().unwrap_or(slots);
     rec.reasons.extend(a.reasons.iter().cloned());
+    // before this boot's own line: the history must show the failed attempt first
+    if env.sysroot.is_dir() {
+        let fallback = crate::verbs::lifecycle::record_fallback(&env, &rec);
+        rec.reasons.extend(fallback);
+    }
 
     let flags = write_flags(&env.run_dir, &a, &mut rec);
     if let Err(e) = &flags {
@@ -151,9 +158,8 @@ fn write_flags(run_dir: &Path, a: &Assessment, rec: &mut Record) -> Result<()> {
                     format!("{} {}\n", b.partition, b.partuuid)
                 });
                 state.write_atomic(NEEDS_CHECK, body.as_bytes())?;
-                rec.actions.push(format!(
-                    "wrote {}",
-                    state.path().join(NEEDS_CHECK).display()
+                rec.actions.push(record::Action::Wrote(
+                    state.path().join(NEEDS_CHECK).display().to_string(),
                 ));
             }
         }
@@ -166,14 +172,14 @@ fn write_flags(run_dir: &Path, a: &Assessment, rec: &mut Record) -> Result<()> {
                     INDETERMINATE,
                     format!("{}\n", a.reasons.join("\n")).as_bytes(),
                 )?;
-                rec.actions.push(format!(
-                    "wrote {}",
-                    state.path().join(INDETERMINATE).display()
+                rec.actions.push(record::Action::Wrote(
+                    state.path().join(INDETERMINATE).display().to_string(),
                 ));
             }
             run.write_atomic(HEALTHY_FLAG, b"")?;
-            rec.actions
-                .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+            rec.actions.push(record::Action::Wrote(
+                run.path().join(HEALTHY_FLAG).display().to_string(),
+            ));
         }
     }
     state.write_atomic(BOOT_JSON, serde_json::to_string_pretty(rec)?.as_bytes())

@@ -14,3 +14,7 @@ pub mod read_usr;
 pub mod slots;
 /// `verify`: verify-before-trust of a staged slot with libcryptsetup.
 pub mod verify;
+/// `allow`: release builds the loop guard holds.
+pub mod allow;
+/// Fallback records and the loop guard (`guard-staged`, and `stage`'s check).
+pub mod lifecycle;

@@ -258,7 +258,7 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
                 ..Probe::default()
             };
             let env = Env::new(&p, false);
-            let mut rec = Record::new("read-usr-failed", "corrupted");
+            let mut rec = Record::new(record::Event::ReadUsrFailed, record::Verdict::Corrupted);
             rec.version_id = crate::probe::version_id(&env.usr_candidates);
             rec.reasons.push(msg.clone());
             #[derive(Serialize)]

@@ -47,7 +47,7 @@ where
 /// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
 /// through a writable handle, refuse if the table changed since `probed` was read or if
 /// nothing else would stay bootable, then write. The one path every rollback takes.
-pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
+pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<record::Action> {
     let (_, slots) = change_slots(path, |slots| {
         if slots != probed {
             bail!("the partition table changed since it was read");
@@ -56,10 +56,10 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Strin
         Ok(())
     })?;
     let s = &slots[booted];
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        s.label, s.partition
-    ))
+    Ok(record::Action::Spent {
+        label: s.label.clone(),
+        partition: s.partition,
+    })
 }
 
 /// Which slot booted, using the same rules as the initrd assessment. `None` when it
@@ -104,7 +104,34 @@ impl HostState {
         serde_json::from_slice(&b).ok()
     }
 
-    fn history(&self) -> Vec<serde_json::Value> {
+    fn held(&self) -> Vec<crate::decide::loopguard::Held> {
+        let Some(root) = &self.history else {
+            return Vec::new();
+        };
+        crate::act::held::read(root).unwrap_or_else(|e| {
+            log::warn!("{e:#}");
+            Vec::new()
+        })
+    }
+
+    /// Who assessed this boot: the initrd module, or late the booted system.
+    fn source(&self, last: Option<&serde_json::Value>) -> Option<crate::metrics::Source> {
+        match record::Event::parse(last?["event"].as_str()?) {
+            record::Event::Initrd => Some(crate::metrics::Source::Initrd),
+            record::Event::Assess => Some(crate::metrics::Source::Late),
+            _ => None,
+        }
+    }
+
+    /// A flag or file in /run/abguard (or /run for the healthy flag), when /run is known.
+    fn run_has(&self, rel: &str) -> bool {
+        let Some(run) = self.boot_json.as_ref().and_then(|b| b.parent()?.parent()) else {
+            return false;
+        };
+        run.join(rel).exists()
+    }
+
+    fn history(&self) -> Vec<record::Entry> {
         self.history
             .as_deref()
             .map(record::read_history)
@@ -128,7 +155,7 @@ fn record_manual(
     if before == after {
         return;
     }
-    let mut r = record::Record::new(verb.event(), "manual");
+    let mut r = record::Record::new(verb.event(), record::Verdict::Manual);
     r.disk = Some(disk.display().to_string());
     r.before = before.to_vec();
     r.slots = after.to_vec();
@@ -136,11 +163,11 @@ fn record_manual(
         .iter()
         .zip(after)
         .filter(|(b, a)| b != a)
-        .map(|(b, a)| {
-            format!(
-                "{} (partition {}): {} -> {}",
-                a.label, a.partition, b.attrs, a.attrs
-            )
+        .map(|(b, a)| record::Action::Changed {
+            label: a.label.clone(),
+            partition: a.partition,
+            before: b.attrs.to_string(),
+            after: a.attrs.to_string(),
         })
         .collect();
     if let Err(e) = record::log_event(root, &r) {
@@ -177,6 +204,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
     let last = host.last_assessment();
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
+    let held = host.held();
     let mut problems = table.problems.clone();
     if slots.is_empty() {
         problems.push(ab::Refusal::NoUsrPartition.to_string());
@@ -191,6 +219,8 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             "booted": booted.map(|i| slots[i].partition),
             "booted_notes": booted_notes,
             "last_assessment": last,
+            "assessment_source": host.source(last.as_ref()).map(|s| s.as_str()),
+            "held": held,
             "history": hist,
         }));
         return Ok(0);
@@ -244,28 +274,31 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         );
     }
+    for line in crate::verbs::lifecycle::status_lines(&held, last.as_ref()) {
+        println!("{line}");
+    }
     if !hist.is_empty() {
         println!("history:");
         for h in hist {
             println!(
                 "  {} {:<12} {:<6} {:<10} {}",
-                h["time"].as_str().unwrap_or("?"),
-                h["event"].as_str().unwrap_or("?"),
-                h["booted"]["label"].as_str().unwrap_or("-"),
-                h["version_id"].as_str().unwrap_or("-"),
-                h["verdict"].as_str().unwrap_or("?"),
+                h.time.as_deref().unwrap_or("?"),
+                h.event,
+                h.booted.as_ref().map_or("-", |b| b.label.as_str()),
+                h.version_id.as_deref().unwrap_or("-"),
+                h.verdict.as_ref().map_or("?", |v| v.as_str()),
             );
-            // a slot that failed verification: which block, and what was done about it
+            // a slot that failed verification, a fallback, a refused restage: what is
+            // known about it, and what was done about it
             if matches!(
-                h["event"].as_str(),
-                Some("verify-failed" | "read-usr-failed")
+                h.event,
+                record::Event::VerifyFailed
+                    | record::Event::ReadUsrFailed
+                    | record::Event::Fallback
+                    | record::Event::RestageRefused
             ) {
-                for line in ["reasons", "actions"]
-                    .iter()
-                    .filter_map(|k| h[*k].as_array())
-                    .flatten()
-                    .filter_map(|v| v.as_str())
-                {
+                let actions = h.actions.iter().map(ToString::to_string);
+                for line in h.reasons.iter().cloned().chain(actions) {
                     println!("      {line}");
                 }
             }
@@ -284,16 +317,13 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let last = host.last_assessment();
     // the newest verdict: a gate event after the initrd's, else the initrd's
     let hist = host.history();
+    // manual and loop-guard events carry no verdict on this boot
     let newest = hist
         .iter()
         .rev()
-        .find(|h| {
-            h["event"]
-                .as_str()
-                .and_then(record::Manual::from_event)
-                .is_none()
-        })
-        .or(last.as_ref());
+        .find(|h| !h.event.is_manual() && !matches!(h.event, record::Event::RestageRefused | record::Event::Allowed))
+        .and_then(|h| h.verdict.clone())
+        .or_else(|| last.as_ref().and_then(|l| l["verdict"].as_str().map(record::Verdict::parse)));
     let last_time = host
         .boot_json
         .as_ref()
@@ -322,9 +352,16 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         next_boot: ab::next_boot(&slots),
         booted,
         version_id: version.as_deref(),
-        last_verdict: newest.and_then(|l| l["verdict"].as_str()),
+        last_verdict: newest.as_ref(),
         last_assessment_time: last_time,
         counters: &counters,
+        source: host.source(last.as_ref()),
+        held: &host.held(),
+        config_error: host.run_has("abguard/config-error"),
+        gate_pending: host.run_has("abguard/needs-health-check")
+            && !host.run_has(crate::initrd::HEALTHY_FLAG),
+        // when the gate's deadline fires: the gate's own facts (not known here yet)
+        gate_deadline: None,
     });
     match file {
         None => print!("{text}"),
@@ -408,6 +445,12 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
 pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> {
     let env = Env::new(p, false);
     let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    // the loop guard: a build that failed its first boot is not staged again
+    if let Some(root) = &HostState::of(&env, p, &path).history {
+        let (_, t) = probe::read_table(&path, false)?;
+        let slots = t.slots();
+        crate::verbs::lifecycle::check_stage(root, &slots[slot_by_partition(&slots, partition)?])?;
+    }
     let (before, after) = change_slots(&path, |s| {
         let i = slot_by_partition(s, partition)?;
         ab::stage(s, i);

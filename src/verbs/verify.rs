@@ -456,7 +456,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         Ok(())
     })
     .map(|(_, after)| after);
-    let mut rec = Record::new("verify-failed", "corrupted");
+    let mut rec = Record::new(record::Event::VerifyFailed, record::Verdict::Corrupted);
     rec.disk = Some(t.disk.display().to_string());
     rec.booted = booted(env, t);
     // the running system's version, only when the disk is the running system's
@@ -471,15 +471,15 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
                 .filter(|s| s.partition != before.partition)
                 .map(|s| format!("{} {}", s.label, s.attrs))
                 .collect();
-            let msg = format!(
-                "un-staged {} (partition {}): tries=0 successful=0; the next boot stays on {}",
-                before.label,
-                before.partition,
-                others.join(", ")
-            );
+            let action = record::Action::Unstaged {
+                label: before.label.clone(),
+                partition: before.partition,
+                stays_on: others.join(", "),
+            };
+            let msg = action.to_string();
             log::error!("{msg}");
-            rec.verdict = "unstaged".into();
-            rec.actions.push(msg.clone());
+            rec.verdict = record::Verdict::Unstaged;
+            rec.actions.push(action);
             rec.slots = slots;
             r.actions.push(msg);
         }

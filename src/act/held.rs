@@ -1,0 +1,57 @@
+//! The loop guard's list of held builds on ROOT (`/var/lib/abguard/held.json`), written
+//! through safefs (temp file + rename, no symlink followed).
+
+use crate::act::event::Event;
+use crate::act::history::HISTORY_DIR;
+use crate::act::record::Build;
+use crate::act::safefs::SafeDir;
+use crate::decide::loopguard::{self, Held};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+pub const HELD_FILE: &str = "held.json";
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct File {
+    held: Vec<Held>,
+}
+
+/// The held builds under `root`; none when there is no list. A list that does not
+/// parse is an error naming it: silently dropping it would let a bad build back in.
+pub fn read(root: &Path) -> Result<Vec<Held>> {
+    let dir = root.join(HISTORY_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let d = SafeDir::open(&dir)?;
+    let Some(b) = d.read(HELD_FILE)? else {
+        return Ok(Vec::new());
+    };
+    let f: File = serde_json::from_slice(&b)
+        .with_context(|| format!("parsing {}", dir.join(HELD_FILE).display()))?;
+    Ok(f.held)
+}
+
+pub fn write(root: &Path, held: &[Held]) -> Result<()> {
+    let dir = SafeDir::open(root)?.subpath(HISTORY_DIR, true)?;
+    let body = serde_json::to_vec_pretty(&File {
+        held: held.to_vec(),
+    })?;
+    dir.write_atomic(HELD_FILE, &body)
+}
+
+/// Hold `b` (it failed its first boot by `event` at `time`).
+pub fn hold(root: &Path, b: &Build, event: &Event, time: &str) -> Result<()> {
+    let held = read(root).unwrap_or_else(|e| {
+        log::warn!("{e:#}: starting a new list");
+        Vec::new()
+    });
+    write(root, &loopguard::with(&held, b, event, time))?;
+    log::warn!(
+        "holding build {} ({}): it failed its first boot; `abguard allow` releases it",
+        b.version_id.as_deref().unwrap_or("?"),
+        b.root_hash.as_deref().unwrap_or("?")
+    );
+    Ok(())
+}
