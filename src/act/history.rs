@@ -293,6 +293,31 @@ mod tests {
     }
 
     #[test]
+    fn failures_by_version_keep_only_the_newest_versions() {
+        let mut c = Counters::default();
+        let mut fail = |event: Event, version: &str| {
+            let mut r = Record::new(event, Verdict::Rollback);
+            r.version_id = Some(version.into());
+            c.count(&r);
+        };
+        for i in 0..VERSIONS_KEPT + 3 {
+            fail(Event::GateFailed, &format!("1.{i}"));
+        }
+        fail(Event::Deadline, "1.3");
+        fail(Event::GateFailed, "1.3");
+        assert_eq!(c.failed_first_boots, VERSIONS_KEPT as u64 + 5);
+        assert_eq!(c.versions.len(), VERSIONS_KEPT);
+        // the newest failure is last, the oldest versions fell off
+        let last = c.versions.last().unwrap();
+        assert_eq!(last.version_id, "1.3");
+        assert_eq!(
+            last.failures,
+            [("deadline".to_string(), 1), ("gate-failed".to_string(), 2)].into()
+        );
+        assert!(!c.versions.iter().any(|v| v.version_id == "1.0"));
+    }
+
+    #[test]
     fn totals_ride_in_the_history() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join(HISTORY_DIR);
