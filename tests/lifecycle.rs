@@ -62,7 +62,9 @@ fn power_cut_during_first_boot_of_b(dir: &std::path::Path) -> (std::path::PathBu
     let o = m.initrd(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        json(&o)["reasons"].to_string().contains("GRUB fell back from USR-B"),
+        json(&o)["reasons"]
+            .to_string()
+            .contains("GRUB fell back from USR-B"),
         "{}",
         json(&o)
     );
@@ -78,7 +80,10 @@ fn a_fallback_is_recorded_once_counted_and_explained() {
         assert_eq!(grub_next(&img), "3");
         assert!(m.initrd(&[]).status.success());
     }
-    assert_eq!(events(&m), ["initrd", "fallback", "initrd", "initrd", "initrd"]);
+    assert_eq!(
+        events(&m),
+        ["initrd", "fallback", "initrd", "initrd", "initrd"]
+    );
     let hist = m.history();
     let (attempt, f) = (&hist[0], &hist[1]);
     assert_eq!(f["verdict"], "rollback");
@@ -88,12 +93,22 @@ fn a_fallback_is_recorded_once_counted_and_explained() {
     assert_eq!(f["failed"]["tried_at"], attempt["time"]);
     assert_eq!(f["booted"]["label"], "USR-A");
     let reasons = f["reasons"].to_string();
-    assert!(reasons.contains("no verdict was reached: hang, panic, power loss or a reboot before the gate"), "{reasons}");
+    assert!(
+        reasons.contains(
+            "no verdict was reached: hang, panic, power loss or a reboot before the gate"
+        ),
+        "{reasons}"
+    );
     assert!(reasons.contains("needs-health-check"), "{reasons}");
     assert!(reasons.contains("Kernel panic - not syncing"), "{reasons}");
     let t = &hist[4]["totals"];
     assert_eq!(
-        (&t["rollbacks"], &t["failed_first_boots"], &t["fallbacks"], &t["boots"]),
+        (
+            &t["rollbacks"],
+            &t["failed_first_boots"],
+            &t["fallbacks"],
+            &t["boots"]
+        ),
         (&1.into(), &1.into(), &1.into(), &4.into()),
         "{t}"
     );
@@ -113,10 +128,9 @@ fn a_gate_failure_holds_the_build_and_report_does_not() {
     let m = machine_on_first_boot_of_b(&img);
     assert!(m.initrd(&[]).status.success());
     m.verb(&["gate-fail", "--unit", "web.service", "--no-reboot"]);
-    let held: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(m.p("sysroot/var/lib/abguard/held.json")).unwrap(),
-    )
-    .unwrap();
+    let held: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.p("sysroot/var/lib/abguard/held.json")).unwrap())
+            .unwrap();
     assert_eq!(held["held"][0]["root_hash"], sample().var("USR_B_ROOTHASH"));
     // (its version comes from the booted /usr, which this fake machine does not mount)
     assert_eq!(held["held"][0]["event"], "gate-failed");
@@ -131,7 +145,11 @@ fn a_gate_failure_holds_the_build_and_report_does_not() {
     let img = staged_and_booted_b(dir.path());
     let m = machine_on_first_boot_of_b(&img);
     std::fs::create_dir_all(m.p("sysroot/etc/abguard")).unwrap();
-    std::fs::write(m.p("sysroot/etc/abguard/abguard.conf"), "ON_FAILURE=report\n").unwrap();
+    std::fs::write(
+        m.p("sysroot/etc/abguard/abguard.conf"),
+        "ON_FAILURE=report\n",
+    )
+    .unwrap();
     assert!(m.initrd(&[]).status.success());
     m.verb(&["gate-fail", "--unit", "web.service", "--no-reboot"]);
     assert!(!m.p("sysroot/var/lib/abguard/held.json").exists());
@@ -145,7 +163,9 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
     let b_hash = sample().var("USR_B_ROOTHASH");
     // update_engine writes the same payload and its kernel, postinst stages it
     kernel_with_hash(&m, "vmlinuz-b", &b_hash);
-    assert!(abguard(&["stage", "--disk", d, "--partition", "4"]).status.success());
+    assert!(abguard(&["stage", "--disk", d, "--partition", "4"])
+        .status
+        .success());
     assert_eq!(grub_next_dry(&img), "4", "staged: the next boot would be B");
     // /run/reboot-required appears: abguard-guard-staged.service
     let o = m.verb(&["guard-staged", "--json"]);
@@ -153,7 +173,11 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
     assert_eq!(r["event"], "restage-refused");
     assert_eq!(r["verdict"], "unstaged");
     assert_eq!(r["failed"]["root_hash"], b_hash);
-    assert_eq!(attrs_b(&img), (2, 0, false), "un-staged: tries=0 successful=0");
+    assert_eq!(
+        attrs_b(&img),
+        (2, 0, false),
+        "un-staged: tries=0 successful=0"
+    );
     assert_eq!(grub_next_dry(&img), "3", "the next boot stays on A");
     // the next boot of A sees B spent, explained by the refusal: no second fallback
     assert!(m.initrd(&[]).status.success());
@@ -164,7 +188,11 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
         events(&m)
     );
     let t = m.history().last().unwrap()["totals"].clone();
-    assert_eq!((&t["rollbacks"], &t["restages_refused"]), (&1.into(), &1.into()), "{t}");
+    assert_eq!(
+        (&t["rollbacks"], &t["restages_refused"]),
+        (&1.into(), &1.into()),
+        "{t}"
+    );
 
     // `abguard stage` on the running system refuses it outright (exit 3, nothing written)
     let mut args = vec!["stage".to_string(), "--partition".into(), "4".into()];
@@ -173,7 +201,11 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
     let before = std::fs::read(&img).unwrap();
     let o = abguard(&refs);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("abguard allow --root-hash"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("abguard allow --root-hash"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&img).unwrap(), before);
 
     // a different build (another root hash) stages and stays staged
@@ -185,9 +217,22 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
 
     // allow: the held build may come back
     let root = m.p("sysroot");
-    let o = abguard(&["allow", "--version", "9.9.9", "--sysroot", root.to_str().unwrap()]);
+    let o = abguard(&[
+        "allow",
+        "--version",
+        "9.9.9",
+        "--sysroot",
+        root.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "no such held build is an error");
-    let o = abguard(&["allow", "--version", "2.0.0", "--json", "--sysroot", root.to_str().unwrap()]);
+    let o = abguard(&[
+        "allow",
+        "--version",
+        "2.0.0",
+        "--json",
+        "--sysroot",
+        root.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&o)["released"][0]["root_hash"], b_hash);
     assert_eq!(json(&o)["held"], serde_json::json!([]));
@@ -199,9 +244,14 @@ fn the_same_build_staged_again_is_unstaged_another_stages_allow_releases() {
 }
 
 fn grub_next_dry(img: &std::path::Path) -> String {
-    stdout(&abguard(&["next", "--dry-run", "--disk", img.to_str().unwrap()]))
-        .trim()
-        .to_string()
+    stdout(&abguard(&[
+        "next",
+        "--dry-run",
+        "--disk",
+        img.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_string()
 }
 
 #[test]
@@ -213,15 +263,34 @@ fn a_late_assessment_says_so_in_status_and_metrics() {
     // the stock-image service in the booted system: /usr at /usr
     std::fs::write(m.p("mountinfo"), "1 0 254:9 / / rw - ext4 /dev/vda9 rw\n25 1 253:0 / /usr ro - squashfs /dev/mapper/usr ro\n").unwrap();
     let mut args: Vec<String> = vec!["assess".into(), "--no-reboot".into()];
-    args.extend(m.probe_args().into_iter().map(|a| if a == "/sysusr/usr" { "/usr".into() } else { a }));
-    args.extend(["--dm-status".into(), m.p("dm-status").to_str().unwrap().into()]);
-    args.extend(["--dm-table".into(), m.p("dm-table").to_str().unwrap().into()]);
+    args.extend(
+        m.probe_args()
+            .into_iter()
+            .map(|a| if a == "/sysusr/usr" { "/usr".into() } else { a }),
+    );
+    args.extend([
+        "--dm-status".into(),
+        m.p("dm-status").to_str().unwrap().into(),
+    ]);
+    args.extend([
+        "--dm-table".into(),
+        m.p("dm-table").to_str().unwrap().into(),
+    ]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = abguard(&refs);
     assert!(o.status.success(), "{}", stderr(&o));
     let st = stdout(&m.verb(&["status"]));
-    assert!(st.contains("assessed late: the initrd module did not run"), "{st}");
+    assert!(
+        st.contains("assessed late: the initrd module did not run"),
+        "{st}"
+    );
     let prom = stdout(&m.verb(&["status", "--prometheus"]));
-    assert!(prom.contains("abguard_assessment_source{source=\"late\"} 1\n"), "{prom}");
-    assert!(prom.contains("abguard_assessment_source{source=\"initrd\"} 0\n"), "{prom}");
+    assert!(
+        prom.contains("abguard_assessment_source{source=\"late\"} 1\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("abguard_assessment_source{source=\"initrd\"} 0\n"),
+        "{prom}"
+    );
 }

@@ -179,12 +179,24 @@ fn metrics_after_a_fallback_name_the_version_and_the_held_build() {
     m.boot(3, &verity_cmdline(A_UUID, &h), "V", &h);
     m.os_release("1.0.0");
     assert!(m.initrd(&[]).status.success());
-    std::fs::write(m.p("run/abguard/config-error"), "DEADLINE: not a time span\n").unwrap();
+    std::fs::write(
+        m.p("run/abguard/config-error"),
+        "DEADLINE: not a time span\n",
+    )
+    .unwrap();
 
     let mm = parse(&stdout(&m.verb(&["status", "--prometheus"])));
-    let v = |family: &str, sample: &str, label: Option<(&str, &str)>| value(&mm, family, sample, label);
+    let v =
+        |family: &str, sample: &str, label: Option<(&str, &str)>| value(&mm, family, sample, label);
     assert_eq!(v("abguard_rollbacks", "abguard_rollbacks_total", None), 1.0);
-    assert_eq!(v("abguard_failed_first_boots", "abguard_failed_first_boots_total", None), 1.0);
+    assert_eq!(
+        v(
+            "abguard_failed_first_boots",
+            "abguard_failed_first_boots_total",
+            None
+        ),
+        1.0
+    );
     assert_eq!(v("abguard_fallbacks", "abguard_fallbacks_total", None), 1.0);
     assert_eq!(mm["abguard_version_failed_first_boots"]["type"], "counter");
     let s = &mm["abguard_version_failed_first_boots"]["samples"][0];
@@ -205,12 +217,20 @@ fn metrics_after_a_fallback_name_the_version_and_the_held_build() {
     assert_eq!(v("abguard_config_error", "abguard_config_error", None), 1.0);
     assert_eq!(v("abguard_gate_pending", "abguard_gate_pending", None), 0.0);
     assert_eq!(
-        v("abguard_assessment_source", "abguard_assessment_source", Some(("source", "initrd"))),
+        v(
+            "abguard_assessment_source",
+            "abguard_assessment_source",
+            Some(("source", "initrd"))
+        ),
         1.0
     );
     // A booted after the fallback: its own verdict is the newest
     assert_eq!(
-        v("abguard_last_verdict", "abguard_last_verdict", Some(("verdict", "healthy"))),
+        v(
+            "abguard_last_verdict",
+            "abguard_last_verdict",
+            Some(("verdict", "healthy"))
+        ),
         1.0
     );
 }

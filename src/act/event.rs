@@ -179,14 +179,19 @@ impl From<crate::decide::assess::Verdict> for Verdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// The slot was given up (tries=0, successful=0) so GRUB falls back.
-    Spent { label: String, partition: u32 },
+    Spent {
+        label: String,
+        partition: u32,
+    },
     /// A staged slot was given up before any boot used it.
     Unstaged {
         label: String,
         partition: u32,
         stays_on: String,
     },
-    MarkedGood { label: String },
+    MarkedGood {
+        label: String,
+    },
     /// A flag or file under /run.
     Wrote(String),
     /// A manual verb's change of one slot: `before -> after` attributes.
@@ -217,7 +222,8 @@ impl Action {
         };
         if let Some(r) = s.strip_prefix("spent ") {
             let (label, partition, rest) = slot(r)?;
-            return (rest == ": tries=0 successful=0").then_some(Action::Spent { label, partition });
+            return (rest == ": tries=0 successful=0")
+                .then_some(Action::Spent { label, partition });
         }
         if let Some(r) = s.strip_prefix("un-staged ") {
             let (label, partition, rest) = slot(r)?;
@@ -233,7 +239,10 @@ impl Action {
         if let Some(r) = s.strip_prefix("wrote ") {
             return Some(Action::Wrote(r.to_string()));
         }
-        if let Some(label) = s.strip_prefix("marked ").and_then(|r| r.strip_suffix(" good")) {
+        if let Some(label) = s
+            .strip_prefix("marked ")
+            .and_then(|r| r.strip_suffix(" good"))
+        {
             return Some(Action::MarkedGood {
                 label: label.to_string(),
             });
@@ -302,7 +311,10 @@ mod tests {
         for v in Verdict::ALL {
             assert_eq!(&Verdict::parse(v.as_str()), v);
         }
-        assert_eq!(Event::parse("from-the-future"), Event::Other("from-the-future".into()));
+        assert_eq!(
+            Event::parse("from-the-future"),
+            Event::Other("from-the-future".into())
+        );
     }
 
     #[test]

@@ -172,7 +172,8 @@ impl Counters {
         if r.event == Event::GatePassed {
             self.gate_passed += 1;
         }
-        let failed = r.event.is_first_boot_failure() || (assessed && r.verdict == Verdict::Rollback);
+        let failed =
+            r.event.is_first_boot_failure() || (assessed && r.verdict == Verdict::Rollback);
         if failed && r.first_boot_after_upgrade != Some(false) {
             self.failed_first_boots += 1;
             let version = match &r.failed {
@@ -340,7 +341,16 @@ mod tests {
         );
         // a report that is not counted carries the totals over
         append_history(t.path(), &serde_json::json!({ "event": "verify-failed" })).unwrap();
-        assert_eq!(read_history(t.path()).last().unwrap().totals.as_ref().unwrap().boots, 8);
+        assert_eq!(
+            read_history(t.path())
+                .last()
+                .unwrap()
+                .totals
+                .as_ref()
+                .unwrap()
+                .boots,
+            8
+        );
         // a torn last line: the totals are the line before's, and counting goes on
         let f = dir.join(HISTORY_FILE);
         let mut text = std::fs::read(&f).unwrap();

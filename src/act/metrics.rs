@@ -5,9 +5,9 @@
 //! errors and where this boot was assessed.
 
 use crate::ab::Slot;
-use crate::gpt::Copy;
 use crate::act::record::{Counters, Verdict};
 use crate::decide::loopguard::Held;
+use crate::gpt::Copy;
 use std::fmt::Write as _;
 
 /// What the status verb knows, ready to render.

@@ -2,12 +2,12 @@
 //! history (`<root>/var/lib/abguard/attempts.jsonl`, one JSON object per line), as
 //! types: written from [`Record`], read back as [`Entry`].
 
-use crate::decide::ab::Slot;
 pub use crate::act::event::{Action, Event, Verdict};
 pub use crate::act::history::{
     append_history, log_event, read_counters, read_history, Counters, VersionFailures,
     COUNTERS_FILE, HISTORY_DIR, HISTORY_FILE, HISTORY_MAX, HISTORY_OLD,
 };
+use crate::decide::ab::Slot;
 use crate::disk::gpt::Copy;
 use crate::probe::dm::Verity;
 use serde::{Deserialize, Serialize};
@@ -224,7 +224,6 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +244,10 @@ mod tests {
         assert_eq!(e.actions, [Action::Wrote("/run/x".into())]);
         assert_eq!(e.slots[0].attrs.priority, 1);
         let back: serde_json::Value = serde_json::to_value(&e).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(line).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(line).unwrap()
+        );
         // an event or verdict of a newer version is kept by name
         let e: Entry = serde_json::from_str(r#"{"event":"teleported","verdict":"maybe"}"#).unwrap();
         assert_eq!(e.event, Event::Other("teleported".into()));

@@ -74,9 +74,7 @@ pub fn detect<'a>(slots: &[Slot], booted: usize, history: &'a [Entry]) -> Findin
         let failed_x = e.failed.as_ref().is_some_and(|b| b.partuuid == uuid);
         match &e.event {
             Event::Fallback if failed_x => return Finding::AlreadyRecorded { slot: x },
-            Event::RestageRefused if failed_x || spent(e) => {
-                return Finding::Explained { slot: x }
-            }
+            Event::RestageRefused if failed_x || spent(e) => return Finding::Explained { slot: x },
             Event::VerifyFailed if spent(e) => return Finding::Explained { slot: x },
             Event::GatePassed | Event::GateFailed | Event::Deadline | Event::InitrdEmergency
                 if on_x =>
@@ -95,7 +93,9 @@ pub fn detect<'a>(slots: &[Slot], booted: usize, history: &'a [Entry]) -> Findin
                 }
                 // an ordinary boot of x: whatever spent it came later and is above
             }
-            Event::ManualStage | Event::ManualRollback | Event::ManualMarkGood
+            Event::ManualStage
+            | Event::ManualRollback
+            | Event::ManualMarkGood
             | Event::ManualNext => {
                 let after = slot_in(&e.slots, uuid);
                 // staged by hand: its next boot is the attempt, and it left no record
@@ -110,7 +110,9 @@ pub fn detect<'a>(slots: &[Slot], booted: usize, history: &'a [Entry]) -> Findin
                 }
             }
             // a boot of another slot that saw x staged: x was tried after it
-            ev if ev.is_assessment() && slot_in(&e.slots, uuid).is_some_and(|s| s.attrs.tries > 0) => {
+            ev if ev.is_assessment()
+                && slot_in(&e.slots, uuid).is_some_and(|s| s.attrs.tries > 0) =>
+            {
                 return Finding::Fallback {
                     slot: x,
                     attempt: None,
@@ -151,7 +153,13 @@ mod tests {
 
     /// A history line: event, booted partition (3 = A, 4 = B), first boot, verdict, and
     /// B's (priority, tries, successful) in its slots.
-    fn line(event: &str, booted: Option<u32>, first: bool, verdict: &str, b: (u8, u8, bool)) -> Entry {
+    fn line(
+        event: &str,
+        booted: Option<u32>,
+        first: bool,
+        verdict: &str,
+        b: (u8, u8, bool),
+    ) -> Entry {
         let slots = slots_from(&[(1, 0, true), b]);
         let booted = booted.map(|p| {
             let s = slots.iter().find(|s| s.partition == p).unwrap();
@@ -194,6 +202,9 @@ mod tests {
         Fallback { attempt: bool },
     }
 
+    /// (what happened, B's attributes now, the history, what the rule must say)
+    type Case = (&'static str, (u8, u8, bool), Vec<Entry>, Is);
+
     #[test]
     fn which_states_are_a_fallback() {
         let spent_b = (2, 0, false);
@@ -202,7 +213,7 @@ mod tests {
         let a_boot = |b| line("initrd", Some(3), false, "healthy", b);
         let b_first = line("initrd", Some(4), true, "needs-health-check", spent_b);
         #[rustfmt::skip]
-        let cases: Vec<(&str, (u8, u8, bool), Vec<Entry>, Is)> = vec![
+        let cases: Vec<Case> = vec![
             ("fresh install: B empty, below A", (0, 0, false), vec![], Is::Ordinary),
             ("B good, A booted by rollback", (1, 0, true), vec![a_boot((1, 0, true))], Is::Ordinary),
             ("B staged, not yet booted", staged_b, vec![a_boot(staged_b)], Is::Ordinary),
@@ -228,12 +239,17 @@ mod tests {
             let got = match detect(&slots, 0, &hist) {
                 Finding::Ordinary => Is::Ordinary,
                 Finding::ManualRollback => Is::Manual,
-                Finding::Explained { slot } => { assert_eq!(slot, 1, "{name}"); Is::Explained }
+                Finding::Explained { slot } => {
+                    assert_eq!(slot, 1, "{name}");
+                    Is::Explained
+                }
                 Finding::AlreadyRecorded { .. } => Is::Already,
                 Finding::Unknown { .. } => Is::Unknown,
                 Finding::Fallback { slot, attempt } => {
                     assert_eq!(slot, 1, "{name}");
-                    Is::Fallback { attempt: attempt.is_some() }
+                    Is::Fallback {
+                        attempt: attempt.is_some(),
+                    }
                 }
             };
             assert_eq!(got, want, "{name}");
@@ -247,7 +263,10 @@ mod tests {
         assert_eq!(detect(&slots, 1, &[]), Finding::Ordinary);
         // the highest spent slot is the one GRUB tried first
         let slots = slots_from(&[(1, 0, true), (3, 0, false), (2, 0, false)]);
-        assert!(matches!(detect(&slots, 0, &[]), Finding::Unknown { slot: 1 }));
+        assert!(matches!(
+            detect(&slots, 0, &[]),
+            Finding::Unknown { slot: 1 }
+        ));
     }
 
     #[test]

@@ -155,7 +155,10 @@ mod tests {
         let l = with(&[], &b(H1, "2.0.0"), &Event::GateFailed, "t1");
         let l = with(&l, &b(&H1.to_uppercase(), "2.0.0"), &Event::Fallback, "t2");
         assert_eq!(l.len(), 1);
-        assert_eq!((l[0].event.as_str(), l[0].since.as_str()), ("fallback", "t2"));
+        assert_eq!(
+            (l[0].event.as_str(), l[0].since.as_str()),
+            ("fallback", "t2")
+        );
         let l = with(&l, &b(H2, "2.1.0"), &Event::Initrd, "t3");
         assert_eq!(l[1].event, "initrd");
         assert!(holding(&l, H1).is_some());

@@ -62,9 +62,7 @@ fn fallback_record(env: &Env, now: &Record, s: &Slot, attempt: Option<&Entry>) -
         .and_then(|e| e.root_hash.clone())
         .or_else(|| verity.and_then(|v| v.expected_hash.clone()))
         .or_else(|| verity.and_then(|v| v.root_hash.clone()))
-        .or_else(|| {
-            verity::kernel_root_hash(&verity::kernel_for(&env.sysroot, &s.partuuid)).ok()
-        });
+        .or_else(|| verity::kernel_root_hash(&verity::kernel_for(&env.sysroot, &s.partuuid)).ok());
     let mut r = Record::new(Event::Fallback, Verdict::Rollback);
     r.disk = now.disk.clone();
     r.table = now.table;
@@ -164,7 +162,10 @@ pub fn guard_staged(d: &DiskArg, p: &Probe, json: bool) -> Result<i32> {
     let slots = table.slots();
     let say = |msg: &str| {
         match json {
-            true => println!("{}", serde_json::json!({ "unstaged": false, "message": msg })),
+            true => println!(
+                "{}",
+                serde_json::json!({ "unstaged": false, "message": msg })
+            ),
             false => println!("{msg}"),
         }
         Ok(0)
@@ -188,7 +189,11 @@ pub fn guard_staged(d: &DiskArg, p: &Probe, json: bool) -> Result<i32> {
     if let Err(e) = record::log_event(&env.sysroot, &r) {
         log::warn!("history not updated: {e:#}");
     }
-    let action = r.actions.first().map(ToString::to_string).unwrap_or_default();
+    let action = r
+        .actions
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     log::error!("{}: {action}", r.reasons[0]);
     match json {
         true => println!("{}", serde_json::to_string_pretty(&r)?),

@@ -321,9 +321,18 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let newest = hist
         .iter()
         .rev()
-        .find(|h| !h.event.is_manual() && !matches!(h.event, record::Event::RestageRefused | record::Event::Allowed))
+        .find(|h| {
+            !h.event.is_manual()
+                && !matches!(
+                    h.event,
+                    record::Event::RestageRefused | record::Event::Allowed
+                )
+        })
         .and_then(|h| h.verdict.clone())
-        .or_else(|| last.as_ref().and_then(|l| l["verdict"].as_str().map(record::Verdict::parse)));
+        .or_else(|| {
+            last.as_ref()
+                .and_then(|l| l["verdict"].as_str().map(record::Verdict::parse))
+        });
     let last_time = host
         .boot_json
         .as_ref()
