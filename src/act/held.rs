@@ -11,8 +11,7 @@ use std::path::Path;
 
 pub const HELD_FILE: &str = "held.json";
 
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-#[serde(default)]
+#[derive(serde::Serialize, Default)]
 struct File {
     held: Vec<Held>,
 }
@@ -28,9 +27,24 @@ pub fn read(root: &Path) -> Result<Vec<Held>> {
     let Some(b) = d.read(HELD_FILE)? else {
         return Ok(Vec::new());
     };
-    let f: File = serde_json::from_slice(&b)
-        .with_context(|| format!("parsing {}", dir.join(HELD_FILE).display()))?;
-    Ok(f.held)
+    let what = || format!("parsing {}", dir.join(HELD_FILE).display());
+    let v: serde_json::Value = serde_json::from_slice(&b).with_context(what)?;
+    let list = v["held"]
+        .as_array()
+        .with_context(|| format!("{}: no \"held\" list", what()))?;
+    let text = |h: &serde_json::Value, k: &str| h.get(k)?.as_str().map(str::to_string);
+    // an entry without a root hash can match nothing: skipped
+    Ok(list
+        .iter()
+        .filter_map(|h| {
+            Some(Held {
+                root_hash: text(h, "root_hash")?,
+                version_id: text(h, "version_id"),
+                event: text(h, "event").unwrap_or_default(),
+                since: text(h, "since").unwrap_or_default(),
+            })
+        })
+        .collect())
 }
 
 pub fn write(root: &Path, held: &[Held]) -> Result<()> {

@@ -5,7 +5,7 @@ use crate::act::event::{Event, Verdict};
 use crate::act::record::{Entry, Manual, Record};
 use crate::act::safefs::{SafeDir, Tail};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::Path;
 
 pub const HISTORY_DIR: &str = "var/lib/abguard";
@@ -102,20 +102,20 @@ fn last_totals(dir: &SafeDir, current: Option<Tail>) -> Result<Counters> {
     Ok(dir
         .read(COUNTERS_FILE)?
         .and_then(|b| serde_json::from_slice(&b).ok())
+        .map(|v: serde_json::Value| Counters::from_value(&v))
         .unwrap_or_default())
 }
 
 /// The totals on the newest line of `name` that carries them: from its tail, or when
 /// the tail has none (only torn or older lines there), from the whole file.
 fn totals_in(dir: &SafeDir, name: &str, tail: Tail) -> Result<Option<Counters>> {
-    #[derive(serde::Deserialize)]
-    struct Totals {
-        totals: Option<Counters>,
-    }
     let newest = |text: &[u8]| {
-        text.split(|&b| b == b'\n')
-            .rev()
-            .find_map(|l| serde_json::from_slice::<Totals>(l).ok()?.totals)
+        text.split(|&b| b == b'\n').rev().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).ok()?;
+            v.get("totals")
+                .filter(|t| t.is_object())
+                .map(Counters::from_value)
+        })
     };
     if let Some(c) = newest(&tail.bytes) {
         return Ok(Some(c));
@@ -127,8 +127,7 @@ fn totals_in(dir: &SafeDir, name: &str, tail: Tail) -> Result<Option<Counters>> 
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Boots assessed (in the initrd, or by the stock-image service).
     pub boots: u64,
@@ -153,14 +152,46 @@ pub struct Counters {
 
 /// One version's failed first boots, by cause (`fallback`, `gate-failed`, `deadline`,
 /// `initrd`, `initrd-emergency`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VersionFailures {
     pub version_id: String,
     pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 impl Counters {
+    /// Read back from a history line's `totals` (or the old counters file), by hand:
+    /// a missing field is 0, an older version's line reads.
+    pub fn from_value(v: &serde_json::Value) -> Counters {
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let versions = v
+            .get("versions")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| {
+                Some(VersionFailures {
+                    version_id: x.get("version_id")?.as_str()?.to_string(),
+                    failures: x
+                        .get("failures")?
+                        .as_object()?
+                        .iter()
+                        .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                        .collect(),
+                })
+            })
+            .collect();
+        Counters {
+            boots: n("boots"),
+            first_boots: n("first_boots"),
+            gate_passed: n("gate_passed"),
+            failed_first_boots: n("failed_first_boots"),
+            rollbacks: n("rollbacks"),
+            fallbacks: n("fallbacks"),
+            restages_refused: n("restages_refused"),
+            versions,
+        }
+    }
+
     fn count(&mut self, r: &Record) {
         let assessed = r.event.is_assessment();
         if assessed {
@@ -241,6 +272,7 @@ pub fn read_history(root: &Path) -> Vec<Entry> {
                 .unwrap_or_default()
                 .split(|&b| b == b'\n')
                 .filter_map(|l| serde_json::from_slice(l).ok())
+                .map(Entry::from_value)
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -342,13 +374,7 @@ mod tests {
         // a report that is not counted carries the totals over
         append_history(t.path(), &serde_json::json!({ "event": "verify-failed" })).unwrap();
         assert_eq!(
-            read_history(t.path())
-                .last()
-                .unwrap()
-                .totals
-                .as_ref()
-                .unwrap()
-                .boots,
+            read_history(t.path()).last().unwrap().raw["totals"]["boots"],
             8
         );
         // a torn last line: the totals are the line before's, and counting goes on
@@ -388,8 +414,8 @@ mod tests {
         }
         let h = read_history(t.path());
         assert_eq!(h.len(), HISTORY_MAX);
-        assert_eq!(h[0].rest["n"], 7);
-        assert_eq!(h[HISTORY_MAX - 1].rest["n"], HISTORY_MAX + 6);
+        assert_eq!(h[0].raw["n"], 7);
+        assert_eq!(h[HISTORY_MAX - 1].raw["n"], HISTORY_MAX + 6);
         // rotated once: the full file moved aside, the current one holds the rest
         let lines = |f: &str| {
             std::fs::read_to_string(dir.join(f))
@@ -405,7 +431,7 @@ mod tests {
         }
         let h = read_history(t.path());
         assert_eq!(h.len(), HISTORY_MAX);
-        assert_eq!(h[HISTORY_MAX - 1].rest["m"], 3 * HISTORY_MAX - 1);
+        assert_eq!(h[HISTORY_MAX - 1].raw["m"], 3 * HISTORY_MAX - 1);
     }
 
     #[test]
@@ -420,7 +446,7 @@ mod tests {
         append_history(t.path(), &serde_json::json!({ "n": 3 })).unwrap();
         let ns: Vec<_> = read_history(t.path())
             .iter()
-            .map(|v| v.rest["n"].clone())
+            .map(|v| v.raw["n"].clone())
             .collect();
         assert_eq!(ns, [1, 3]);
     }
@@ -440,7 +466,7 @@ mod tests {
         std::fs::write(&f, text).unwrap();
         let ns: Vec<_> = read_history(t.path())
             .iter()
-            .map(|v| v.rest["n"].clone())
+            .map(|v| v.raw["n"].clone())
             .collect();
         assert_eq!(ns, [1]);
     }

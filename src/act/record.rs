@@ -8,12 +8,14 @@ pub use crate::act::history::{
     COUNTERS_FILE, HISTORY_DIR, HISTORY_FILE, HISTORY_MAX, HISTORY_OLD,
 };
 use crate::decide::ab::Slot;
+use crate::decide::attrs::UsrAttrs;
 use crate::disk::gpt::Copy;
 use crate::probe::dm::Verity;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::Path;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Booted {
     pub partition: u32,
     pub label: String,
@@ -24,8 +26,7 @@ pub struct Booted {
 
 /// A build that failed its first boot (or was refused for it): which slot, which
 /// version, which dm-verity root hash, and when it was tried.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Build {
     pub label: String,
     pub partition: u32,
@@ -106,7 +107,7 @@ impl Record {
             event,
             time: now_rfc3339(),
             uptime_s: read_trim(Path::new("/proc/uptime"))
-                .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())),
+                .and_then(|s| uptime(s.split_whitespace().next()?)),
             boot_id: read_trim(Path::new("/proc/sys/kernel/random/boot_id")),
             disk: None,
             table: None,
@@ -145,49 +146,136 @@ impl Record {
     }
 }
 
-/// One history line read back. Every field is optional, so a line an older version
-/// wrote still reads; fields this version does not know are kept in `rest` and written
-/// out again by `status --json`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+/// One history line read back, as types: the fields this version reads, parsed by
+/// hand from the line's JSON (no derived deserializers: the static binary stays small),
+/// and the whole line in `raw`, written out again as it was by `status --json`, so a
+/// field a newer version added is kept. A field that is missing or of the wrong type
+/// reads as absent; a line of an older version still reads.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Entry {
     pub event: Event,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub booted: Option<Booted>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub slots: Vec<Slot>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub before: Vec<Slot>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub root_hash: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub verity: Option<Verity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_boot_after_upgrade: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<Action>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<Build>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub totals: Option<Counters>,
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
+    pub raw: Value,
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    v.get(k)?.as_str().map(str::to_string)
+}
+
+fn texts(v: &Value, k: &str) -> Vec<String> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+fn number(v: &Value, k: &str) -> Option<u32> {
+    v.get(k)?.as_u64()?.try_into().ok()
+}
+
+fn slot(v: &Value) -> Option<Slot> {
+    let nibble = |k| number(v, k).and_then(|n| u8::try_from(n).ok());
+    Some(Slot {
+        label: text(v, "label").unwrap_or_default(),
+        partition: number(v, "partition")?,
+        partuuid: text(v, "partuuid")?,
+        attrs: UsrAttrs::new(
+            nibble("priority")?,
+            nibble("tries")?,
+            v.get("successful")?.as_bool()?,
+        ),
+    })
+}
+
+fn slots(v: &Value, k: &str) -> Vec<Slot> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(slot)
+        .collect()
 }
 
 impl Entry {
+    pub fn from_value(v: Value) -> Entry {
+        let booted = v.get("booted").and_then(|b| {
+            Some(Booted {
+                partition: number(b, "partition")?,
+                label: text(b, "label").unwrap_or_default(),
+                partuuid: text(b, "partuuid")?,
+                source: text(b, "source").unwrap_or_default(),
+            })
+        });
+        let verity = v.get("verity").filter(|x| x.is_object()).map(|x| Verity {
+            target: text(x, "target"),
+            status: text(x, "status"),
+            root_hash: text(x, "root_hash"),
+            expected_hash: text(x, "expected_hash"),
+            unavailable: text(x, "unavailable"),
+        });
+        let failed = v.get("failed").and_then(|f| {
+            Some(Build {
+                label: text(f, "label").unwrap_or_default(),
+                partition: number(f, "partition").unwrap_or_default(),
+                partuuid: text(f, "partuuid")?,
+                version_id: text(f, "version_id"),
+                root_hash: text(f, "root_hash"),
+                tried_at: text(f, "tried_at"),
+            })
+        });
+        Entry {
+            event: text(&v, "event").map_or_else(Event::default, |e| Event::parse(&e)),
+            time: text(&v, "time"),
+            boot_id: text(&v, "boot_id"),
+            booted,
+            slots: slots(&v, "slots"),
+            version_id: text(&v, "version_id"),
+            root_hash: text(&v, "root_hash"),
+            verity,
+            first_boot_after_upgrade: v.get("first_boot_after_upgrade").and_then(Value::as_bool),
+            verdict: text(&v, "verdict").map(|x| Verdict::parse(&x)),
+            reasons: texts(&v, "reasons"),
+            actions: texts(&v, "actions")
+                .iter()
+                .map(|a| Action::parse(a))
+                .collect(),
+            failed,
+            raw: v,
+        }
+    }
+
     pub fn booted_partuuid(&self) -> Option<&str> {
         self.booted.as_ref().map(|b| b.partuuid.as_str())
     }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+/// `/proc/uptime`'s first field ("12345.67"), without the float parser (dec2flt's
+/// tables cost the static binary 12 KB for this one number).
+fn uptime(s: &str) -> Option<f64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let whole: u64 = whole.parse().ok()?;
+    let digits = frac.len().min(6);
+    let frac: u64 = frac.get(..digits)?.parse().ok()?;
+    Some(whole as f64 + frac as f64 / 10f64.powi(digits as i32))
 }
 
 fn read_trim(p: &Path) -> Option<String> {
@@ -236,9 +324,17 @@ mod tests {
     }
 
     #[test]
+    fn uptime_as_proc_writes_it() {
+        assert_eq!(uptime("12345.67"), Some(12345.67));
+        assert_eq!(uptime("3.5"), Some(3.5));
+        assert_eq!(uptime("7"), Some(7.0));
+        assert_eq!(uptime("x.1"), None);
+    }
+
+    #[test]
     fn entries_keep_what_they_do_not_know() {
         let line = r#"{"event":"initrd","verdict":"healthy","actions":["wrote /run/x"],"from_v9":{"a":1},"slots":[{"label":"USR-A","partition":3,"partuuid":"u","priority":1,"tries":0,"successful":true}]}"#;
-        let e: Entry = serde_json::from_str(line).unwrap();
+        let e = Entry::from_value(serde_json::from_str(line).unwrap());
         assert_eq!(e.event, Event::Initrd);
         assert_eq!(e.verdict, Some(Verdict::Healthy));
         assert_eq!(e.actions, [Action::Wrote("/run/x".into())]);
@@ -249,7 +345,7 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(line).unwrap()
         );
         // an event or verdict of a newer version is kept by name
-        let e: Entry = serde_json::from_str(r#"{"event":"teleported","verdict":"maybe"}"#).unwrap();
+        let e = Entry::from_value(serde_json::json!({"event": "teleported", "verdict": "maybe"}));
         assert_eq!(e.event, Event::Other("teleported".into()));
         assert_eq!(e.verdict, Some(Verdict::Other("maybe".into())));
     }

@@ -6,7 +6,7 @@ use crate::attrs::{UsrAttrs, MAX_FIELD};
 use serde::Serialize;
 
 /// One partition with Flatcar's USR type GUID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Slot {
     pub label: String,
     /// 1-based partition number, as in /dev/vda3 and `cgpt -i`.

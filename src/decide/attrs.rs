@@ -15,9 +15,7 @@ const NIBBLE: u64 = 0xf;
 pub const MAX_FIELD: u8 = 15;
 
 /// The three USR fields of one partition.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct UsrAttrs {
     pub priority: u8,
     pub tries: u8,

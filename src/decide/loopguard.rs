@@ -6,11 +6,10 @@
 
 use crate::act::event::{Event, Verdict};
 use crate::act::record::{Build, Record};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// One build the guard keeps from being staged again.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Held {
     pub root_hash: String,
     pub version_id: Option<String>,

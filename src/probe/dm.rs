@@ -158,7 +158,7 @@ pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<T
 }
 
 /// What the kernel says about /usr's dm-verity device.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Verity {
     pub target: Option<String>,
     /// First character of the verity status: "V" verified so far, "C" corruption seen.

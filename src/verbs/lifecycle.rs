@@ -100,24 +100,27 @@ fn fallback_record(env: &Env, now: &Record, s: &Slot, attempt: Option<&Entry>) -
     r
 }
 
-/// The previous boot's kernel log that pstore kept (`SYSFS/fs/pstore`), newest last.
+/// The previous boot's kernel log that pstore kept (`SYSFS/fs/pstore`), by file name.
 fn pstore(env: &Env) -> Vec<(String, String)> {
+    use std::io::Read;
     let dir = env.sysfs.root.join("fs/pstore");
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            use std::io::Read;
-            let mut text = Vec::new();
-            let f = std::fs::File::open(e.path()).ok()?;
-            f.take(256 * 1024).read_to_end(&mut text).ok()?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            Some((name, String::from_utf8_lossy(&text).into_owned()))
-        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    files.sort();
+    names.sort();
+    let mut files = Vec::new();
+    for n in names {
+        let mut text = Vec::new();
+        // dumps are small; a bound keeps a stray big file from costing the boot
+        if let Ok(f) = std::fs::File::open(dir.join(&n)) {
+            if f.take(256 * 1024).read_to_end(&mut text).is_ok() {
+                files.push((n, String::from_utf8_lossy(&text).into_owned()));
+            }
+        }
+    }
     files
 }
 

@@ -221,7 +221,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             "last_assessment": last,
             "assessment_source": host.source(last.as_ref()).map(|s| s.as_str()),
             "held": held,
-            "history": hist,
+            "history": hist.iter().map(|e| &e.raw).collect::<Vec<_>>(),
         }));
         return Ok(0);
     }
