@@ -10,11 +10,12 @@
 //! rollback, an operator reboot, and power loss at any write or any time.
 
 mod common;
-use abguard::ab::{self, Slot};
-use abguard::assess::{self, Facts, Verdict};
-use abguard::dm::{parse_line, Verity};
-use abguard::gpt::Table;
-use abguard::sysfs::Backing;
+use abguard::decide::ab;
+use abguard::decide::assess::{self, Facts, Verdict};
+use abguard::decide::verity::{parse_line, Verity};
+use abguard::disk::gpt::Table;
+use abguard::types::Backing;
+use abguard::types::Slot;
 use common::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 

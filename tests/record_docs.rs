@@ -1,7 +1,7 @@
 //! The README's record table names exactly the events and verdicts the code writes: the
 //! values in the `event` and `verdict` rows are the enums' spellings, no more, no fewer.
 
-use abguard::act::event::{Event, Verdict};
+use abguard::types::event::{Event, Verdict};
 use std::collections::BTreeSet;
 
 /// The back-quoted words of the README's record-table row for `field`, outside

@@ -1,11 +1,11 @@
 //! The loop guard's list of held builds on ROOT (`/var/lib/abguard/held.json`), written
 //! through safefs (temp file + rename, no symlink followed).
 
-use crate::act::event::Event;
-use crate::act::history::HISTORY_DIR;
-use crate::act::record::Build;
-use crate::act::safefs::SafeDir;
+use crate::act::flags::ROOT_STATE_DIR as HISTORY_DIR;
 use crate::decide::loopguard::{self, Held};
+use crate::safefs::SafeDir;
+use crate::types::event::Event;
+use crate::types::history::Build;
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -68,4 +68,16 @@ pub fn hold(root: &Path, b: &Build, event: &Event, time: &str) -> Result<()> {
         b.root_hash.as_deref().unwrap_or("?")
     );
     Ok(())
+}
+
+/// One held build, for people: what it is, why, and how to release it.
+pub fn describe(h: &Held) -> String {
+    format!(
+        "build {} (root hash {}) failed its first boot ({} at {}); `abguard allow --root-hash {}` releases it",
+        h.version_id.as_deref().unwrap_or("?"),
+        h.root_hash,
+        h.event,
+        h.since,
+        h.root_hash
+    )
 }

@@ -1,14 +1,13 @@
 //! The bounded history on ROOT: one O_APPEND line per event, each carrying the running
 //! totals after it, and the totals computed from the typed events.
 
-use crate::act::event::{Event, Verdict};
-use crate::act::record::{Entry, Manual, Record};
-use crate::act::safefs::{SafeDir, Tail};
+use crate::act::record::{Entry, Event, Manual, Record, Verdict};
+use crate::safefs::{SafeDir, Tail};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
 
-pub const HISTORY_DIR: &str = "var/lib/abguard";
+pub const HISTORY_DIR: &str = crate::act::flags::ROOT_STATE_DIR;
 pub const HISTORY_FILE: &str = "attempts.jsonl";
 /// The previous HISTORY_MAX lines, once the current file filled up.
 pub const HISTORY_OLD: &str = "attempts.jsonl.1";
@@ -33,7 +32,14 @@ pub fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
 pub fn log_event(root: &Path, r: &Record) -> Result<()> {
     append(root, r, Some(r))?;
     // a first boot that failed: remember the build so it is not staged again
-    if let Some(build) = crate::decide::loopguard::to_hold(r) {
+    let failed = crate::decide::loopguard::Failure {
+        event: &r.event,
+        verdict: &r.verdict,
+        first_boot_after_upgrade: r.first_boot_after_upgrade,
+        failed: r.failed.as_ref(),
+        booted: r.booted_build(),
+    };
+    if let Some(build) = crate::decide::loopguard::to_hold(failed) {
         crate::act::held::hold(root, &build, &r.event, &r.time)
             .context("remembering the failed build for the loop guard")?;
     }
@@ -292,7 +298,7 @@ mod tests {
             let mut r = Record::new(Event::parse(event), Verdict::parse(verdict));
             r.first_boot_after_upgrade = Some(first);
             if spent {
-                r.actions.push(crate::act::event::Action::Spent {
+                r.actions.push(crate::types::event::Action::Spent {
                     label: "USR-B".into(),
                     partition: 4,
                 });

@@ -4,10 +4,11 @@
 //! version for the newest few), the loop guard's held builds, the gate's state, config
 //! errors and where this boot was assessed.
 
-use crate::ab::Slot;
-use crate::act::record::{Counters, Verdict};
+use crate::act::history::Counters;
+use crate::act::record::Verdict;
 use crate::decide::loopguard::Held;
-use crate::gpt::Copy;
+use crate::disk::gpt::Copy;
+use crate::types::Slot;
 use std::fmt::Write as _;
 
 /// What the status verb knows, ready to render.
@@ -39,6 +40,9 @@ pub enum Source {
     /// `abguard-assess.service`: the initrd module did not run.
     Late,
 }
+
+/// How status and the metrics' help describe a boot `abguard-assess.service` assessed.
+pub const LATE: &str = "assessed late: the initrd module did not run";
 
 impl Source {
     pub fn as_str(self) -> &'static str {
@@ -265,7 +269,7 @@ fn render_lifecycle(o: &mut String, s: &Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ab::slots_from;
+    use crate::decide::ab::slots_from;
 
     #[test]
     fn renders_families_once_with_escaped_labels() {

@@ -1,7 +1,9 @@
 //! Effects, small and separate: /run flags and records, the history, metrics, reboot.
 
-/// Event, verdict and action as types, written as the README's strings.
-pub mod event;
+/// The `fallback` record: GRUB fell back with no verdict reached.
+pub mod fallback;
+/// The names under /run (flags, records) and the unit names verbs share.
+pub mod flags;
 /// The loop guard's held builds on ROOT.
 pub mod held;
 /// The bounded history and the totals it carries.
@@ -14,5 +16,3 @@ pub mod metrics;
 pub mod reboot;
 /// The JSON boot record and the history.
 pub mod record;
-/// Crash-safe, no-follow writes under /run and /var.
-pub mod safefs;

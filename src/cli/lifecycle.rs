@@ -1,6 +1,6 @@
 //! The loop guard's verbs: `allow` and `guard-staged`.
 
-use super::Target;
+use super::target::Target;
 use clap::{ArgGroup, Args};
 use std::path::PathBuf;
 

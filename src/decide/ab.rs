@@ -2,20 +2,8 @@
 //! cgpt's `prioritize`, and what flatcar-postinst, flatcar-setgoodroot and a manual
 //! rollback do with them. Nothing here touches a disk.
 
-use crate::attrs::{UsrAttrs, MAX_FIELD};
-use serde::Serialize;
-
-/// One partition with Flatcar's USR type GUID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Slot {
-    pub label: String,
-    /// 1-based partition number, as in /dev/vda3 and `cgpt -i`.
-    pub partition: u32,
-    /// Lower-case, as GRUB passes it on the command line.
-    pub partuuid: String,
-    #[serde(flatten)]
-    pub attrs: UsrAttrs,
-}
+use crate::types::attrs::{UsrAttrs, MAX_FIELD};
+use crate::types::Slot;
 
 /// Why a state change was refused. Callers match on this to pick the exit code.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +30,12 @@ pub enum Refusal {
     /// The loop guard holds this build: it failed its first boot before.
     #[error("refusing to stage: {0}")]
     Held(String),
+}
+
+/// The staged slot: the one GRUB boots next, while it still has tries and has not been
+/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
+pub fn staged(slots: &[Slot]) -> Option<usize> {
+    next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
 }
 
 /// Index (into `slots`) of the partition GRUB's gptprio.next would pick: entries in

@@ -8,9 +8,9 @@
 //! without a record: the gate and the initrd record their verdicts, `verify` and the
 //! loop guard record their un-staging, the verbs their manual changes.
 
-use crate::act::event::{Event, Verdict};
-use crate::act::record::Entry;
-use crate::decide::ab::Slot;
+use crate::types::event::{Event, Verdict};
+use crate::types::history::Entry;
+use crate::types::Slot;
 
 /// What the slots and the history say about the slot above the booted one.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,8 +148,9 @@ pub fn pstore_message(files: &[(String, String)]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::act::record::{Booted, Build};
     use crate::decide::ab::slots_from;
+    use crate::types::history::Build;
+    use crate::types::Booted;
 
     /// A history line: event, booted partition (3 = A, 4 = B), first boot, verdict, and
     /// B's (priority, tries, successful) in its slots.

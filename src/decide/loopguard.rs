@@ -4,8 +4,8 @@
 //! the hash covers every byte of /usr, os-release included, so the same hash is the
 //! same build; VERSION_ID rides along for people and for `allow --version`.
 
-use crate::act::event::{Event, Verdict};
-use crate::act::record::{Build, Record};
+use crate::types::event::{Event, Verdict};
+use crate::types::history::Build;
 use serde::Serialize;
 
 /// One build the guard keeps from being staged again.
@@ -22,22 +22,33 @@ pub struct Held {
 /// The build a recorded event says failed its first boot, when it can be named: gate
 /// failure, deadline, the initrd's own verdict or emergency, or a fallback.
 /// `ON_FAILURE=report` and a disk that says "not a first boot" hold nothing.
-pub fn to_hold(r: &Record) -> Option<Build> {
+pub fn to_hold(r: Failure) -> Option<Build> {
     if r.first_boot_after_upgrade == Some(false) {
         return None;
     }
     let failed = match r.event {
-        Event::Fallback => return r.failed.clone().filter(|b| b.root_hash.is_some()),
+        Event::Fallback => return r.failed.cloned().filter(|b| b.root_hash.is_some()),
         Event::GateFailed | Event::Deadline | Event::InitrdEmergency => {
-            r.verdict != Verdict::Report && r.verdict != Verdict::Healthy
+            *r.verdict != Verdict::Report && *r.verdict != Verdict::Healthy
         }
-        Event::Initrd | Event::Assess => r.verdict == Verdict::Rollback,
+        Event::Initrd | Event::Assess => *r.verdict == Verdict::Rollback,
         _ => false,
     };
     if !failed {
         return None;
     }
-    r.booted_build().filter(|b| b.root_hash.is_some())
+    r.booted.filter(|b| b.root_hash.is_some())
+}
+
+/// What a recorded event says, as far as the guard cares.
+pub struct Failure<'a> {
+    pub event: &'a Event,
+    pub verdict: &'a Verdict,
+    pub first_boot_after_upgrade: Option<bool>,
+    /// A fallback's failed build.
+    pub failed: Option<&'a Build>,
+    /// The booted build, with its root hash when known.
+    pub booted: Option<Build>,
 }
 
 /// The held list after holding `b` (once per root hash; the newest reason wins).
@@ -89,7 +100,17 @@ pub fn release(held: &[Held], r: &Release) -> (Vec<Held>, Vec<Held>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::act::record::Booted;
+    use crate::act::record::{Booted, Record};
+
+    fn to_hold_rec(r: &Record) -> Option<Build> {
+        to_hold(Failure {
+            event: &r.event,
+            verdict: &r.verdict,
+            first_boot_after_upgrade: r.first_boot_after_upgrade,
+            failed: r.failed.as_ref(),
+            booted: r.booted_build(),
+        })
+    }
 
     const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -131,17 +152,17 @@ mod tests {
         ];
         for (i, (e, v, first, want)) in cases.into_iter().enumerate() {
             let r = rec(e.clone(), v.clone(), first, Some(H1));
-            assert_eq!(to_hold(&r).is_some(), want, "case {i}: {e} {v}");
+            assert_eq!(to_hold_rec(&r).is_some(), want, "case {i}: {e} {v}");
         }
         // no root hash: nothing to recognise the build by, so nothing held
-        assert!(to_hold(&rec(E::GateFailed, V::Rollback, t, None)).is_none());
+        assert!(to_hold_rec(&rec(E::GateFailed, V::Rollback, t, None)).is_none());
         // the hash dm-verity had stands in for the command line's
         let mut r = rec(E::Initrd, V::Rollback, t, None);
-        r.verity = Some(crate::probe::dm::Verity {
+        r.verity = Some(crate::decide::verity::Verity {
             root_hash: Some(H2.into()),
             ..Default::default()
         });
-        assert_eq!(to_hold(&r).unwrap().root_hash.as_deref(), Some(H2));
+        assert_eq!(to_hold_rec(&r).unwrap().root_hash.as_deref(), Some(H2));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 pub mod ab;
 /// The initrd's verdict on one boot: first boot after an upgrade, verity, booted slot.
 pub mod assess;
-/// The GPT attribute bits of a USR partition (priority, tries, successful).
-pub mod attrs;
+/// Which slot booted: the command line and sysfs, cross-checked (used by every verb).
+pub mod booted;
 /// Whether GRUB fell back on its own from a first boot that reached no verdict.
 pub mod fallback;
 /// The loop guard: which failed builds are held, and which a staged build matches.
 pub mod loopguard;
+/// The dm-verity status and table lines, and whether they condemn the booted /usr.
+pub mod verity;

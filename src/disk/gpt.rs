@@ -7,9 +7,8 @@
 //! and CRCs come from gptman; the copy selection and write order are ours because
 //! gptman neither reports which copy it used nor orders or syncs its writes.
 
-use crate::ab::Slot;
-use crate::attrs::UsrAttrs;
-use crate::fail;
+use crate::disk::fail;
+use crate::types::{attrs::UsrAttrs, Slot};
 use anyhow::{bail, Context, Result};
 use gptman::GPTHeader;
 use serde::Serialize;

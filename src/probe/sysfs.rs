@@ -3,22 +3,12 @@
 //! then the partition's parent disk. All paths are rooted at injectable directories so
 //! tests can use fake sysfs trees.
 
+use crate::types::Backing;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// rootdev's MAX_SLAVE_DEPTH.
 const MAX_DEPTH: usize = 8;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Backing {
-    /// Device names from the /usr device down to the partition, e.g. ["dm-0", "vda3"].
-    pub chain: Vec<String>,
-    /// Partition number (the `partition` attribute).
-    pub partition: u32,
-    /// Kernel name of the whole disk, e.g. "vda", "nvme0n1", "loop0".
-    pub disk: String,
-}
 
 /// One line of /proc/self/mountinfo: mount point, device number, fs type, source.
 #[derive(Clone, Debug, PartialEq, Eq)]

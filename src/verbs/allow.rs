@@ -1,13 +1,14 @@
 //! `abguard allow`: release held builds so they may be staged again, and record it.
 
 use crate::act::held;
-use crate::act::record::{self, Event, Record, Verdict};
+use crate::act::record::{Event, Record, Verdict};
 use crate::cli::lifecycle::AllowArgs;
 use crate::decide::loopguard::{self, Release};
-use anyhow::{bail, Result};
+use crate::exit::{ExitCode, VerbResult};
+use anyhow::anyhow;
 use std::path::PathBuf;
 
-pub fn run(a: &AllowArgs) -> Result<i32> {
+pub fn run(a: &AllowArgs) -> VerbResult {
     let root = a.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
     let which = match (&a.version, &a.root_hash) {
         (Some(v), _) => Release::Version(v.clone()),
@@ -17,7 +18,7 @@ pub fn run(a: &AllowArgs) -> Result<i32> {
     let held = held::read(&root)?;
     let (kept, released) = loopguard::release(&held, &which);
     if released.is_empty() && which != Release::All {
-        bail!(
+        return Err(anyhow!(
             "no held build matches {} (held: {})",
             match &which {
                 Release::Version(v) => format!("version {v}"),
@@ -32,7 +33,8 @@ pub fn run(a: &AllowArgs) -> Result<i32> {
                     .collect::<Vec<_>>()
                     .join(", ")
             }
-        );
+        )
+        .into());
     }
     if !released.is_empty() {
         held::write(&root, &kept)?;
@@ -49,13 +51,16 @@ pub fn run(a: &AllowArgs) -> Result<i32> {
                 )
             })
             .collect();
-        if let Err(e) = record::log_event(&root, &r) {
+        if let Err(e) = crate::act::history::log_event(&root, &r) {
             log::warn!("history not updated: {e:#}");
         }
     }
     if a.json {
         let out = serde_json::json!({ "released": released, "held": kept });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?
+        );
     } else {
         for h in &released {
             println!(
@@ -66,5 +71,5 @@ pub fn run(a: &AllowArgs) -> Result<i32> {
         }
         println!("{} build(s) still held", kept.len());
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

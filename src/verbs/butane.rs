@@ -6,10 +6,11 @@
 //! The values are checked with the configuration parser's own rules, and the drop-in
 //! text is parsed back with [`Config::apply`] before anything is printed.
 
+use crate::cli::tools::ButaneArgs;
+use crate::config::timespan::{self, Span};
 use crate::config::{self, Config, OnFailure};
-use crate::timespan::{self, Span};
+use crate::exit::{ExitCode, Failure, VerbResult};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -17,36 +18,6 @@ use std::path::Path;
 pub const DROPIN: &str = "/etc/abguard/abguard.conf.d/10-butane.conf";
 /// The Ignition spec that Butane's flatcar 1.0.0 variant produces.
 pub const IGNITION_VERSION: &str = "3.3.0";
-
-/// Print the Butane (or Ignition) config that writes health-gate settings to
-/// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
-#[derive(Debug, Args, Clone)]
-#[command(group = clap::ArgGroup::new("settings")
-    .required(true)
-    .multiple(true)
-    .args(["critical_unit", "deadline", "mark_good", "on_failure"]))]
-pub struct ButaneArgs {
-    /// A unit that must be active before an upgrade counts as healthy (repeatable).
-    #[arg(long, value_name = "UNIT")]
-    pub critical_unit: Vec<String>,
-    /// Roll an unproven upgrade back this long after boot (systemd time span, e.g. 10min).
-    #[arg(long, value_name = "SPAN")]
-    pub deadline: Option<String>,
-    /// Mark the slot good when the gate passes (MARK_GOOD=yes).
-    #[arg(long)]
-    pub mark_good: bool,
-    /// What a failed gate does: rollback (spend the slot and reboot) or report (only
-    /// record it).
-    #[arg(long, value_name = "ACTION")]
-    pub on_failure: Option<String>,
-    /// Also install one of your own units from a local file, NAME=PATH (repeatable);
-    /// it is enabled when it has an [Install] section.
-    #[arg(long, value_name = "NAME=PATH")]
-    pub unit_file: Vec<String>,
-    /// Output format: butane (YAML, variant flatcar 1.0.0) or ignition (3.3.0 JSON).
-    #[arg(long, value_name = "FORMAT", default_value = "butane")]
-    pub format: String,
-}
 
 // Values are checked here rather than with clap value parsers: typed parsers cost the
 // static initrd binary kilobytes for a verb the initrd never runs.
@@ -292,15 +263,11 @@ fn check(a: &ButaneArgs) -> Result<(Settings, UnitFiles<'_>), String> {
     Ok((settings, files))
 }
 
-pub fn run(a: &ButaneArgs) -> Result<i32> {
-    let (settings, files) = match check(a) {
-        Ok(v) => v,
-        Err(msg) => {
-            // a usage error, as clap reports its own (exit 2)
-            eprintln!("error: {msg}\n\nFor more information, try 'abguard butane --help'.");
-            return Ok(2);
-        }
-    };
+pub fn run(a: &ButaneArgs) -> VerbResult {
+    let (settings, files) = check(a).map_err(|message| Failure::Usage {
+        verb: "butane",
+        message,
+    })?;
     let config = settings.config_text()?;
     let mut units: Vec<Unit> = Vec::new();
     for (name, path) in files {
@@ -313,7 +280,7 @@ pub fn run(a: &ButaneArgs) -> Result<i32> {
     } else {
         print!("{}", butane(&config, &units));
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 #[cfg(test)]

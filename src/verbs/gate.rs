@@ -6,14 +6,18 @@
 //! that this really is the first boot after an upgrade before touching anything, so no
 //! path here can reboot a normal boot.
 
-use crate::ab::{self, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
+use crate::act::flags::{CONFIG_ERROR, EMERGENCY_JSON, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
+use crate::act::{
+    reboot,
+    record::{Action, Event, Record, Verdict},
+};
 use crate::config::{Config, OnFailure};
-use crate::initrd::{HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR};
+use crate::decide::{ab, assess};
+use crate::disk::{change_slots, read_table, spend_booted};
+use crate::exit::ExitCode;
 use crate::probe::{self, Env};
-use crate::record::{self, Action, Booted, Event, Record, Verdict};
 use crate::safefs::SafeDir;
+use crate::types::{Booted, Roots, Slot};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
@@ -28,13 +32,13 @@ struct Here {
     verity_problem: Option<String>,
 }
 
-fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
-    let disk = match probe::disk_path(d.disk.as_ref(), env) {
+fn here(env: &Env, with_verity: bool) -> Result<Here> {
+    let disk = match env.disk_path() {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
     };
-    let (_, table) = probe::read_table(&disk, false)?;
-    let (facts, _) = probe::facts(env, &disk, &Ok(table.clone()), None, with_verity);
+    let (_, table) = read_table(&disk, false)?;
+    let facts = probe::facts(env, Some(&disk), &Ok(table.clone()), None, with_verity);
     let a = assess::assess(&facts);
     let Some(booted) = a.booted else {
         bail!("cannot tell which slot booted: {}", a.reasons.join("; "));
@@ -52,8 +56,8 @@ fn here(env: &Env, d: &DiskArg, with_verity: bool) -> Result<Here> {
 /// When /usr never got mounted (the case the emergency hook exists for), find the disk
 /// whose GPT holds the partition the command line names.
 fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
-    let c = env.read_cmdline().map_err(anyhow::Error::msg)?;
-    let Some(Ok((_, crate::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
+    let c = env.read_cmdline()?;
+    let Some(Ok((_, probe::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
         bail!("the command line names no /usr PARTUUID to search the disks for");
     };
     let dir = env.sysfs.root.join("class/block");
@@ -70,7 +74,7 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     names.sort();
     for n in names {
         let dev = env.sysfs.dev.join(&n);
-        if let Ok((_, t)) = probe::read_table(&dev, false) {
+        if let Ok((_, t)) = read_table(&dev, false) {
             if t.slots().iter().any(|s| s.partuuid == uuid) {
                 return Ok(dev);
             }
@@ -79,21 +83,11 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     bail!("no disk holds a USR partition with PARTUUID {uuid}")
 }
 
-fn booted_of(h: &Here) -> Booted {
-    let s = &h.slots[h.booted];
-    Booted {
-        partition: s.partition,
-        label: s.label.clone(),
-        partuuid: s.partuuid.clone(),
-        source: h.source.to_string(),
-    }
-}
-
 fn base_record(event: Event, verdict: Verdict, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
-        r.booted = Some(booted_of(h));
+        r.booted = Some(Booted::of(&h.slots[h.booted], h.source));
         r.slots = h.slots.clone();
         r.first_boot_after_upgrade = Some(h.first);
     }
@@ -104,12 +98,12 @@ fn base_record(event: Event, verdict: Verdict, h: Option<&Here>, env: &Env) -> R
 }
 
 fn save(env: &Env, r: &Record) {
-    if let Err(e) = record::log_event(&env.sysroot, r) {
+    if let Err(e) = crate::act::history::log_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
 }
 
-pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Result<i32> {
+pub fn pass(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, false);
     let cfg = Config::load(&env.sysroot)?;
     let run = SafeDir::open(&env.run_dir)?;
@@ -118,9 +112,9 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     // it (Upholds= from the stock-image sysext)
     if !state.exists(NEEDS_CHECK) {
         log::info!("no first boot after an upgrade to prove healthy");
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
-    let h = here(&env, d, true);
+    let h = here(&env, true);
     // dm-verity checks lazily: a corrupted block read anywhere during this boot shows up
     // only now, and a slot that failed verification must not be called healthy
     if let Ok(h) = &h {
@@ -136,7 +130,7 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
             cfg.critical_units.join(", ")
         ),
     });
-    if let Some(e) = state.read("config-error")? {
+    if let Some(e) = state.read(CONFIG_ERROR)? {
         r.reasons.push(format!(
             "configuration not applied: {}",
             String::from_utf8_lossy(&e).trim()
@@ -150,7 +144,7 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     if cfg.mark_good && !no_mark_good {
         match &h {
             Ok(h) => {
-                let (_, slots) = crate::commands::change_slots(&h.disk, |s| {
+                let (_, slots) = change_slots(&h.disk, |s: &mut Vec<Slot>| -> Result<()> {
                     ab::mark_good(s, h.booted);
                     Ok(())
                 })?;
@@ -164,7 +158,7 @@ pub fn pass(d: &DiskArg, p: &Probe, no_mark_good: bool, no_reboot: bool) -> Resu
     }
     log::warn!("health gate passed: {}", r.reasons.join("; "));
     save(&env, &r);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 /// `systemctl show` of one unit's state, for the record.
@@ -178,7 +172,7 @@ fn unit_state(unit: &str) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Result<i32> {
+pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, false);
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
@@ -186,10 +180,10 @@ pub fn fail(d: &DiskArg, p: &Probe, unit: Option<&str>, no_reboot: bool) -> Resu
         log::warn!(
             "not the first boot after an upgrade (or already proven healthy): nothing to roll back"
         );
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let cfg = Config::load(&env.sysroot)?;
-    let h = here(&env, d, false)?;
+    let h = here(&env, false)?;
     let (event, why) = match unit {
         Some(u) => (Event::GateFailed, format!("critical unit {u} failed")),
         None => (
@@ -212,7 +206,7 @@ fn roll_back(
     event: Event,
     why: String,
     no_reboot: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let mut r = base_record(event, Verdict::Rollback, Some(h), env);
     r.reasons.push(why);
     r.failed_units = cfg
@@ -228,16 +222,16 @@ fn roll_back(
         r.reasons
             .push("the booted slot is not on its first boot after an upgrade any more".into());
         save(env, &r);
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     if cfg.on_failure == OnFailure::Report {
         r.verdict = Verdict::Report;
         r.reasons.push("ON_FAILURE=report: not rolling back".into());
         log::error!("{}", r.reasons.join("; "));
         save(env, &r);
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
-    let reboot = match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
+    let reboot = match spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => {
             r.actions.push(msg);
             !no_reboot
@@ -252,36 +246,36 @@ fn roll_back(
     log::error!("{} → {}", r.reasons.join("; "), actions.join("; "));
     save(env, &r);
     if reboot {
-        crate::reboot::reboot()?;
+        reboot::reboot()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 /// From the initrd's emergency hook: on a first boot after an upgrade, spend the slot
 /// and reboot now rather than sitting in the emergency shell; otherwise do nothing.
-pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
+pub fn emergency(p: &Roots, no_reboot: bool) -> Result<ExitCode> {
     let env = Env::new(p, true);
-    let h = match here(&env, d, false) {
+    let h = match here(&env, false) {
         Ok(h) => h,
         Err(e) => {
             log::warn!("emergency: leaving the boot alone: {e:#}");
-            return Ok(0);
+            return Ok(ExitCode::Ok);
         }
     };
     if !h.first {
         log::warn!(
             "emergency: not the first boot after an upgrade; keeping the usual emergency handling"
         );
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let mut r = base_record(Event::InitrdEmergency, Verdict::Rollback, Some(&h), &env);
     r.reasons
         .push("the initrd failed on the first boot after an upgrade".into());
-    match crate::commands::spend_booted(&h.disk, &h.slots, h.booted) {
+    match spend_booted(&h.disk, &h.slots, h.booted) {
         Ok(msg) => r.actions.push(msg),
         Err(e) => {
             log::error!("emergency: not rolled back: {e:#}");
-            return Ok(0);
+            return Ok(ExitCode::Ok);
         }
     }
     log::error!(
@@ -290,16 +284,13 @@ pub fn emergency(d: &DiskArg, p: &Probe, no_reboot: bool) -> Result<i32> {
         r.actions[0]
     );
     if let Ok(run) = SafeDir::open(&env.run_dir).and_then(|d| d.subdir(STATE_DIR, true)) {
-        let _ = run.write_atomic(
-            "emergency.json",
-            serde_json::to_string_pretty(&r)?.as_bytes(),
-        );
+        let _ = run.write_atomic(EMERGENCY_JSON, serde_json::to_string_pretty(&r)?.as_bytes());
     }
     if env.sysroot.join("var").is_dir() {
         save(&env, &r);
     }
     if !no_reboot {
-        crate::reboot::reboot_now()?;
+        reboot::reboot_now()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

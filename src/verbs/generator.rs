@@ -5,6 +5,7 @@
 //! binary; argv[0] selects this mode) and called as `abguard-generator NORMAL EARLY LATE`.
 
 use crate::config::Config;
+use crate::exit::ExitCode;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -51,7 +52,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
     // good first boot (the unit carries its own OnFailure= and first-boot condition)
     let mut required = cfg.critical_units.clone();
     if cfg.verify_usr {
-        required.push(crate::readusr::UNIT.to_string());
+        required.push(crate::act::flags::READ_USR_UNIT.to_string());
     }
     if required.is_empty() {
         return Ok(());
@@ -79,21 +80,24 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
 
 /// Generator entry point: never fails the boot; problems go to the kernel log and a
 /// marker the gate records (run/abguard/config-error under `root`).
-pub fn run(root: &Path, args: &[String]) -> i32 {
+pub fn run(root: &Path, args: &[String]) -> ExitCode {
     let Some(out) = args.first() else {
         log::error!("abguard-generator: missing output directory argument");
-        return 1;
+        return ExitCode::Error;
     };
     let result = Config::load(root).and_then(|cfg| generate(&cfg, Path::new(out)));
     if let Err(e) = &result {
         log::error!("configuration not applied: {e:#}");
         let state = root.join("run/abguard");
         let _ = std::fs::create_dir_all(&state);
-        let _ = std::fs::write(state.join("config-error"), format!("{e:#}\n"));
+        let _ = std::fs::write(
+            state.join(crate::act::flags::CONFIG_ERROR),
+            format!("{e:#}\n"),
+        );
         // the deadline still applies, so an unproven upgrade cannot stick forever
         let _ = generate(&Config::default(), Path::new(out));
     }
-    0
+    ExitCode::Ok
 }
 
 #[cfg(test)]

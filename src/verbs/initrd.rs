@@ -4,21 +4,19 @@
 //! on the root filesystem and, only for a failed dm-verity check on the first boot
 //! after an upgrade, spending the slot and rebooting.
 
-use crate::ab::Slot;
-use crate::assess::{self, Assessment, Verdict};
-use crate::cli::{DiskArg, Probe};
+use crate::act::flags::{BOOT_JSON, HEALTHY_FLAG, INDETERMINATE, NEEDS_CHECK, STATE_DIR};
+use crate::act::{
+    reboot,
+    record::{self, Record},
+};
+use crate::decide::assess::{self, Assessment, Verdict};
+use crate::disk::{read_table, spend_booted};
+use crate::exit::ExitCode;
 use crate::probe::{self, Env};
-use crate::record::{self, Booted, Record};
 use crate::safefs::SafeDir;
+use crate::types::{Booted, Roots};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-
-/// The seed's flag name, so units written for it keep working.
-pub const HEALTHY_FLAG: &str = "first-boot-healthy";
-pub const STATE_DIR: &str = "abguard";
-pub const NEEDS_CHECK: &str = "needs-health-check";
-pub const INDETERMINATE: &str = "indeterminate";
-pub const BOOT_JSON: &str = "boot.json";
 
 pub struct Options<'a> {
     pub no_reboot: bool,
@@ -29,15 +27,15 @@ pub struct Options<'a> {
     pub in_initrd: bool,
 }
 
-pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
+pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     let env = Env::new(p, o.in_initrd);
     if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
         log::info!("this boot was already assessed (by the initrd module)");
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
-    let disk = probe::disk_path(d.disk.as_ref(), &env);
+    let disk = env.disk_path();
     let table = match &disk {
-        Ok(path) => probe::read_table(path, false)
+        Ok(path) => read_table(path, false)
             .map(|(_, t)| t)
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!("{e:#}")),
@@ -45,11 +43,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     // read /usr before asking dm-verity: it verifies lazily, so a corrupted block shows
     // in the status only once something has read it
     let version_id = probe::version_id(&version_dirs(&env));
-    let disk_for_facts = disk
-        .as_ref()
-        .cloned()
-        .unwrap_or_else(|_| PathBuf::from("/nonexistent"));
-    let (facts, _) = probe::facts(&env, &disk_for_facts, &table, o.dm_test, true);
+    let facts = probe::facts(&env, disk.as_deref().ok(), &table, o.dm_test, true);
     let mut a = assess::assess(&facts);
     let slots = facts.slots.clone().unwrap_or_default();
 
@@ -79,7 +73,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     let mut reboot = false;
     if a.verdict == Verdict::Rollback {
         let spent = match (disk.as_ref(), a.booted) {
-            (Ok(path), Some(i)) => crate::commands::spend_booted(path, &slots, i),
+            (Ok(path), Some(i)) => spend_booted(path, &slots, i),
             _ => Err(anyhow::anyhow!("no disk or booted slot to write")),
         };
         match spent {
@@ -99,12 +93,12 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
     rec.booted = a
         .booted
-        .map(|i| booted(&slots[i], a.booted_source.unwrap_or("?")));
+        .map(|i| Booted::of(&slots[i], a.booted_source.unwrap_or("?")));
     rec.slots = a.new_slots.clone().unwrap_or(slots);
     rec.reasons.extend(a.reasons.iter().cloned());
     // before this boot's own line: the history must show the failed attempt first
     if env.sysroot.is_dir() {
-        let fallback = crate::verbs::lifecycle::record_fallback(&env, &rec);
+        let fallback = super::record_fallback(&env, &rec);
         rec.reasons.extend(fallback);
     }
 
@@ -113,7 +107,7 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
         log::error!("{e:#}");
     }
     if env.sysroot.is_dir() {
-        if let Err(e) = record::log_event(&env.sysroot, &rec) {
+        if let Err(e) = crate::act::history::log_event(&env.sysroot, &rec) {
             log::warn!("history not updated: {e:#}");
         }
     }
@@ -124,24 +118,15 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     flags?;
     if reboot {
         log::warn!("rebooting so GRUB falls back");
-        crate::reboot::reboot()?;
+        reboot::reboot()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn version_dirs(env: &Env) -> Vec<PathBuf> {
     let mut v = env.usr_candidates.clone();
     v.push(env.sysroot.join("usr"));
     v
-}
-
-fn booted(s: &Slot, source: &str) -> Booted {
-    Booted {
-        partition: s.partition,
-        label: s.label.clone(),
-        partuuid: s.partuuid.clone(),
-        source: source.to_string(),
-    }
 }
 
 /// The flags the booted system's units key on, then the record. A failure is an

@@ -8,13 +8,97 @@ pub mod butane;
 pub mod gate;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;
+/// `guard-staged`: the loop guard un-stages a build that failed its first boot.
+pub mod guard_staged;
 /// `initrd` and `assess`: the boot assessment.
 pub mod initrd;
-/// Fallback records and the loop guard (`guard-staged`, and `stage`'s check).
-pub mod lifecycle;
 /// `read-usr`: verify a whole slot before trusting it.
 pub mod read_usr;
 /// `status`, `next`, `stage`, `mark-good`, `rollback`: the slot verbs.
 pub mod slots;
 /// `verify`: verify-before-trust of a staged slot with libcryptsetup.
 pub mod verify;
+
+use crate::decide::booted;
+use crate::disk::gpt::Table;
+use crate::probe::{self, Env};
+use std::path::Path;
+
+/// Which slot of `table` (read from `disk`) booted, by the same rules as the initrd's
+/// assessment. An image file is no running system's disk: it has no booted slot unless
+/// the probe options point at a system.
+pub(crate) fn booted_slot(
+    env: &Env,
+    disk: &Path,
+    table: &Table,
+) -> Result<booted::Identified, Vec<String>> {
+    if !is_block(disk) && !env.explicit {
+        return Err(vec!["the disk is an image file: no booted slot".into()]);
+    }
+    let f = probe::facts(env, Some(disk), &Ok(table.clone()), None, false);
+    booted::identify(&table.slots(), f.evidence()).map_err(|u| u.reasons())
+}
+
+pub(crate) fn is_block(p: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(p)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false)
+}
+
+/// The staged slot's build identity: the root hash in its kernel, as GRUB will read it.
+pub(crate) fn staged_hash(sysroot: &Path, s: &crate::types::Slot) -> anyhow::Result<String> {
+    probe::verity::kernel_root_hash(&probe::verity::kernel_for(sysroot, &s.partuuid))
+}
+
+/// The loop guard's check for `abguard stage` on a system whose history is `root`:
+/// refuse to stage a held build (nothing written). A slot whose kernel cannot be read
+/// is not known to be held.
+pub(crate) fn check_stage(
+    root: &Path,
+    slot: &crate::types::Slot,
+) -> Result<(), crate::exit::Failure> {
+    let held = crate::act::held::read(root)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    match staged_hash(root, slot) {
+        Ok(hash) => match crate::decide::loopguard::holding(&held, &hash) {
+            Some(h) => Err(crate::decide::ab::Refusal::Held(crate::act::held::describe(h)).into()),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// From the assessment, before its own history line: when GRUB fell back from a slot
+/// whose first boot reached no verdict, record one `fallback` event (once per attempt)
+/// and return the line this boot's record adds about it.
+pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
+    use crate::act::{fallback, history};
+    use crate::decide::fallback::{detect, pstore_message, Finding};
+    let Some(booted) = (now.booted.as_ref())
+        .and_then(|b| now.slots.iter().position(|s| s.partition == b.partition))
+    else {
+        return Vec::new();
+    };
+    let history = history::read_history(&env.sysroot);
+    let (slot, attempt) = match detect(&now.slots, booted, &history) {
+        Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
+        Finding::Unknown { slot } => {
+            let label = &now.slots[slot].label;
+            log::info!("{label} is spent above the booted slot since before the history");
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    };
+    let kernel = staged_hash(&env.sysroot, slot).ok();
+    let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
+    let r = fallback::record(now, slot, attempt, kernel, said);
+    let line = fallback::summary(&r);
+    log::error!("{line}");
+    match history::log_event(&env.sysroot, &r) {
+        Ok(()) => vec![line],
+        Err(e) => vec![format!("{line} (not recorded: {e:#})")],
+    }
+}

@@ -7,64 +7,18 @@
 //!
 //! No library: this runs in the static build.
 
-use crate::cli::Probe;
-use crate::probe::Env;
-use crate::record::{self, Record};
+use crate::act::record::{self, Record};
+use crate::cli::tools::ReadUsrArgs;
+use crate::exit::ExitCode;
+use crate::probe::{self, Env};
+use crate::safefs;
+use crate::types::Roots;
 use anyhow::{Context, Result};
-use clap::Args;
 use serde::Serialize;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
-/// The unit's name, as the generator links it into boot-complete.target.
-pub const UNIT: &str = "abguard-read-usr.service";
 /// dm-verity's (and Flatcar's) block size: errors are located to one of these.
-const SMALL: usize = 4096;
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.trim().to_ascii_lowercase() {
-        t if t.ends_with('k') => (t[..t.len() - 1].to_string(), 1 << 10),
-        t if t.ends_with('m') => (t[..t.len() - 1].to_string(), 1 << 20),
-        t => (t, 1),
-    };
-    let n = num
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4M, 512K, 65536)"))?;
-    if n < SMALL || n % SMALL != 0 || n > 256 << 20 {
-        return Err(format!("{s}: a multiple of 4K between 4K and 256M, please"));
-    }
-    Ok(n)
-}
-
-/// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block
-/// (exit 4). VERIFY_USR=yes runs it before boot-complete.target on a first boot.
-#[derive(Debug, Args, Clone)]
-pub struct ReadUsrArgs {
-    /// Device (or file) to read.
-    #[arg(long, value_name = "PATH", default_value = "/dev/mapper/usr")]
-    pub device: PathBuf,
-    /// Bytes per read (K and M suffixes).
-    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
-    pub block_size: usize,
-    /// Read with O_DIRECT (bypass the page cache) instead of buffered reads that drop
-    /// what they read from the cache behind them.
-    #[arg(long)]
-    pub direct: bool,
-    /// Record a failure in the history (abguard-read-usr.service does).
-    #[arg(long)]
-    pub record: bool,
-    /// Print the report (size, bytes read, throughput, first bad block) as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// With --record: mount point of the booted /usr, for its VERSION_ID [default: /usr].
-    #[arg(long, value_name = "DIR")]
-    pub usr: Option<PathBuf>,
-    /// With --record: root of the booted system, whose history is written [default: /].
-    #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
-}
+const SMALL: usize = crate::probe::verity::BLOCK as usize;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -174,7 +128,7 @@ where
     Ok(())
 }
 
-pub fn run(a: &ReadUsrArgs) -> Result<i32> {
+pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
     use nix::fcntl::OFlag;
     let t0 = std::time::Instant::now();
     let flags = if a.direct {
@@ -184,8 +138,8 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
     };
     // a directory or FIFO is a usage error (exit 1): read errors would say exit 4,
     // "verification failed", which the unit turns into a rollback
-    let f = crate::safefs::open_file(&a.device, false, crate::safefs::Kind::RegularOrBlock, flags)?;
-    let size = crate::verity::device_size(&f)
+    let f = safefs::open_file(&a.device, false, safefs::Kind::RegularOrBlock, flags)?;
+    let size = probe::verity::device_size(&f)
         .with_context(|| format!("reading the size of {}", a.device.display()))?;
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
     let _ = posix_fadvise(&f, 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
@@ -252,14 +206,14 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
     if failed {
         log::error!("{msg}");
         if a.record {
-            let p = Probe {
+            let p = Roots {
                 usr: a.usr.clone(),
                 sysroot: a.sysroot.clone(),
-                ..Probe::default()
+                ..Roots::default()
             };
             let env = Env::new(&p, false);
             let mut rec = Record::new(record::Event::ReadUsrFailed, record::Verdict::Corrupted);
-            rec.version_id = crate::probe::version_id(&env.usr_candidates);
+            rec.version_id = probe::version_id(&env.usr_candidates);
             rec.reasons.push(msg.clone());
             #[derive(Serialize)]
             struct WithReport<'a> {
@@ -267,7 +221,7 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
                 record: &'a Record,
                 read_usr: &'a Report,
             }
-            if let Err(e) = record::append_history(
+            if let Err(e) = crate::act::history::append_history(
                 &env.sysroot,
                 &WithReport {
                     record: &rec,
@@ -284,9 +238,9 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
         println!("{msg}");
     }
     Ok(if failed {
-        crate::verify::EXIT_VERIFY_FAILED
+        ExitCode::VerifyFailed
     } else {
-        0
+        ExitCode::Ok
     })
 }
 
@@ -294,16 +248,6 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
 mod tests {
     use super::*;
     use std::fs::File;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4M"), Ok(4 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("65536"), Ok(65536));
-        for bad in ["0", "1000", "4G", "x", "1M1", "512M"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     /// A device of `size` bytes whose block `bad` fails like a dm-verity mismatch: a read
     /// that reaches it returns what lies before it (if anything), then EIO.

@@ -1,13 +1,14 @@
 //! The verbs that read or change the slots: status, next, stage, mark-good, rollback.
 
-use crate::ab::{self, Refusal, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
-use crate::disklock;
-use crate::gpt::{Disk, Table};
+use super::is_block;
+use crate::act::{flags, metrics, record};
+use crate::decide::ab::{self, Refusal};
+use crate::disk::{change_slots, gpt::Table, read_table};
+use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::{self, Env};
-use crate::record;
-use anyhow::{bail, Context, Result};
+use crate::safefs::SafeDir;
+use crate::types::{Roots, Slot};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use std::path::Path;
 
@@ -15,71 +16,12 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Lock the disk, re-read the table through the writable handle, apply `change` to the slots and
-/// write the result; nothing is written when `change` refuses, or when it changes
-/// nothing and the table needs no repair.
-pub fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
-where
-    F: FnOnce(&mut Vec<Slot>) -> Result<()>,
-{
-    // the read happens under the lock, so no other writer's change is lost between it
-    // and the write
-    let disk = Disk::open(path, true)?;
-    let ss = disk.sector_size;
-    let mut file = disklock::exclusive(disk.file, path, disklock::WAIT)?;
-    let mut table = Table::read(&mut *file, ss)
-        .with_context(|| format!("reading the GPT of {}", path.display()))?;
-    let before = table.slots();
-    let mut after = before.clone();
-    change(&mut after)?;
-    if after != before || table.needs_repair() {
-        for p in &table.problems {
-            log::warn!("{}: repairing: {p}", path.display());
-        }
-        table.set_slots(&after);
-        table
-            .write(&mut *file)
-            .with_context(|| format!("writing the GPT of {}", path.display()))?;
-    }
-    Ok((before, after))
-}
-
-/// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
-/// through a writable handle, refuse if the table changed since `probed` was read or if
-/// nothing else would stay bootable, then write. The one path every rollback takes.
-pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<record::Action> {
-    let (_, slots) = change_slots(path, |slots| {
-        if slots != probed {
-            bail!("the partition table changed since it was read");
-        }
-        ab::spend_slot(slots, booted)?;
-        Ok(())
-    })?;
-    let s = &slots[booted];
-    Ok(record::Action::Spent {
-        label: s.label.clone(),
-        partition: s.partition,
-    })
-}
-
-/// Which slot booted, using the same rules as the initrd assessment. `None` when it
-/// cannot be told, or when the disk is an image and no probe input points at it.
+/// Which slot booted (see [`super::booted_slot`]), or why that cannot be told.
 fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    if !is_block(disk) && !env.explicit {
-        return (
-            None,
-            vec!["the disk is an image file: no booted slot".into()],
-        );
+    match super::booted_slot(env, disk, table) {
+        Ok(id) => (Some(id.index), id.notes),
+        Err(why) => (None, why),
     }
-    let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
-    let a = assess::assess(&f);
-    (a.booted, a.reasons)
-}
-
-fn is_block(disk: &Path) -> bool {
-    std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false)
 }
 
 /// Where the host's state about this disk is: for a block device, the running system's
@@ -91,10 +33,11 @@ struct HostState {
 }
 
 impl HostState {
-    fn of(env: &Env, p: &Probe, disk: &Path) -> HostState {
+    fn of(env: &Env, p: &Roots, disk: &Path) -> HostState {
         let host = is_block(disk) || env.explicit;
         HostState {
-            boot_json: (host || p.run_dir.is_some()).then(|| env.run_dir.join("abguard/boot.json")),
+            boot_json: (host || p.run_dir.is_some())
+                .then(|| env.run_dir.join(flags::STATE_DIR).join(flags::BOOT_JSON)),
             history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
         }
     }
@@ -115,15 +58,16 @@ impl HostState {
     }
 
     /// Who assessed this boot: the initrd module, or late the booted system.
-    fn source(&self, last: Option<&serde_json::Value>) -> Option<crate::metrics::Source> {
+    fn source(&self, last: Option<&serde_json::Value>) -> Option<metrics::Source> {
         match record::Event::parse(last?["event"].as_str()?) {
-            record::Event::Initrd => Some(crate::metrics::Source::Initrd),
-            record::Event::Assess => Some(crate::metrics::Source::Late),
+            record::Event::Initrd => Some(metrics::Source::Initrd),
+            record::Event::Assess => Some(metrics::Source::Late),
             _ => None,
         }
     }
 
-    /// A flag or file in /run/abguard (or /run for the healthy flag), when /run is known.
+    /// A flag or file under /run (`flags::STATE_DIR/...` or the healthy flag), when
+    /// /run is known.
     fn run_has(&self, rel: &str) -> bool {
         let Some(run) = self.boot_json.as_ref().and_then(|b| b.parent()?.parent()) else {
             return false;
@@ -134,7 +78,7 @@ impl HostState {
     fn history(&self) -> Vec<record::Entry> {
         self.history
             .as_deref()
-            .map(record::read_history)
+            .map(crate::act::history::read_history)
             .unwrap_or_default()
     }
 }
@@ -170,13 +114,9 @@ fn record_manual(
             after: a.attrs.to_string(),
         })
         .collect();
-    if let Err(e) = record::log_event(root, &r) {
+    if let Err(e) = crate::act::history::log_event(root, &r) {
         log::warn!("history not updated: {e:#}");
     }
-}
-
-fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
-    Ok(ab::find_partition(slots, n)?)
 }
 
 /// How `status` reports.
@@ -189,14 +129,14 @@ pub enum Output {
     Prometheus(Option<std::path::PathBuf>),
 }
 
-pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
+pub fn status(p: &Roots, out: Output) -> VerbResult {
     let (json, history) = match out {
         Output::Text { json, history } => (json, history),
-        Output::Prometheus(file) => return prometheus(d, p, file),
+        Output::Prometheus(file) => return Ok(prometheus(p, file)?),
     };
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path, false)?;
     let slots = table.slots();
     let next = ab::next_boot(&slots);
     let (booted, booted_notes) = booted(&env, &path, &table);
@@ -223,7 +163,7 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             "held": held,
             "history": hist.iter().map(|e| &e.raw).collect::<Vec<_>>(),
         }));
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     println!(
         "disk: {} (GPT read from the {} copy)",
@@ -274,8 +214,11 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         );
     }
-    for line in crate::verbs::lifecycle::status_lines(&held, last.as_ref()) {
-        println!("{line}");
+    if host.source(last.as_ref()) == Some(metrics::Source::Late) {
+        println!("{}", metrics::LATE);
+    }
+    for h in &held {
+        println!("held: {}", crate::act::held::describe(h));
     }
     if !hist.is_empty() {
         println!("history:");
@@ -304,13 +247,13 @@ pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
             }
         }
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Result<i32> {
+fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path, false)?;
     let slots = table.slots();
     let (booted, _) = booted(&env, &path, &table);
     let host = HostState::of(&env, p, &path);
@@ -330,8 +273,7 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         })
         .and_then(|h| h.verdict.clone())
         .or_else(|| {
-            last.as_ref()
-                .and_then(|l| l["verdict"].as_str().map(record::Verdict::parse))
+            (last.as_ref()).and_then(|l| l["verdict"].as_str().map(record::Verdict::parse))
         });
     let last_time = host
         .boot_json
@@ -352,9 +294,9 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
     let counters = host
         .history
         .as_deref()
-        .map(record::read_counters)
+        .map(crate::act::history::read_counters)
         .unwrap_or_default();
-    let text = crate::metrics::render(&crate::metrics::Snapshot {
+    let text = metrics::render(&metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),
         slots: &slots,
@@ -366,10 +308,10 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
         counters: &counters,
         source: host.source(last.as_ref()),
         held: &host.held(),
-        config_error: host.run_has("abguard/config-error"),
-        gate_pending: host.run_has("abguard/needs-health-check")
-            && !host.run_has(crate::initrd::HEALTHY_FLAG),
-        // when the gate's deadline fires: the gate's own facts (not known here yet)
+        config_error: host.run_has(&format!("{}/{}", flags::STATE_DIR, flags::CONFIG_ERROR)),
+        gate_pending: host.run_has(&format!("{}/{}", flags::STATE_DIR, flags::NEEDS_CHECK))
+            && !host.run_has(flags::HEALTHY_FLAG),
+        // when the gate's deadline fires: the gate's own facts (issue 11) feed this
         gate_deadline: None,
     });
     match file {
@@ -383,28 +325,27 @@ fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Resul
                 .file_name()
                 .and_then(|n| n.to_str())
                 .context("--textfile needs a UTF-8 file name")?;
-            crate::safefs::SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
+            SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
         }
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
+pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let path = env.disk_path()?;
     let mut pick = None;
-    let result = |slots: &Vec<Slot>| -> Result<usize> { Ok(ab::require_next_boot(slots)?) };
     let (before, after) = if dry_run {
-        let (_, t) = probe::read_table(&path, false)?;
+        let (_, t) = read_table(&path, false)?;
         let s = t.slots();
-        let i = result(&s)?;
+        let i = ab::require_next_boot(&s)?;
         let mut a = s.clone();
         a[i].attrs = ab::spend_try(a[i].attrs);
         pick = Some(i);
         (s, a)
     } else {
-        change_slots(&path, |s| {
-            let i = result(s)?;
+        change_slots(&path, |s| -> Result<(), Failure> {
+            let i = ab::require_next_boot(s)?;
             s[i].attrs = ab::spend_try(s[i].attrs);
             pick = Some(i);
             Ok(())
@@ -419,7 +360,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
             &after,
         );
     }
-    let i = pick.expect("set on success");
+    let i = pick.ok_or_else(|| anyhow!("no slot was picked"))?;
     if json {
         print_json(&json!({
             "partition": after[i].partition,
@@ -432,7 +373,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
     } else {
         println!("{}", after[i].partition);
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
@@ -451,17 +392,17 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
     }
 }
 
-pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> {
+pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let path = env.disk_path()?;
     // the loop guard: a build that failed its first boot is not staged again
     if let Some(root) = &HostState::of(&env, p, &path).history {
-        let (_, t) = probe::read_table(&path, false)?;
+        let (_, t) = read_table(&path, false)?;
         let slots = t.slots();
-        crate::verbs::lifecycle::check_stage(root, &slots[slot_by_partition(&slots, partition)?])?;
+        super::check_stage(root, &slots[ab::find_partition(&slots, partition)?])?;
     }
-    let (before, after) = change_slots(&path, |s| {
-        let i = slot_by_partition(s, partition)?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
+        let i = ab::find_partition(s, partition)?;
         ab::stage(s, i);
         Ok(())
     })?;
@@ -473,15 +414,15 @@ pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> 
         &after,
     );
     report_change("stage", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> Result<i32> {
+pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => booted_index(&env, &path)?,
         };
         ab::mark_good(s, i);
@@ -495,40 +436,34 @@ pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> 
         &after,
     );
     report_change("mark-good", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn booted_index(env: &Env, path: &Path) -> Result<usize> {
-    let (_, table) = probe::read_table(path, false)?;
-    match booted(env, path, &table) {
-        (Some(i), _) => Ok(i),
-        (None, why) => bail!(
-            "cannot tell which slot booted ({}); pass --partition",
-            why.join("; ")
-        ),
-    }
+    let (_, table) = read_table(path, false)?;
+    super::booted_slot(env, path, &table)
+        .map(|id| id.index)
+        .map_err(|why| {
+            anyhow!(
+                "cannot tell which slot booted ({}); pass --partition",
+                why.join("; ")
+            )
+        })
 }
 
-pub fn rollback(
-    d: &DiskArg,
-    p: &Probe,
-    partition: Option<u32>,
-    force: bool,
-    json: bool,
-) -> Result<i32> {
+pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let target = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => {
                 // only from a slot known to have booted: counting from GRUB's next
                 // slot would, on a disk mid-update, make the staged update the target
-                let (_, table) = probe::read_table(&path, false)?;
-                let from = match booted(&env, &path, &table) {
-                    (Some(i), _) => i,
-                    (None, why) => return Err(Refusal::BootedUnknown(why.join("; ")).into()),
-                };
+                let (_, table) = read_table(&path, false)?;
+                let from = super::booted_slot(&env, &path, &table)
+                    .map_err(|why| Refusal::BootedUnknown(why.join("; ")))?
+                    .index;
                 ab::other_slot(s, from)?
             }
         };
@@ -543,5 +478,5 @@ pub fn rollback(
         &after,
     );
     report_change("rollback", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -5,59 +5,23 @@
 //! next reboot stays on the slot that works.
 //!
 //! Locating the data (slot, device, root hash, hash offset) needs no library; the
-//! verification itself is libcryptsetup's ([`crate::cryptsetup`], feature `cryptsetup`).
+//! verification itself is libcryptsetup's ([`crate::probe::cryptsetup`], feature `cryptsetup`).
 // without the feature only the argument parsing and the error remain
 #![cfg_attr(not(feature = "cryptsetup"), allow(dead_code, unused_imports))]
 
-use crate::ab::{self, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
-use crate::gpt::Table;
+use super::is_block;
+use crate::act::record::{self, Record};
+use crate::cli::tools::VerifyArgs;
+use crate::decide::ab;
+use crate::disk::{change_slots, gpt::Table, read_table};
+use crate::exit::{ExitCode, VerbResult};
+use crate::probe::verity::{self, OffsetSource};
 use crate::probe::{self, Env};
-use crate::record::{self, Booted, Record};
-use crate::verity::{self, OffsetSource};
+use crate::types::{Booted, Roots, Slot};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use serde::Serialize;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-
-/// Exit status of a slot that failed verification (corrupted, wrong hash, no tree).
-pub const EXIT_VERIFY_FAILED: i32 = 4;
-
-/// Verify a USR slot's filesystem and dm-verity hash tree offline, block by block,
-/// against the root hash in its kernel (needs the `cryptsetup` build). Exit 4: failed.
-#[derive(Debug, Args, Clone)]
-pub struct VerifyArgs {
-    /// USR partition to verify [default: the staged one: next to boot, tries left, not yet successful].
-    #[arg(long, value_name = "N", conflicts_with = "staged")]
-    pub partition: Option<u32>,
-    /// Verify the staged slot; when nothing is staged, say so and exit 0.
-    #[arg(long)]
-    pub staged: bool,
-    /// Root hash (hex) [default: 64 hex characters at byte 0x40 (arm64: 512) of the slot's kernel].
-    #[arg(long, value_name = "HEX", conflicts_with = "kernel")]
-    pub root_hash: Option<String>,
-    /// Kernel image holding the root hash [default: SYSROOT/boot/flatcar/vmlinuz-a for USR-A, vmlinuz-b otherwise].
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
-    /// Byte offset of the verity superblock in the partition [default: found after the filesystem].
-    #[arg(long, value_name = "BYTES")]
-    pub hash_offset: Option<u64>,
-    /// Partition device or partition image to read [default: the slot's partition on --disk;
-    /// in an image file it is copied out first].
-    #[arg(long, value_name = "PATH")]
-    pub device: Option<PathBuf>,
-    /// When the staged slot fails, un-stage it (tries=0, successful=0; the other slot keeps
-    /// its priority and stays successful) and record why in the history.
-    #[arg(long)]
-    pub unstage_on_failure: bool,
-    /// Print the verification report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub target: crate::cli::Target,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -102,7 +66,7 @@ pub struct Report {
 /// The staged slot: the one GRUB boots next, while it still has tries and has not been
 /// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
 pub fn staged(slots: &[Slot]) -> Option<usize> {
-    ab::next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
+    ab::staged(slots)
 }
 
 /// What was read: the device path handed to libcryptsetup, and a temporary copy that
@@ -111,13 +75,6 @@ struct Source {
     path: PathBuf,
     shown: String,
     _copy: Option<File>,
-}
-
-fn is_block(p: &Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(p)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false)
 }
 
 /// The kernel's node for partition `n` of a block device, through sysfs.
@@ -206,18 +163,8 @@ impl Target {
 }
 
 fn booted(env: &Env, t: &Target) -> Option<Booted> {
-    if !is_block(&t.disk) && !env.explicit {
-        return None;
-    }
-    let (f, _) = probe::facts(env, &t.disk, &Ok(t.table.clone()), None, false);
-    let a = assess::assess(&f);
-    let slots = t.table.slots();
-    a.booted.map(|i| Booted {
-        partition: slots[i].partition,
-        label: slots[i].label.clone(),
-        partuuid: slots[i].partuuid.clone(),
-        source: a.booted_source.unwrap_or("?").to_string(),
-    })
+    let id = super::booted_slot(env, &t.disk, &t.table).ok()?;
+    Some(Booted::of(&t.table.slots()[id.index], id.source))
 }
 
 /// The userspace build with libcryptsetup, beside the static /usr/bin/abguard.
@@ -225,7 +172,7 @@ pub const HELPER: &str = "/usr/lib/abguard/abguard-cryptsetup";
 /// Without libcryptsetup: hand the whole command line to [`HELPER`] when it is
 /// installed (the booted system), else fail clearly (the initrd, a bare static build).
 #[cfg(not(feature = "cryptsetup"))]
-pub fn run(_d: &DiskArg, _p: &Probe, _a: &VerifyArgs) -> Result<i32> {
+pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
     use std::os::unix::process::CommandExt;
     // set on the hand-over, so a helper that lacks the feature too fails instead of
     // handing it on again
@@ -236,22 +183,23 @@ pub fn run(_d: &DiskArg, _p: &Probe, _a: &VerifyArgs) -> Result<i32> {
             .args(std::env::args_os().skip(1))
             .env(NO_DELEGATE, "1")
             .exec();
-        bail!("running {HELPER}: {err}");
+        return Err(anyhow!("running {HELPER}: {err}").into());
     }
     let helper_state = if helper.exists() {
         "was handed this and lacks it too"
     } else {
         "is not installed"
     };
-    bail!(
+    Err(anyhow!(
         "this abguard was built without the `cryptsetup` feature, so it cannot verify a slot \
          (libcryptsetup cannot be linked into the static initrd build), and {HELPER} (the \
          userspace build, `make build-cryptsetup`) {helper_state}"
     )
+    .into())
 }
 
 #[cfg(feature = "cryptsetup")]
-pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
+pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
     let t0 = std::time::Instant::now();
     let env = Env::new(p, false);
     let need_table = a.device.is_none()
@@ -260,8 +208,8 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
         || a.unstage_on_failure
         || (a.root_hash.is_none() && a.kernel.is_none());
     let target = if need_table {
-        let disk = probe::disk_path(d.disk.as_ref(), &env)?;
-        let (_, table) = probe::read_table(&disk, false)?;
+        let disk = env.disk_path()?;
+        let (_, table) = read_table(&disk, false)?;
         let slots = table.slots();
         let index = match a.partition {
             Some(n) => ab::find_partition(&slots, n)?,
@@ -277,11 +225,14 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
                     } else {
                         println!("{msg}");
                     }
-                    return Ok(0);
+                    return Ok(ExitCode::Ok);
                 }
-                None => bail!(
-                    "no staged USR slot (none boots next with tries left and successful=0); name one with --partition"
-                ),
+                None => {
+                    return Err(anyhow!(
+                        "no staged USR slot (none boots next with tries left and successful=0); name one with --partition"
+                    )
+                    .into())
+                }
             },
         };
         Some(Target { disk, table, index })
@@ -368,9 +319,9 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
             );
         }
         Some((offset, _, sb)) => {
-            let out = crate::cryptsetup::verify(&source.path, offset, &hash_bytes)?;
+            let out = crate::probe::cryptsetup::verify(&source.path, offset, &hash_bytes)?;
             r.libcryptsetup = out.log;
-            use crate::cryptsetup::Verdict;
+            use crate::probe::cryptsetup::Verdict;
             match out.verdict {
                 Verdict::Verified => {
                     r.result = Outcome::Verified;
@@ -430,21 +381,28 @@ pub fn run(d: &DiskArg, p: &Probe, a: &VerifyArgs) -> Result<i32> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(anyhow::Error::from)?
+        );
     } else {
         println!("{}", r.message);
         for act in &r.actions {
             println!("  {act}");
         }
     }
-    Ok(if failed { EXIT_VERIFY_FAILED } else { 0 })
+    Ok(if failed {
+        ExitCode::VerifyFailed
+    } else {
+        ExitCode::Ok
+    })
 }
 
 /// Un-stage a slot that failed: tries=0, successful=0 (ab::spend_slot), only while it
 /// is still the staged one, and record why. Never leaves nothing bootable.
 fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let before = t.slot();
-    let result = crate::commands::change_slots(&t.disk, |slots| {
+    let result = change_slots(&t.disk, |slots: &mut Vec<Slot>| -> Result<()> {
         let i = ab::find_partition(slots, before.partition)?;
         if slots[i] != before || staged(slots) != Some(i) {
             bail!(
@@ -497,7 +455,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         record: &'a Record,
         verify: &'a Report,
     }
-    if let Err(e) = record::append_history(
+    if let Err(e) = crate::act::history::append_history(
         &env.sysroot,
         &WithReport {
             record: &rec,
@@ -510,8 +468,8 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         r.actions.push(format!(
             "recorded verify-failed in {}",
             env.sysroot
-                .join(record::HISTORY_DIR)
-                .join(record::HISTORY_FILE)
+                .join(crate::act::history::HISTORY_DIR)
+                .join(crate::act::history::HISTORY_FILE)
                 .display()
         ));
     }

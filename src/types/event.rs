@@ -160,19 +160,6 @@ impl Default for Verdict {
     }
 }
 
-impl From<crate::decide::assess::Verdict> for Verdict {
-    fn from(v: crate::decide::assess::Verdict) -> Self {
-        use crate::decide::assess::Verdict as A;
-        match v {
-            A::Healthy => Verdict::Healthy,
-            A::NeedsHealthCheck => Verdict::NeedsHealthCheck,
-            A::Rollback => Verdict::Rollback,
-            A::Mismatch => Verdict::Mismatch,
-            A::Indeterminate => Verdict::Indeterminate,
-        }
-    }
-}
-
 /// One line of `actions`: what was written. Written as the sentence an operator reads;
 /// read back into the variant by the same words, so the totals never depend on them
 /// (they are counted from the typed value when the event is recorded).
