@@ -10,7 +10,7 @@ CARGO    ?= cargo
 all: build
 
 # The musl target ships with rustup; add it once if this toolchain lacks it.
-$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock .cargo/config.toml
 	@rustup target list --installed 2>/dev/null | grep -qx '$(TARGET)' || rustup target add $(TARGET)
 	$(CARGO) build --release --locked --target $(TARGET)
 	@printf 'built %s: %s bytes, %s\n' '$(BIN)' "$$(stat -c %s $(BIN))" "$$(file -b $(BIN) 2>/dev/null | cut -d, -f1-2 || echo static)"
