@@ -325,7 +325,7 @@ if want 21; then
   log "s21: un-staged ${unstaged}s after /run/reboot-required"
   # (update-engine's mark-good on A's previous boot prioritized A; postinst then put B on top)
   assert "s21 B un-staged on disk: tries=0 successful=0" "T0 S0" "$(gpt_pts "$DISK" 4 | cut -d' ' -f2-)"
-  assert "s21 GRUB would boot A" 3 "$(json_get "$("$ABGUARD_BIN" next --dry-run --json --disk "$DISK")" partition)"
+  assert "s21 GRUB would boot A" 3 "$("$ABGUARD_BIN" next --dry-run --disk "$DISK")"
   assert "s21 restage-refused recorded" restage-refused "$(hist event)"
   assert "s21 it names the held build" "$b_hash" "$(hist failed.root_hash)"
   # the next boot is A; still one fallback, counted once as a rollback and a failed first boot
