@@ -85,7 +85,8 @@ UNITDIR   := $(PREFIX)/lib/systemd/system
 UNITS     := abguard-gate.service abguard-failed@.service abguard-deadline.timer \
              abguard-deadline.service abguard-healthy.path abguard-metrics.service \
              abguard-metrics.timer abguard-verify-staged.path abguard-verify-staged.service \
-             abguard-read-usr.service abguard-locksmithd.path
+             abguard-read-usr.service abguard-locksmithd.path abguard-assess.service \
+             abguard-guard-staged.path abguard-guard-staged.service
 DRACUTDIR := $(PREFIX)/lib/dracut/modules.d/50abguard
 
 # Everything lands under /usr, as on Flatcar (read-only /usr, vendor enablement via
@@ -107,6 +108,10 @@ install: build
 	ln -sf ../abguard-gate.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-gate.service
 	ln -sf ../abguard-healthy.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-healthy.path
 	ln -sf ../abguard-verify-staged.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-verify-staged.path
+	ln -sf ../abguard-guard-staged.path $(DESTDIR)$(UNITDIR)/multi-user.target.wants/abguard-guard-staged.path
+	@# the stock-image assessment, everywhere: it does nothing when the initrd module wrote boot.json
+	install -d $(DESTDIR)$(UNITDIR)/sysinit.target.wants
+	ln -sf ../abguard-assess.service $(DESTDIR)$(UNITDIR)/sysinit.target.wants/abguard-assess.service
 	ln -sf ../abguard-deadline.timer $(DESTDIR)$(UNITDIR)/timers.target.wants/abguard-deadline.timer
 	ln -sf ../../../bin/abguard $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/abguard-generator
 	install -D -m 0644 systemd/abguard.conf $(DESTDIR)$(PREFIX)/lib/abguard/abguard.conf

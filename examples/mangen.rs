@@ -140,7 +140,7 @@ fn exit_status(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
     let refused = match verb {
         None => Some("Refused: no slot qualifies for booting, the partition is not a USR slot, a rollback target never booted successfully, or spending would leave nothing bootable; nothing was written."),
         Some("next") => Some("Refused: no slot qualifies for booting; nothing was written."),
-        Some("stage") => Some("Refused: the partition is not a USR slot; nothing was written."),
+        Some("stage") => Some("Refused: the partition is not a USR slot, or the loop guard holds the build in it (it failed its first boot; abguard allow releases it); nothing was written."),
         Some("mark-good") => Some("Refused: the partition is not a USR slot; nothing was written."),
         Some("rollback") => Some("Refused: the target is not a USR slot, there is no single other slot, or it never booted successfully (without --force); nothing was written."),
         Some("verify") => Some("Refused: the partition is not a USR slot; nothing was written."),
@@ -231,9 +231,20 @@ fn files(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
         )],
         Some("verify") => vec![KERNELS, HELPER, REBOOT_REQUIRED, HISTORY],
         Some("read-usr") => vec![MAPPER_USR, HISTORY],
+        Some("allow") => vec![HELD, HISTORY],
+        Some("guard-staged") => vec![HELD, KERNELS, REBOOT_REQUIRED_GUARD, HISTORY],
         Some(_) => vec![],
     }
 }
+
+const HELD: (&str, &str) = (
+    "/var/lib/abguard/held.json",
+    "The loop guard's held builds: dm-verity root hash, VERSION_ID, the event that failed it and when.",
+);
+const REBOOT_REQUIRED_GUARD: (&str, &str) = (
+    "/run/reboot-required",
+    "Touched by flatcar-postinst after staging; abguard-guard-staged.path then runs abguard guard-staged.",
+);
 
 /// (what it does, the command line) an operator types.
 fn examples(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
@@ -378,6 +389,17 @@ fn examples(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
                 "abguard read-usr --direct --block-size 8M",
             ),
         ],
+        Some("allow") => vec![
+            (
+                "Let version 3510.2.1 be staged again after its fix was confirmed elsewhere:",
+                "abguard allow --version 3510.2.1",
+            ),
+            ("Release every held build:", "abguard allow --all --json"),
+        ],
+        Some("guard-staged") => vec![(
+            "What abguard-guard-staged.service runs when /run/reboot-required appears:",
+            "abguard guard-staged",
+        )],
         Some(_) => vec![],
     }
 }
@@ -413,6 +435,7 @@ fn see_also(verb: Option<&str>) -> String {
         Some("butane") => &["abguard-config(8)"],
         Some("verify") => &["abguard-read-usr(8)", "veritysetup(8)"],
         Some("read-usr") => &["abguard-verify(8)", "abguard-config(8)"],
+        Some("allow" | "guard-staged") => &["abguard-status(8)", "abguard-stage(8)"],
         Some(_) => &[],
     });
     v.join(", ")

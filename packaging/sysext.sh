@@ -15,11 +15,10 @@ make -s -C "$REPO" install DESTDIR="$R" >/dev/null
 install -m 0755 "$BIN" "$R/usr/bin/abguard"
 # the initrd module has no place in a booted system's /usr overlay
 rm -rf "$R/usr/lib/dracut"
-install -m 0644 "$REPO/systemd/abguard-assess.service" "$R/usr/lib/systemd/system/"
 S=$R/usr/lib/systemd/system
 dropin() { mkdir -p "$S/$1.d"; printf '%s\n' "# abguard sysext" "$2" >"$S/$1.d/10-abguard.conf"; }
 dropin sysinit.target "$(printf '[Unit]\nUpholds=abguard-assess.service')"
-dropin multi-user.target "$(printf '[Unit]\nUpholds=abguard-gate.service abguard-healthy.path abguard-locksmithd.path')"
+dropin multi-user.target "$(printf '[Unit]\nUpholds=abguard-gate.service abguard-healthy.path abguard-locksmithd.path abguard-guard-staged.path')"
 dropin timers.target "$(printf '[Unit]\nUpholds=abguard-deadline.timer')"
 for u in abguard-assess.service abguard-gate.service abguard-deadline.timer; do
   dropin "$u" "$(printf '[Unit]\nConditionPathExists=')"

@@ -90,5 +90,7 @@ pub fn run(cli: Cli) -> VerbResult {
         Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),
         Command::ReadUsr(args) => Ok(verbs::read_usr::run(args)?),
         Command::Generator(a) => Ok(verbs::generator::run(&a.root, &a.dirs)),
+        Command::Allow(a) => verbs::allow::run(a),
+        Command::GuardStaged(a) => verbs::guard_staged::run(&a.target.roots(), a.json),
     }
 }

@@ -162,3 +162,75 @@ fn metrics_after_a_failed_first_boot_parse_and_count() {
     ]);
     assert_eq!(std::fs::read_to_string(&prom).unwrap(), text);
 }
+
+/// A fallback GRUB made on its own (power cut during B's first boot): counted as a
+/// rollback, a failed first boot and a fallback, by version; the build held; a config
+/// error and the assessment's source exported. Read back by the real parser.
+#[test]
+fn metrics_after_a_fallback_name_the_version_and_the_held_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = staged_and_booted_b(dir.path());
+    let m = machine_on_first_boot_of_b(&img);
+    assert!(m.initrd(&[]).status.success());
+    // the power goes; GRUB falls back to A
+    let d = img.to_str().unwrap();
+    assert_eq!(stdout(&abguard(&["next", "--disk", d])).trim(), "3");
+    let h = sample().var("USR_A_ROOTHASH");
+    m.boot(3, &verity_cmdline(A_UUID, &h), "V", &h);
+    m.os_release("1.0.0");
+    assert!(m.initrd(&[]).status.success());
+    std::fs::write(
+        m.p("run/abguard/config-error"),
+        "DEADLINE: not a time span\n",
+    )
+    .unwrap();
+
+    let mm = parse(&stdout(&m.verb(&["status", "--prometheus"])));
+    let v =
+        |family: &str, sample: &str, label: Option<(&str, &str)>| value(&mm, family, sample, label);
+    assert_eq!(v("abguard_rollbacks", "abguard_rollbacks_total", None), 1.0);
+    assert_eq!(
+        v(
+            "abguard_failed_first_boots",
+            "abguard_failed_first_boots_total",
+            None
+        ),
+        1.0
+    );
+    assert_eq!(v("abguard_fallbacks", "abguard_fallbacks_total", None), 1.0);
+    assert_eq!(mm["abguard_version_failed_first_boots"]["type"], "counter");
+    let s = &mm["abguard_version_failed_first_boots"]["samples"][0];
+    assert_eq!(
+        (&s[1]["version_id"], &s[1]["cause"], &s[2]),
+        (&"2.0.0".into(), &"fallback".into(), &1.0.into()),
+        "{s}"
+    );
+    assert_eq!(v("abguard_held_builds", "abguard_held_builds", None), 1.0);
+    assert_eq!(
+        v(
+            "abguard_held_build_info",
+            "abguard_held_build_info",
+            Some(("root_hash", &sample().var("USR_B_ROOTHASH")))
+        ),
+        1.0
+    );
+    assert_eq!(v("abguard_config_error", "abguard_config_error", None), 1.0);
+    assert_eq!(v("abguard_gate_pending", "abguard_gate_pending", None), 0.0);
+    assert_eq!(
+        v(
+            "abguard_assessment_source",
+            "abguard_assessment_source",
+            Some(("source", "initrd"))
+        ),
+        1.0
+    );
+    // A booted after the fallback: its own verdict is the newest
+    assert_eq!(
+        v(
+            "abguard_last_verdict",
+            "abguard_last_verdict",
+            Some(("verdict", "healthy"))
+        ),
+        1.0
+    );
+}

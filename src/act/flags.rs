@@ -26,3 +26,5 @@ pub const EMERGENCY_JSON: &str = "emergency.json";
 
 /// The unit running `abguard read-usr --record` (VERIFY_USR=yes makes it critical).
 pub const READ_USR_UNIT: &str = "abguard-read-usr.service";
+/// abguard's state on ROOT: the history and the loop guard's held builds.
+pub const ROOT_STATE_DIR: &str = "var/lib/abguard";

@@ -1,8 +1,12 @@
 //! Prometheus text exposition of the A/B state, for `abguard status --prometheus` and
 //! the node_exporter textfile collector: the slots, the booted slot and version, the
-//! last verdict and running totals of first boots, failures and rollbacks.
+//! last verdict, running totals of first boots, failures, fallbacks and rollbacks (by
+//! version for the newest few), the loop guard's held builds, the gate's state, config
+//! errors and where this boot was assessed.
 
-use crate::act::record::Counters;
+use crate::act::history::Counters;
+use crate::act::record::Verdict;
+use crate::decide::loopguard::Held;
 use crate::disk::gpt::Copy;
 use crate::types::Slot;
 use std::fmt::Write as _;
@@ -15,7 +19,7 @@ pub struct Snapshot<'a> {
     pub next_boot: Option<usize>,
     pub booted: Option<usize>,
     pub version_id: Option<&'a str>,
-    pub last_verdict: Option<&'a str>,
+    pub last_verdict: Option<&'a Verdict>,
     pub last_assessment_time: Option<u64>,
     pub counters: &'a Counters,
     /// The health gate: pending on this boot, its deadline (Unix seconds), and the
@@ -23,15 +27,40 @@ pub struct Snapshot<'a> {
     pub gate_pending: bool,
     pub gate_deadline: Option<u64>,
     pub config_errors: usize,
+    /// This boot's assessment: by the initrd module, or late by the booted system.
+    pub source: Option<Source>,
+    pub held: &'a [Held],
+    /// `/run/abguard/config-error` exists: the configuration was not applied.
+    pub config_error: bool,
 }
 
-pub const VERDICTS: [&str; 6] = [
-    "healthy",
-    "needs-health-check",
-    "rollback",
-    "mismatch",
-    "indeterminate",
-    "report",
+/// Who assessed this boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Initrd,
+    /// `abguard-assess.service`: the initrd module did not run.
+    Late,
+}
+
+/// How status and the metrics' help describe a boot `abguard-assess.service` assessed.
+pub const LATE: &str = "assessed late: the initrd module did not run";
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Initrd => "initrd",
+            Source::Late => "late",
+        }
+    }
+}
+
+pub const VERDICTS: [Verdict; 6] = [
+    Verdict::Healthy,
+    Verdict::NeedsHealthCheck,
+    Verdict::Rollback,
+    Verdict::Mismatch,
+    Verdict::Indeterminate,
+    Verdict::Report,
 ];
 
 fn escape(v: &str) -> String {
@@ -116,7 +145,7 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(
             o,
             "abguard_last_verdict{{verdict=\"{v}\"}} {}",
-            u8::from(s.last_verdict == Some(v))
+            u8::from(s.last_verdict == Some(&v))
         );
     }
     if let Some(t) = s.last_assessment_time {
@@ -174,13 +203,82 @@ pub fn render(s: &Snapshot) -> String {
         ("abguard_boots_total", "Boots assessed.", c.boots),
         ("abguard_first_boots_total", "First boots after an upgrade.", c.first_boots),
         ("abguard_gate_passed_total", "First boots after an upgrade that passed the health gate.", c.gate_passed),
-        ("abguard_failed_first_boots_total", "First boots after an upgrade that failed (dm-verity, a critical unit, the deadline or the initrd).", c.failed_first_boots),
-        ("abguard_rollbacks_total", "Slots spent so that GRUB falls back.", c.rollbacks),
+        ("abguard_failed_first_boots_total", "First boots after an upgrade that failed (dm-verity, a critical unit, the deadline, the initrd, or a fallback with no verdict).", c.failed_first_boots),
+        ("abguard_rollbacks_total", "Returns to the other build: slots spent so that GRUB falls back, fallbacks GRUB made on its own, manual rollbacks.", c.rollbacks),
+        ("abguard_fallbacks_total", "First boots GRUB fell back from with no verdict reached (hang, panic, power loss).", c.fallbacks),
+        ("abguard_restages_refused_total", "Staged builds the loop guard un-staged because they failed their first boot before.", c.restages_refused),
     ] {
         family(&mut o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
     }
+    render_lifecycle(&mut o, s);
     o
+}
+
+/// Failures by version, held builds, the gate, config errors, the assessment's source.
+fn render_lifecycle(o: &mut String, s: &Snapshot) {
+    let name = "abguard_version_failed_first_boots_total";
+    family(
+        o,
+        name,
+        "counter",
+        "Failed first boots of each of the newest versions that failed, by cause (fallback, gate-failed, deadline, initrd, initrd-emergency).",
+    );
+    for v in &s.counters.versions {
+        for (cause, n) in &v.failures {
+            let _ = writeln!(
+                o,
+                "{name}{{version_id=\"{}\",cause=\"{}\"}} {n}",
+                escape(&v.version_id),
+                escape(cause)
+            );
+        }
+    }
+    family(
+        o,
+        "abguard_held_builds",
+        "gauge",
+        "Builds the loop guard keeps from being staged again (abguard allow releases them).",
+    );
+    let _ = writeln!(o, "abguard_held_builds {}", s.held.len());
+    family(
+        o,
+        "abguard_held_build_info",
+        "gauge",
+        "1 for each held build, labelled with its version, root hash and the event that failed it.",
+    );
+    for h in s.held {
+        let _ = writeln!(
+            o,
+            "abguard_held_build_info{{version_id=\"{}\",root_hash=\"{}\",event=\"{}\"}} 1",
+            escape(h.version_id.as_deref().unwrap_or("")),
+            escape(&h.root_hash),
+            escape(&h.event)
+        );
+    }
+    family(
+        o,
+        "abguard_config_error",
+        "gauge",
+        "1 when the health-gate configuration could not be applied (/run/abguard/config-error).",
+    );
+    let _ = writeln!(o, "abguard_config_error {}", u8::from(s.config_error));
+    family(
+        o,
+        "abguard_assessment_source",
+        "gauge",
+        "1 for who assessed this boot: initrd, or late (abguard-assess.service: the initrd module did not run).",
+    );
+    if let Some(src) = s.source {
+        for x in [Source::Initrd, Source::Late] {
+            let _ = writeln!(
+                o,
+                "abguard_assessment_source{{source=\"{}\"}} {}",
+                x.as_str(),
+                u8::from(x == src)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -204,16 +302,28 @@ mod tests {
             next_boot: Some(0),
             booted: Some(1),
             version_id: Some("2.0.0"),
-            last_verdict: Some("needs-health-check"),
+            last_verdict: Some(&Verdict::NeedsHealthCheck),
             last_assessment_time: Some(1_795_689_296),
             counters: &c,
             gate_pending: true,
             gate_deadline: Some(1_795_689_896),
             config_errors: 2,
+            source: Some(Source::Late),
+            held: &[Held {
+                root_hash: "ab".repeat(32),
+                version_id: Some("2.0.0".into()),
+                event: "fallback".into(),
+                since: "t".into(),
+            }],
+            config_error: true,
         });
         assert!(text.contains("abguard_gate_pending 1\n"));
         assert!(text.contains("abguard_gate_deadline_timestamp_seconds 1795689896\n"));
         assert!(text.contains("abguard_config_errors 2\n"));
+        assert!(text.contains("abguard_assessment_source{source=\"late\"} 1\n"));
+        assert!(text.contains("abguard_held_builds 1\n"));
+        assert!(text.contains("abguard_config_error 1\n"));
+        assert_eq!(text.matches("# TYPE abguard_gate_pending ").count(), 1);
         assert!(text.contains("abguard_slot_priority{label=\"we\\\"ird\\\\label\",partition=\"3\""));
         assert!(text.contains("abguard_last_verdict{verdict=\"needs-health-check\"} 1"));
         assert!(text.contains("abguard_booted_info{label=\"USR-B\",partition=\"4\""));

@@ -1,9 +1,15 @@
 //! Effects, small and separate: /run flags and records, the history, metrics, reboot.
 
+/// The `fallback` record: GRUB fell back with no verdict reached.
+pub mod fallback;
 /// The names under /run (flags, records) and the unit names verbs share.
 pub mod flags;
 /// What the health gate left under /run for status and metrics.
 pub mod gate_state;
+/// The loop guard's held builds on ROOT.
+pub mod held;
+/// The bounded history and the totals it carries.
+pub mod history;
 /// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
 pub mod kmsg;
 /// The Prometheus textfile.

@@ -3,6 +3,8 @@
 
 /// The options of the slot verbs, the initrd, the gate, `config` and the generator.
 pub mod args;
+/// The loop guard's verbs: `allow` and `guard-staged`.
+pub mod lifecycle;
 /// `--disk` and the probe options, turned into [`crate::types::Roots`].
 pub mod target;
 /// The options of `verify`, `read-usr` and `butane`.
@@ -96,6 +98,8 @@ pub fn verb_command(name: &str) -> Option<clap::Command> {
         "butane" => ButaneArgs::augment_args(C::new("butane")),
         "verify" => VerifyArgs::augment_args(C::new("verify")),
         "read-usr" => ReadUsrArgs::augment_args(C::new("read-usr")),
+        "allow" => lifecycle::AllowArgs::augment_args(C::new("allow")),
+        "guard-staged" => lifecycle::GuardStagedArgs::augment_args(C::new("guard-staged")),
         _ => return None,
     })
 }
@@ -119,6 +123,8 @@ pub enum Command {
     Butane(ButaneArgs),
     Verify(VerifyArgs),
     ReadUsr(ReadUsrArgs),
+    Allow(lifecycle::AllowArgs),
+    GuardStaged(lifecycle::GuardStagedArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
     Generator(GeneratorArgs),
@@ -190,7 +196,7 @@ mod tests {
             );
             seen += 1;
         }
-        assert_eq!(seen, 14);
+        assert_eq!(seen, 16);
     }
 
     /// The fast path either agrees with the full parse or steps aside.

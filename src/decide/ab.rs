@@ -27,6 +27,15 @@ pub enum Refusal {
         "refusing to spend partition {0}: no other USR partition would be bootable afterwards"
     )]
     LastBootable(u32),
+    /// The loop guard holds this build: it failed its first boot before.
+    #[error("refusing to stage: {0}")]
+    Held(String),
+}
+
+/// The staged slot: the one GRUB boots next, while it still has tries and has not been
+/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
+pub fn staged(slots: &[Slot]) -> Option<usize> {
+    next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
 }
 
 /// Index (into `slots`) of the partition GRUB's gptprio.next would pick: entries in
@@ -147,12 +156,6 @@ pub fn is_first_boot_after_upgrade(slots: &[Slot], booted: usize) -> bool {
         .enumerate()
         .all(|(i, s)| i == booted || s.attrs.priority < me.priority);
     highest && !me.successful
-}
-
-/// The staged slot: the one GRUB boots next, while it still has tries and has not been
-/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
-pub fn staged(slots: &[Slot]) -> Option<usize> {
-    next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
 }
 
 pub fn find_partition(slots: &[Slot], partition: u32) -> Result<usize, Refusal> {

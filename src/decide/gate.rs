@@ -8,6 +8,7 @@
 //! [`observe`] folds one observation of a unit into its [`UnitTrack`]; [`gate`] decides.
 //! Both are pure; the watcher (verbs/gate.rs) polls systemd and runs the checks.
 
+use crate::types::event::Event;
 /// What the decision needs of the configuration (config::Config::gate_policy): the
 /// configuration lives above this stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +203,10 @@ impl Failure {
         }
     }
     /// The history's event name.
-    pub fn event(&self) -> &'static str {
+    pub fn event(&self) -> Event {
         match self {
-            Failure::Deadline { .. } => "deadline",
-            _ => "gate-failed",
+            Failure::Deadline { .. } => Event::Deadline,
+            _ => Event::GateFailed,
         }
     }
 }

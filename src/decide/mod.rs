@@ -6,7 +6,11 @@ pub mod ab;
 pub mod assess;
 /// Which slot booted: the command line and sysfs, cross-checked (used by every verb).
 pub mod booted;
+/// Whether GRUB fell back on its own from a first boot that reached no verdict.
+pub mod fallback;
 /// The health gate's verdict over observed unit states and check results.
 pub mod gate;
+/// The loop guard: which failed builds are held, and which a staged build matches.
+pub mod loopguard;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;

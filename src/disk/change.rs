@@ -5,6 +5,7 @@
 use crate::decide::ab;
 use crate::disk::gpt::{Disk, Table};
 use crate::disk::lock;
+use crate::types::event::Action;
 use crate::types::Slot;
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
@@ -43,7 +44,7 @@ where
 /// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
 /// through a writable handle, refuse if the table changed since `probed` was read or if
 /// nothing else would stay bootable, then write. The one path every rollback takes.
-pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
+pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Action> {
     let (_, slots) = change_slots(path, |slots: &mut Vec<Slot>| -> Result<()> {
         if slots != probed {
             return Err(anyhow!("the partition table changed since it was read"));
@@ -52,10 +53,10 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Strin
         Ok(())
     })?;
     let s = &slots[booted];
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        s.label, s.partition
-    ))
+    Ok(Action::Spent {
+        label: s.label.clone(),
+        partition: s.partition,
+    })
 }
 
 /// Read the GPT of `path` (read-only unless `writable`).

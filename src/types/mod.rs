@@ -3,6 +3,10 @@
 
 /// The GPT attribute bits of a USR partition (priority, tries, successful).
 pub mod attrs;
+/// Event, verdict and action as types, written as the README's strings.
+pub mod event;
+/// A history line read back, and the build a failure names.
+pub mod history;
 /// Every path the tool reads or writes, as plain data.
 pub mod roots;
 /// A USR slot, the booted slot, the partition backing /usr.

@@ -27,7 +27,7 @@ pub struct Backing {
 }
 
 /// The booted slot as records carry it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Booted {
     pub partition: u32,
     pub label: String,

@@ -59,20 +59,25 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     let reboot = a.verdict == Verdict::Rollback
         && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
         && !o.no_reboot;
-    rec.verdict = a.verdict.as_str().to_string();
+    rec.verdict = a.verdict.into();
     rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
     rec.booted = a
         .booted
         .map(|i| Booted::of(&slots[i], a.booted_source.unwrap_or("?")));
     rec.slots = a.new_slots.clone().unwrap_or(slots);
     rec.reasons.extend(a.reasons.iter().cloned());
+    // before this boot's own line: the history must show the failed attempt first
+    if env.sysroot.is_dir() {
+        let fallback = super::record_fallback(&env, &rec);
+        rec.reasons.extend(fallback);
+    }
 
     let flags = write_flags(&env.run_dir, &a, &mut rec);
     if let Err(e) = &flags {
         log::error!("{e:#}");
     }
     if env.sysroot.is_dir() {
-        if let Err(e) = record::log_event(&env.sysroot, &rec) {
+        if let Err(e) = crate::act::history::log_event(&env.sysroot, &rec) {
             log::warn!("history not updated: {e:#}");
         }
     }
@@ -98,8 +103,11 @@ fn probed_record(
     facts: &Facts,
     verdict: Verdict,
 ) -> Record {
-    let event = if o.in_initrd { "initrd" } else { "assess" };
-    let mut rec = Record::new(event, verdict.as_str());
+    let event = match o.in_initrd {
+        true => record::Event::Initrd,
+        false => record::Event::Assess,
+    };
+    let mut rec = Record::new(event, verdict.into());
     rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
     rec.table = table.as_ref().ok().map(|t| t.used);
     if let Ok(t) = table {
@@ -160,9 +168,8 @@ fn write_flags(run_dir: &Path, a: &Assessment, rec: &mut Record) -> Result<()> {
                     format!("{} {}\n", b.partition, b.partuuid)
                 });
                 state.write_atomic(NEEDS_CHECK, body.as_bytes())?;
-                rec.actions.push(format!(
-                    "wrote {}",
-                    state.path().join(NEEDS_CHECK).display()
+                rec.actions.push(record::Action::Wrote(
+                    state.path().join(NEEDS_CHECK).display().to_string(),
                 ));
             }
         }
@@ -175,14 +182,14 @@ fn write_flags(run_dir: &Path, a: &Assessment, rec: &mut Record) -> Result<()> {
                     INDETERMINATE,
                     format!("{}\n", a.reasons.join("\n")).as_bytes(),
                 )?;
-                rec.actions.push(format!(
-                    "wrote {}",
-                    state.path().join(INDETERMINATE).display()
+                rec.actions.push(record::Action::Wrote(
+                    state.path().join(INDETERMINATE).display().to_string(),
                 ));
             }
             run.write_atomic(HEALTHY_FLAG, b"")?;
-            rec.actions
-                .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+            rec.actions.push(record::Action::Wrote(
+                run.path().join(HEALTHY_FLAG).display().to_string(),
+            ));
         }
     }
     state.write_atomic(BOOT_JSON, serde_json::to_string_pretty(rec)?.as_bytes())

@@ -1,5 +1,7 @@
 //! One file per verb (or family of verbs): probe, decide, act, and report.
 
+/// `allow`: release builds the loop guard holds.
+pub mod allow;
 /// `butane`: the Butane snippet that configures abguard on a node.
 pub mod butane;
 /// `config`: the effective settings, and `--check` of configuration files.
@@ -8,6 +10,8 @@ pub mod config;
 pub mod gate;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;
+/// `guard-staged`: the loop guard un-stages a build that failed its first boot.
+pub mod guard_staged;
 /// `initrd` and `assess`: the boot assessment.
 pub mod initrd;
 /// `read-usr`: verify a whole slot before trusting it.
@@ -75,10 +79,96 @@ impl HostState {
         serde_json::from_slice(&b).ok()
     }
 
-    pub fn history(&self) -> Vec<serde_json::Value> {
+    pub fn held(&self) -> Vec<crate::decide::loopguard::Held> {
+        let Some(root) = &self.history else {
+            return Vec::new();
+        };
+        crate::act::held::read(root).unwrap_or_else(|e| {
+            log::warn!("{e:#}");
+            Vec::new()
+        })
+    }
+
+    /// Who assessed this boot: the initrd module, or late the booted system.
+    pub fn source(&self, last: Option<&serde_json::Value>) -> Option<crate::act::metrics::Source> {
+        use crate::act::metrics::Source;
+        match record::Event::parse(last?["event"].as_str()?) {
+            record::Event::Initrd => Some(Source::Initrd),
+            record::Event::Assess => Some(Source::Late),
+            _ => None,
+        }
+    }
+
+    /// A flag or file under /run (`flags::STATE_DIR/...` or the healthy flag), when
+    /// /run is known.
+    pub fn run_has(&self, rel: &str) -> bool {
+        let Some(run) = self.boot_json.as_ref().and_then(|b| b.parent()?.parent()) else {
+            return false;
+        };
+        run.join(rel).exists()
+    }
+
+    pub fn history(&self) -> Vec<record::Entry> {
         self.history
             .as_deref()
-            .map(record::read_history)
+            .map(crate::act::history::read_history)
             .unwrap_or_default()
+    }
+}
+
+/// The staged slot's build identity: the root hash in its kernel, as GRUB will read it.
+pub(crate) fn staged_hash(sysroot: &Path, s: &crate::types::Slot) -> anyhow::Result<String> {
+    probe::verity::kernel_root_hash(&probe::verity::kernel_for(sysroot, &s.partuuid))
+}
+
+/// The loop guard's check for `abguard stage` on a system whose history is `root`:
+/// refuse to stage a held build (nothing written). A slot whose kernel cannot be read
+/// is not known to be held.
+pub(crate) fn check_stage(
+    root: &Path,
+    slot: &crate::types::Slot,
+) -> Result<(), crate::exit::Failure> {
+    let held = crate::act::held::read(root)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    match staged_hash(root, slot) {
+        Ok(hash) => match crate::decide::loopguard::holding(&held, &hash) {
+            Some(h) => Err(crate::decide::ab::Refusal::Held(crate::act::held::describe(h)).into()),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// From the assessment, before its own history line: when GRUB fell back from a slot
+/// whose first boot reached no verdict, record one `fallback` event (once per attempt)
+/// and return the line this boot's record adds about it.
+pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
+    use crate::act::{fallback, history};
+    use crate::decide::fallback::{detect, pstore_message, Finding};
+    let Some(booted) = (now.booted.as_ref())
+        .and_then(|b| now.slots.iter().position(|s| s.partition == b.partition))
+    else {
+        return Vec::new();
+    };
+    let history = history::read_history(&env.sysroot);
+    let (slot, attempt) = match detect(&now.slots, booted, &history) {
+        Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
+        Finding::Unknown { slot } => {
+            let label = &now.slots[slot].label;
+            log::info!("{label} is spent above the booted slot since before the history");
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    };
+    let kernel = staged_hash(&env.sysroot, slot).ok();
+    let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
+    let r = fallback::record(now, slot, attempt, kernel, said);
+    let line = fallback::summary(&r);
+    log::error!("{line}");
+    match history::log_event(&env.sysroot, &r) {
+        Ok(()) => vec![line],
+        Err(e) => vec![format!("{line} (not recorded: {e:#})")],
     }
 }

@@ -243,7 +243,7 @@ fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
         ..Roots::default()
     };
     let env = Env::new(&p, false);
-    let mut rec = Record::new("read-usr-failed", "corrupted");
+    let mut rec = Record::new(record::Event::ReadUsrFailed, record::Verdict::Corrupted);
     rec.version_id = probe::version_id(&env.usr_candidates);
     rec.reasons.push(msg.to_string());
     #[derive(Serialize)]
@@ -256,7 +256,7 @@ fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
         record: &rec,
         read_usr: r,
     };
-    if let Err(e) = record::append_history(&env.sysroot, &line) {
+    if let Err(e) = crate::act::history::append_history(&env.sysroot, &line) {
         log::warn!("history not updated: {e:#}");
     }
 }

@@ -28,7 +28,7 @@ fn record_manual(
     if before == after {
         return;
     }
-    let mut r = record::Record::new(verb.event(), "manual");
+    let mut r = record::Record::new(verb.event(), record::Verdict::Manual);
     r.disk = Some(disk.display().to_string());
     r.before = before.to_vec();
     r.slots = after.to_vec();
@@ -36,14 +36,14 @@ fn record_manual(
         .iter()
         .zip(after)
         .filter(|(b, a)| b != a)
-        .map(|(b, a)| {
-            format!(
-                "{} (partition {}): {} -> {}",
-                a.label, a.partition, b.attrs, a.attrs
-            )
+        .map(|(b, a)| record::Action::Changed {
+            label: a.label.clone(),
+            partition: a.partition,
+            before: b.attrs.to_string(),
+            after: a.attrs.to_string(),
         })
         .collect();
-    if let Err(e) = record::log_event(root, &r) {
+    if let Err(e) = crate::act::history::log_event(root, &r) {
         log::warn!("history not updated: {e:#}");
     }
 }
@@ -112,6 +112,12 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
 pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     let env = Env::new(p, false);
     let path = env.disk_path()?;
+    // the loop guard: a build that failed its first boot is not staged again
+    if let Some(root) = &HostState::of(&env, p, &path).history {
+        let (_, t) = read_table(&path, false)?;
+        let slots = t.slots();
+        super::check_stage(root, &slots[ab::find_partition(&slots, partition)?])?;
+    }
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = ab::find_partition(s, partition)?;
         ab::stage(s, i);

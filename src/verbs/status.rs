@@ -1,8 +1,8 @@
 //! `abguard status`: the USR slots, the next boot, the booted slot, the last
 //! assessment and the history, as text, JSON or Prometheus exposition.
 
-use super::{booted_slot, print_json, HostState};
-use crate::act::{gate_state, metrics, record};
+use super::{booted_slot, is_block, print_json, HostState};
+use crate::act::{flags, gate_state, metrics, record};
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
@@ -51,6 +51,8 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
         .and_then(|_| gate_state::read(&env.run_dir));
     let hist = host.history();
     let hist = &hist[hist.len().saturating_sub(history)..];
+    let held = host.held();
+    let source = host.source(last.as_ref());
     let mut problems = table.problems.clone();
     if slots.is_empty() {
         problems.push(ab::Refusal::NoUsrPartition.to_string());
@@ -65,8 +67,10 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
             "booted": booted.map(|i| slots[i].partition),
             "booted_notes": booted_notes,
             "last_assessment": last,
+            "assessment_source": source.map(|s| s.as_str()),
+            "held": held,
             "gate": gate,
-            "history": hist,
+            "history": hist.iter().map(|e| &e.raw).collect::<Vec<_>>(),
         }));
         return Ok(ExitCode::Ok);
     }
@@ -76,6 +80,12 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
     }
     if let Some(l) = &last {
         print_last(l);
+    }
+    if source == Some(metrics::Source::Late) {
+        println!("{}", metrics::LATE);
+    }
+    for h in &held {
+        println!("held: {}", crate::act::held::describe(h));
     }
     print_history(hist);
     Ok(ExitCode::Ok)
@@ -91,16 +101,21 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
     let last = host.last_assessment();
     // the newest verdict: a gate event after the initrd's, else the initrd's
     let hist = host.history();
+    // manual and loop-guard events carry no verdict on this boot
     let newest = hist
         .iter()
         .rev()
         .find(|h| {
-            h["event"]
-                .as_str()
-                .and_then(record::Manual::from_event)
-                .is_none()
+            !h.event.is_manual()
+                && !matches!(
+                    h.event,
+                    record::Event::RestageRefused | record::Event::Allowed
+                )
         })
-        .or(last.as_ref());
+        .and_then(|h| h.verdict.clone())
+        .or_else(|| {
+            (last.as_ref()).and_then(|l| l["verdict"].as_str().map(record::Verdict::parse))
+        });
     let last_time = host
         .boot_json
         .as_ref()
@@ -113,14 +128,14 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .as_ref()
         .and_then(|l| l["version_id"].as_str().map(str::to_string))
         .or_else(|| {
-            (super::is_block(&path) || env.explicit)
+            (is_block(&path) || env.explicit)
                 .then(|| probe::version_id(&env.usr_candidates))
                 .flatten()
         });
     let counters = host
         .history
         .as_deref()
-        .map(record::read_counters)
+        .map(crate::act::history::read_counters)
         .unwrap_or_default();
     let gate = host
         .boot_json
@@ -131,6 +146,8 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .boot_json
         .as_ref()
         .map_or(0, |_| gate_state::config_errors(&env.run_dir));
+    let config_error =
+        config_errors > 0 || host.run_has(&format!("{}/{}", flags::STATE_DIR, flags::CONFIG_ERROR));
     let text = metrics::render(&metrics::Snapshot {
         table: table.used,
         problems: table.problems.len() + usize::from(slots.is_empty()),
@@ -138,12 +155,15 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         next_boot: ab::next_boot(&slots),
         booted,
         version_id: version.as_deref(),
-        last_verdict: newest.and_then(|l| l["verdict"].as_str()),
+        last_verdict: newest.as_ref(),
         last_assessment_time: last_time,
         counters: &counters,
+        source: host.source(last.as_ref()),
+        held: &host.held(),
+        config_error,
+        config_errors,
         gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
         gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
-        config_errors,
     });
     match file {
         None => print!("{text}"),
@@ -224,8 +244,9 @@ fn print_last(l: &serde_json::Value) {
     );
 }
 
-/// The newest history entries, one a line; a failed verification with its details.
-fn print_history(hist: &[serde_json::Value]) {
+/// The newest history entries, one a line; a failed verification, a fallback or a
+/// refused restage with what is known about it and what was done about it.
+fn print_history(hist: &[record::Entry]) {
     if hist.is_empty() {
         return;
     }
@@ -233,23 +254,21 @@ fn print_history(hist: &[serde_json::Value]) {
     for h in hist {
         println!(
             "  {} {:<12} {:<6} {:<10} {}",
-            h["time"].as_str().unwrap_or("?"),
-            h["event"].as_str().unwrap_or("?"),
-            h["booted"]["label"].as_str().unwrap_or("-"),
-            h["version_id"].as_str().unwrap_or("-"),
-            h["verdict"].as_str().unwrap_or("?"),
+            h.time.as_deref().unwrap_or("?"),
+            h.event,
+            h.booted.as_ref().map_or("-", |b| b.label.as_str()),
+            h.version_id.as_deref().unwrap_or("-"),
+            h.verdict.as_ref().map_or("?", |v| v.as_str()),
         );
-        // a slot that failed verification: which block, and what was done about it
         if matches!(
-            h["event"].as_str(),
-            Some("verify-failed" | "read-usr-failed")
+            h.event,
+            record::Event::VerifyFailed
+                | record::Event::ReadUsrFailed
+                | record::Event::Fallback
+                | record::Event::RestageRefused
         ) {
-            for line in ["reasons", "actions"]
-                .iter()
-                .filter_map(|k| h[*k].as_array())
-                .flatten()
-                .filter_map(|v| v.as_str())
-            {
+            let actions = h.actions.iter().map(ToString::to_string);
+            for line in h.reasons.iter().cloned().chain(actions) {
                 println!("      {line}");
             }
         }

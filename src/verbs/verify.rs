@@ -240,7 +240,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         Ok(())
     })
     .map(|(_, after)| after);
-    let mut rec = Record::new("verify-failed", "corrupted");
+    let mut rec = Record::new(record::Event::VerifyFailed, record::Verdict::Corrupted);
     rec.disk = Some(t.disk.display().to_string());
     rec.booted = booted(env, t);
     // the running system's version, only when the disk is the running system's
@@ -255,15 +255,15 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
                 .filter(|s| s.partition != before.partition)
                 .map(|s| format!("{} {}", s.label, s.attrs))
                 .collect();
-            let msg = format!(
-                "un-staged {} (partition {}): tries=0 successful=0; the next boot stays on {}",
-                before.label,
-                before.partition,
-                others.join(", ")
-            );
+            let action = record::Action::Unstaged {
+                label: before.label.clone(),
+                partition: before.partition,
+                stays_on: others.join(", "),
+            };
+            let msg = action.to_string();
             log::error!("{msg}");
-            rec.verdict = "unstaged".into();
-            rec.actions.push(msg.clone());
+            rec.verdict = record::Verdict::Unstaged;
+            rec.actions.push(action);
             rec.slots = slots;
             r.actions.push(msg);
         }
@@ -281,7 +281,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         record: &'a Record,
         verify: &'a Report,
     }
-    if let Err(e) = record::append_history(
+    if let Err(e) = crate::act::history::append_history(
         &env.sysroot,
         &WithReport {
             record: &rec,
@@ -294,8 +294,8 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         r.actions.push(format!(
             "recorded verify-failed in {}",
             env.sysroot
-                .join(record::HISTORY_DIR)
-                .join(record::HISTORY_FILE)
+                .join(crate::act::history::HISTORY_DIR)
+                .join(crate::act::history::HISTORY_FILE)
                 .display()
         ));
     }

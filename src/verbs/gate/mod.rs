@@ -14,7 +14,7 @@ use crate::act::flags::{
 };
 use crate::act::{
     reboot,
-    record::{self, Record},
+    record::{Action, Event, Record, Verdict},
 };
 use crate::config::Config;
 use crate::decide::gate::{
@@ -92,7 +92,7 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
     bail!("no disk holds a USR partition with PARTUUID {uuid}")
 }
 
-pub(crate) fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &Env) -> Record {
+pub(crate) fn base_record(event: Event, verdict: Verdict, h: Option<&Here>, env: &Env) -> Record {
     let mut r = Record::new(event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
@@ -101,11 +101,13 @@ pub(crate) fn base_record(event: &str, verdict: &str, h: Option<&Here>, env: &En
         r.first_boot_after_upgrade = Some(h.first);
     }
     r.version_id = probe::version_id(&env.usr_candidates);
+    // the build's identity for the loop guard: the root hash GRUB passed
+    r.root_hash = env.read_cmdline().ok().and_then(|c| c.usrhash?.ok());
     r
 }
 
 pub(crate) fn save(env: &Env, r: &Record) {
-    if let Err(e) = record::log_event(&env.sysroot, r) {
+    if let Err(e) = crate::act::history::log_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
 }
@@ -146,8 +148,9 @@ pub(crate) fn act_pass(
     let state = run.subdir(STATE_DIR, true)?;
     run.write_atomic(HEALTHY_FLAG, b"")?;
     state.remove(NEEDS_CHECK)?;
-    r.actions
-        .push(format!("wrote {}", run.path().join(HEALTHY_FLAG).display()));
+    r.actions.push(Action::Wrote(
+        run.path().join(HEALTHY_FLAG).display().to_string(),
+    ));
     if cfg.mark_good && !no_mark_good {
         match h {
             Ok(h) => {
@@ -155,8 +158,9 @@ pub(crate) fn act_pass(
                     ab::mark_good(s, h.booted);
                     Ok(())
                 })?;
-                r.actions
-                    .push(format!("marked {} good", slots[h.booted].label));
+                r.actions.push(Action::MarkedGood {
+                    label: slots[h.booted].label.clone(),
+                });
                 r.slots = slots;
             }
             Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
@@ -228,8 +232,8 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
         _ => {
             // the marker says first boot, the disk says otherwise: trust the disk, never reboot
             let mut r = base_record(
-                unit.map_or("deadline", |_| "gate-failed"),
-                "healthy",
+                unit.map_or(Event::Deadline, |_| Event::GateFailed),
+                Verdict::Healthy,
                 Some(&h),
                 &env,
             );
@@ -270,7 +274,7 @@ pub(crate) fn act_fail(
         log::warn!("the gate's verdict is already taken: nothing more to do");
         return Ok(ExitCode::Ok);
     }
-    let mut r = base_record(failure.event(), "rollback", Some(h), env);
+    let mut r = base_record(failure.event(), Verdict::Rollback, Some(h), env);
     r.reasons.push(failure.reason());
     r.config_errors = f.config_errors.clone();
     r.failed_units = f
@@ -286,7 +290,7 @@ pub(crate) fn act_fail(
     }
     r.gate = snapshot;
     if !rollback {
-        r.verdict = "report".into();
+        r.verdict = Verdict::Report;
         r.reasons
             .push("ON_FAILURE=report: not rolling back; the healthy flag is written as stock Flatcar would".into());
         log::error!("{}", r.reasons.join("; "));
@@ -298,12 +302,13 @@ pub(crate) fn act_fail(
             !no_reboot
         }
         Err(e) => {
-            r.verdict = "needs-health-check".into();
+            r.verdict = Verdict::NeedsHealthCheck;
             r.reasons.push(format!("not rolled back: {e:#}"));
             false
         }
     };
-    log::error!("{} → {}", r.reasons.join("; "), r.actions.join("; "));
+    let actions: Vec<String> = r.actions.iter().map(Action::to_string).collect();
+    log::error!("{} → {}", r.reasons.join("; "), actions.join("; "));
     save(env, &r);
     if reboot {
         log::warn!("rolled back {}: rebooting", h.slots[h.booted].label);
@@ -329,7 +334,7 @@ pub fn emergency(p: &Roots, no_reboot: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::Ok);
     }
-    let mut r = base_record("initrd-emergency", "rollback", Some(&h), &env);
+    let mut r = base_record(Event::InitrdEmergency, Verdict::Rollback, Some(&h), &env);
     r.reasons
         .push("the initrd failed on the first boot after an upgrade".into());
     match spend_booted(&h.disk, &h.slots, h.booted) {

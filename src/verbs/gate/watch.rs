@@ -9,7 +9,7 @@ use super::{act_fail, act_pass, base_record, claim, config_errors, here, save, H
 use crate::act::flags::{
     GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR, SYSEXTS_MERGED,
 };
-use crate::act::record::rfc3339;
+use crate::act::record::{rfc3339, Event, Verdict};
 use crate::config::Config;
 use crate::decide::gate::{self as decide_gate, CheckTrack, GateAction, GateFacts, UnitTrack};
 use crate::exit::ExitCode;
@@ -184,7 +184,7 @@ fn passed(
     if !claim(env) {
         return Ok(ExitCode::Ok);
     }
-    let mut r = base_record("gate-passed", "healthy", h.as_ref().ok(), env);
+    let mut r = base_record(Event::GatePassed, Verdict::Healthy, h.as_ref().ok(), env);
     let up: Vec<&str> = f.units.iter().map(|t| t.unit.as_str()).collect();
     r.reasons.push(match (f.first_boot, up.is_empty()) {
         (false, _) => "not the first boot after an upgrade on the disk".into(),
@@ -232,7 +232,7 @@ fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
             "configuration errors (lines skipped): {}",
             errors.join("; ")
         );
-        let mut r = base_record("config-error", "healthy", None, env);
+        let mut r = base_record(Event::ConfigError, Verdict::Healthy, None, env);
         r.reasons
             .push("configuration lines skipped on an ordinary boot".into());
         r.config_errors = errors.to_vec();

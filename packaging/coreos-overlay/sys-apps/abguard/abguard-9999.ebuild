@@ -190,9 +190,14 @@ src_install() {
 	systemd_dounit systemd/abguard-metrics.service systemd/abguard-metrics.timer
 	systemd_dounit systemd/abguard-verify-staged.path systemd/abguard-verify-staged.service
 	systemd_dounit systemd/abguard-read-usr.service systemd/abguard-locksmithd.path
+	systemd_dounit systemd/abguard-assess.service
+	systemd_dounit systemd/abguard-guard-staged.path systemd/abguard-guard-staged.service
 	systemd_enable_service multi-user.target abguard-gate.service
 	systemd_enable_service multi-user.target abguard-healthy.path
 	systemd_enable_service multi-user.target abguard-verify-staged.path
+	systemd_enable_service multi-user.target abguard-guard-staged.path
+	# the stock-image assessment too: a no-op when the initrd module assessed the boot
+	systemd_enable_service sysinit.target abguard-assess.service
 	systemd_enable_service multi-user.target abguard-locksmithd.path
 	systemd_enable_service timers.target abguard-deadline.timer
 	insinto /usr/lib/systemd/system/update-engine.service.d
