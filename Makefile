@@ -5,12 +5,12 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build build-cryptsetup deps demo test sysext e2e bench fuzz install clean lint man
+.PHONY: all build build-cryptsetup deps demo test test-arm64 sysext e2e bench fuzz install clean lint man
 
 all: build
 
 # The musl target ships with rustup; add it once if this toolchain lacks it.
-$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock .cargo/config.toml
 	@rustup target list --installed 2>/dev/null | grep -qx '$(TARGET)' || rustup target add $(TARGET)
 	$(CARGO) build --release --locked --target $(TARGET)
 	@printf 'built %s: %s bytes, %s\n' '$(BIN)' "$$(stat -c %s $(BIN))" "$$(file -b $(BIN) 2>/dev/null | cut -d, -f1-2 || echo static)"
@@ -47,7 +47,15 @@ test: deps build
 	@# the same image and corpus tests against the static release binary (panic=abort)
 	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev --test concurrency --test grub_oracle
 	./tests/demo-bare.sh
+	$(MAKE) test-arm64
 	$(MAKE) e2e
+
+# The arm64 static binary (`make TARGET=aarch64-unknown-linux-musl` builds it alone, linked
+# by rust-lld: no aarch64 C toolchain), its unit tests and the image tests under qemu-user.
+ARM64_TARGET := aarch64-unknown-linux-musl
+test-arm64:
+	$(MAKE) build TARGET=$(ARM64_TARGET)
+	./tests/arm64.sh target/$(ARM64_TARGET)/release/abguard
 
 e2e: build
 	./tests/vm/e2e.sh $(CURDIR)/$(BIN)

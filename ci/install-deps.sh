@@ -14,7 +14,9 @@ pkgs=(gdisk cgpt cryptsetup-bin e2fsprogs dosfstools mtools squashfs-tools erofs
       # tests/prometheus.rs: promtool test rules, a real Prometheus and node_exporter
       prometheus prometheus-node-exporter
       # abguard verify (feature cryptsetup): libcryptsetup-rs-sys runs pkg-config and bindgen
-      libcryptsetup-dev libclang-dev pkg-config)
+      libcryptsetup-dev libclang-dev pkg-config
+      # tests/arm64.sh runs the aarch64 build's tests under qemu-user
+      qemu-user-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -25,6 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade --no-install-recommends "${missing[@]}"
 fi
 
-# The static initrd binary is built for musl; rustup ships the target's libc.
-target=x86_64-unknown-linux-musl
-rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+# The static initrd binary is built for musl, on amd64 and arm64; rustup ships both
+# targets' libc, and rust-lld links the arm64 one.
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+	rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done

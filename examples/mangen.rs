@@ -164,7 +164,7 @@ const CONF: (&str, &str) = (
 );
 const DEFAULTS: (&str, &str) = (
     "/usr/lib/abguard/abguard.conf",
-    "Defaults of the health gate (KEY=VALUE: CRITICAL_UNITS, DEADLINE, MARK_GOOD, ON_FAILURE, VERIFY_USR).",
+    "Defaults of the health gate (KEY=VALUE; the keys are under CONFIGURATION).",
 );
 const BOOT_JSON: (&str, &str) = (
     "/run/abguard/boot.json",
@@ -423,6 +423,26 @@ fn extra(verb: Option<&str>) -> Roff {
     r.control("SH", ["EXIT STATUS"]);
     for (code, what) in exit_status(verb) {
         r.control("TP", []).text([bold(code)]).text([roman(what)]);
+    }
+    // every configuration key, from the one table the loader and butane use
+    if matches!(verb, None | Some("config")) {
+        r.control("SH", ["CONFIGURATION"]);
+        for k in abguard::config::keys::KEYS {
+            let default = if k.default.is_empty() {
+                "none"
+            } else {
+                k.default
+            };
+            r.control("TP", [])
+                .text([
+                    bold(k.name),
+                    roman(format!(
+                        " (default: {default}; abguard butane --{})",
+                        k.butane
+                    )),
+                ])
+                .text([roman(k.doc)]);
+        }
     }
     let files = files(verb);
     if !files.is_empty() {

@@ -21,6 +21,7 @@ usage: mkimage.sh [options] OUT.img
   --oem-mb N       OEM size in MiB (4)
   --state S        fresh (default) | staged-b | booted-b
   --no-verity      plain filesystems, no hash tree
+  --arch A         amd64 (default) or arm64: the kernels' header and where the root hash sits
   -q               quiet
 Writes OUT.img and OUT.env (KEY=VALUE, shell-sourceable).
 EOF
@@ -31,10 +32,10 @@ say() { [ -n "$QUIET" ] || echo "$@"; }
 version() { [[ $1 =~ ^[A-Za-z0-9._+~-]+$ ]] || die "version '$1' may only contain A-Z a-z 0-9 . _ + ~ -"; }
 
 USR_DIR_A='' USR_DIR_B='' VER_A='' VER_B=''
-USR_FS=ext4 USR_MB=16 ROOT_MB=16 ROOT_DIR='' EFI_MB=8 OEM_MB=4 STATE=fresh VERITY=1 QUIET='' OUT=''
+USR_FS=ext4 USR_MB=16 ROOT_MB=16 ROOT_DIR='' EFI_MB=8 OEM_MB=4 STATE=fresh VERITY=1 QUIET='' OUT='' ARCH=amd64
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--usr-[ab] | --version-[ab] | --fs | --*-mb | --root | --state)
+	--usr-[ab] | --version-[ab] | --fs | --*-mb | --root | --state | --arch)
 		[ $# -ge 2 ] || die "$1 needs a value" ;;
 	esac
 	case "$1" in
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--efi-mb) EFI_MB=$2; shift ;;
 	--oem-mb) OEM_MB=$2; shift ;;
 	--state) STATE=$2; shift ;;
+	--arch) ARCH=$2; shift ;;
 	--no-verity) VERITY= ;;
 	-q) QUIET=1 ;;
 	-h | --help) usage; exit 0 ;;
@@ -62,6 +64,7 @@ for n in "$USR_MB" "$ROOT_MB" "$EFI_MB" "$OEM_MB"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "sizes are whole MiB > 0, got '$n'"
 done
 case "$USR_FS" in ext4 | squashfs | erofs) ;; *) die "--fs must be ext4, squashfs or erofs" ;; esac
+case "$ARCH" in amd64 | arm64) ;; *) die "--arch must be amd64 or arm64" ;; esac
 for d in "$USR_DIR_A" "$USR_DIR_B" "$ROOT_DIR"; do
 	[ -z "$d" ] || [ -d "$d" ] || die "not a directory: $d"
 done
@@ -216,7 +219,9 @@ mkfs.vfat -n EFI-SYSTEM -C "$W/efi.fs" $((EFI_MB * 1024)) >/dev/null
 KERNEL_HASHES=0
 if command -v mcopy >/dev/null && command -v mmd >/dev/null; then
 	# Flatcar's build_image_util.sh stores the verity root hash as 64 ASCII hex chars at
-	# byte 0x40 of vmlinuz-<slot> (unused "rdev" area on amd64); the initrd reads it there.
+	# byte 0x40 of vmlinuz-<slot> (unused "rdev" area on amd64) or at 512 on arm64, after
+	# the EFI stub's headers; GRUB reads it there. An arm64 Image starts "MZ" (EFI stub)
+	# and has the magic "ARM\x64" at 0x38 (Documentation/arch/arm64/booting.rst).
 	export MTOOLS_SKIP_CHECK=1
 	mmd -i "$W/efi.fs" ::flatcar
 	: >"$W/first_boot"
@@ -225,7 +230,13 @@ if command -v mcopy >/dev/null && command -v mmd >/dev/null; then
 		h=USR_${s^^}_ROOTHASH
 		[ -n "${!h}" ] || continue
 		head -c 4096 /dev/zero >"$W/vmlinuz"
-		printf %s "${!h}" | dd of="$W/vmlinuz" bs=1 seek=64 conv=notrunc status=none
+		hash_at=64
+		if [ "$ARCH" = arm64 ]; then
+			printf 'MZ' | dd of="$W/vmlinuz" conv=notrunc status=none
+			printf 'ARM\x64' | dd of="$W/vmlinuz" bs=1 seek=56 conv=notrunc status=none
+			hash_at=512
+		fi
+		printf %s "${!h}" | dd of="$W/vmlinuz" bs=1 seek="$hash_at" conv=notrunc status=none
 		mcopy -i "$W/efi.fs" "$W/vmlinuz" "::flatcar/vmlinuz-$s"
 	done
 	KERNEL_HASHES=1
@@ -268,5 +279,6 @@ cgpt add -i 4 -P "$pb" -T "$tb" -S "$sb" "$OUT"
 		kv "${p%:*}_SIZE" "${SIZE[${p#*:}]}"
 	done
 	kv KERNEL_HASHES "$KERNEL_HASHES"
+	kv ARCH "$ARCH"
 } >"$ENV_OUT"
 say "wrote $OUT ($((DISK_SIZE / MiB)) MiB sparse, state $STATE, $USR_FS) and $ENV_OUT"

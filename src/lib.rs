@@ -1,121 +1,94 @@
 //! abguard: health-gated A/B updates with automatic rollback for Flatcar Container Linux.
 //!
-//! Probe (gpt, sysfs, cmdline, dm, osrelease) → decide (ab, assess) → act (gpt writes,
-//! safefs, record, reboot). The decision modules are pure and table-tested.
+//! Every verb runs the same way: [`cli`] turns the command line into plain options and
+//! [`types::Roots`]; [`probe`] turns the machine (GPT, sysfs, command line, dm-verity,
+//! os-release) into plain facts; [`decide`] reaches a verdict with pure, table-tested
+//! functions; [`disk`] writes the one GPT change and [`act`] the rest (flags, records,
+//! history, metrics, reboot). [`verbs`] holds one thin file per verb wiring these.
+//!
+//! Imports only point down the list of stages below (tests/layers.rs checks it):
+//! verbs → cli, exit → probe, act, config → disk → decide → types, safefs.
 
-// The stages in the order a boot runs through them.
-/// Effects: flags, records, history, metrics, reboot.
-pub mod act;
-/// Command-line definition: the only module that knows clap.
-pub mod cli;
-/// Configuration of the health gate: each key defined once.
-pub mod config;
-/// Pure decisions over those structs.
-pub mod decide;
-/// The one GPT read → change → write path.
-pub mod disk;
-/// Turning the machine into plain structs.
-pub mod probe;
-/// One file per verb: probe, decide, act.
+// Stage 1: the verbs.
+/// One file per verb: probe, decide, act, report.
 pub mod verbs;
 
-// Flat names kept while the callers move to the staged paths.
-pub use act::{kmsg, metrics, reboot, record, safefs};
-pub use config::timespan;
-pub use decide::{ab, assess, attrs};
-pub use disk::{fail, gpt, lock as disklock};
-#[cfg(feature = "cryptsetup")]
-pub use probe::cryptsetup;
-pub use probe::{cmdline, dm, osrelease, sysfs, verity};
-pub use verbs::{butane, gate, generator, initrd, read_usr as readusr, slots as commands, verify};
+// Stage 2: what verbs are called with and end with.
+/// Command-line definition: the only module that knows clap.
+pub mod cli;
+/// Exit codes and the error a verb fails with.
+pub mod exit;
+
+// Stage 3: reading the machine, acting on it, the configuration.
+/// Effects: flags, records, history, metrics, reboot.
+pub mod act;
+/// Configuration of the health gate: each key defined once.
+pub mod config;
+/// Turning the machine into plain structs.
+pub mod probe;
+
+// Stage 4: the disk.
+/// The one GPT read → change → write path.
+pub mod disk;
+
+// Stage 5: the decisions.
+/// Pure decisions over those structs.
+pub mod decide;
+
+// Stage 6: shared by all.
+/// Crash-safe, no-follow file access under /run, /var and /etc.
+pub mod safefs;
+/// Shared types: slots, attributes, the booted slot, the paths to probe.
+pub mod types;
 
 use cli::{Cli, Command};
+use exit::VerbResult;
 
-/// Exit codes, documented in the README.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ERROR: i32 = 1;
-pub const EXIT_REFUSED: i32 = 3;
-
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
         Command::Status(a) => {
             let out = match (a.prometheus, &a.textfile) {
-                (false, _) => commands::Output::Text {
+                (false, _) => verbs::status::Output::Text {
                     json: a.json,
                     history: a.history,
                 },
-                (true, f) => commands::Output::Prometheus(f.clone()),
+                (true, f) => verbs::status::Output::Prometheus(f.clone()),
             };
-            commands::status(&a.target.disk, &a.target.probe, out)
+            verbs::status::status(&a.target.roots(), out)
         }
-        Command::Next(a) => commands::next(&a.target.disk, &a.target.probe, a.dry_run, a.json),
-        Command::Stage(a) => commands::stage(&a.target.disk, &a.target.probe, a.partition, a.json),
-        Command::MarkGood(a) => {
-            commands::mark_good(&a.target.disk, &a.target.probe, a.partition, a.json)
+        Command::Next(a) => verbs::slots::next(&a.target.roots(), a.dry_run, a.json),
+        Command::Stage(a) => verbs::slots::stage(&a.target.roots(), a.partition, a.json),
+        Command::MarkGood(a) => verbs::slots::mark_good(&a.target.roots(), a.partition, a.json),
+        Command::Rollback(a) => {
+            verbs::slots::rollback(&a.target.roots(), a.partition, a.force, a.json)
         }
-        Command::Rollback(a) => commands::rollback(
-            &a.target.disk,
-            &a.target.probe,
-            a.partition,
-            a.force,
-            a.json,
-        ),
-        Command::Initrd(cli::InitrdArgs { opts: a })
-        | Command::Assess(cli::StockAssessArgs { opts: a }) => {
+        Command::Initrd(cli::args::InitrdArgs { opts: a })
+        | Command::Assess(cli::args::StockAssessArgs { opts: a }) => {
             let dm_test = a.dm_status.as_deref().zip(a.dm_table.as_deref());
             let in_initrd = matches!(cli.command, Command::Initrd(_));
-            initrd::run(
-                &a.target.disk,
-                &a.target.probe,
-                &initrd::Options {
-                    no_reboot: a.no_reboot,
-                    json: a.json,
-                    dm_test,
-                    in_initrd,
-                },
-            )
+            let o = verbs::initrd::Options {
+                no_reboot: a.no_reboot,
+                json: a.json,
+                dm_test,
+                in_initrd,
+            };
+            Ok(verbs::initrd::run(&a.target.roots(), &o)?)
         }
-        Command::GatePass(a) => {
-            gate::pass(&a.target.disk, &a.target.probe, a.no_mark_good, a.no_reboot)
-        }
-        Command::GateFail(a) => gate::fail(
-            &a.target.disk,
-            &a.target.probe,
+        Command::GatePass(a) => Ok(verbs::gate::pass(
+            &a.target.roots(),
+            a.no_mark_good,
+            a.no_reboot,
+        )?),
+        Command::GateFail(a) => Ok(verbs::gate::fail(
+            &a.target.roots(),
             a.unit.as_deref(),
             a.no_reboot,
-        ),
-        Command::Emergency(a) => gate::emergency(&a.target.disk, &a.target.probe, a.no_reboot),
-        Command::Config(a) => show_config(&a.root, a.json),
-        Command::Butane(args) => butane::run(args),
-        Command::Verify(args) => verify::run(&args.target.disk, &args.target.probe, args),
-        Command::ReadUsr(args) => readusr::run(args),
-        Command::Generator(a) => Ok(generator::run(&a.root, &a.dirs)),
-    }
-}
-
-fn show_config(root: &std::path::Path, json: bool) -> anyhow::Result<i32> {
-    let c = config::Config::load(root)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-        return Ok(0);
-    }
-    println!("CRITICAL_UNITS={}", c.critical_units.join(" "));
-    println!("DEADLINE={}", c.deadline);
-    println!("MARK_GOOD={}", if c.mark_good { "yes" } else { "no" });
-    let on_failure = serde_json::to_value(c.on_failure)?;
-    println!("ON_FAILURE={}", on_failure.as_str().unwrap_or("?"));
-    println!("VERIFY_USR={}", if c.verify_usr { "yes" } else { "no" });
-    for s in &c.sources {
-        println!("# from {}", s.display());
-    }
-    Ok(0)
-}
-
-/// Exit code for an error: refusals (nothing bootable, never-successful target) are 3.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<ab::Refusal>().is_some() {
-        EXIT_REFUSED
-    } else {
-        EXIT_ERROR
+        )?),
+        Command::Emergency(a) => Ok(verbs::gate::emergency(&a.target.roots(), a.no_reboot)?),
+        Command::Config(a) => Ok(verbs::config::run(&a.root, a.json, a.check, &a.files)?),
+        Command::Butane(args) => verbs::butane::run(args),
+        Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),
+        Command::ReadUsr(args) => Ok(verbs::read_usr::run(args)?),
+        Command::Generator(a) => Ok(verbs::generator::run(&a.root, &a.dirs)),
     }
 }

@@ -2,6 +2,7 @@
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+use abguard::exit::Failure;
 use log::LevelFilter;
 
 fn main() {
@@ -18,12 +19,13 @@ fn main() {
         .first()
         .is_some_and(|a| a.as_encoded_bytes().ends_with(b"abguard-generator"))
     {
-        abguard::kmsg::Logger::init(true, LevelFilter::Warn);
+        abguard::act::kmsg::Logger::init(true, LevelFilter::Warn);
         let dirs: Vec<String> = args[1..]
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        std::process::exit(abguard::generator::run(std::path::Path::new("/"), &dirs));
+        let code = abguard::verbs::generator::run(std::path::Path::new("/"), &dirs);
+        std::process::exit(code.code());
     }
     let cli = abguard::cli::Cli::parse_args(args);
     let level = match cli.globals.verbose {
@@ -37,12 +39,13 @@ fn main() {
         cli.command,
         abguard::cli::Command::Initrd(_) | abguard::cli::Command::Emergency(_)
     ) && std::path::Path::new("/etc/initrd-release").exists();
-    abguard::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
+    abguard::act::kmsg::Logger::init(in_initrd, if in_initrd { LevelFilter::Info } else { level });
     match abguard::run(cli) {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => std::process::exit(code.code()),
+        Err(Failure::Usage { verb, message }) => abguard::cli::usage_error(verb, &message).exit(),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(abguard::exit_code(&e));
+            eprintln!("error: {e}");
+            std::process::exit(e.code().code());
         }
     }
 }

@@ -4,8 +4,9 @@
 //! The references below follow the C line by line on purpose: they are the oracle.
 
 mod common;
-use abguard::ab::{self, Slot};
-use abguard::attrs::UsrAttrs;
+use abguard::decide::ab;
+use abguard::types::attrs::UsrAttrs;
+use abguard::types::Slot;
 use common::Rng;
 
 /// gptprio.c: walk entries in order; candidate when (tries_left || successful) &&

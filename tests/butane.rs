@@ -230,7 +230,8 @@ fn readme_example_is_valid_and_equals_its_ignition_form() {
     assert_eq!(ign["systemd"]["units"][0]["enabled"], true);
     // and the machine reads the settings back
     let mut c = Config::default();
-    c.apply(Path::new("10-butane.conf"), &conf).unwrap();
+    c.apply(Path::new("10-butane.conf"), &conf);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
     assert_eq!(c.critical_units, ["nginx.service", "docker.service"]);
     assert_eq!(c.deadline.to_string(), "10min");
 }
@@ -250,6 +251,12 @@ fn every_setting_round_trips_through_both_formats() {
         "--mark-good",
         "--on-failure",
         "report",
+        "--stable-for",
+        "2min",
+        "--check-timeout",
+        "30s",
+        "--no-check-sysext",
+        "--verify-usr",
     ];
     let butane = yaml(&ok(&args));
     let json = ok(&[&args[..], &["--format", "ignition"]].concat());
@@ -259,11 +266,17 @@ fn every_setting_round_trips_through_both_formats() {
     assert!(ign.get("systemd").is_none(), "no units asked for");
     let conf = same_config(&butane, &ign);
     let mut c = Config::default();
-    c.apply(Path::new("10-butane.conf"), &conf).unwrap();
+    c.apply(Path::new("10-butane.conf"), &conf);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
     assert_eq!(c.critical_units, ["etcd-member.service", "kubelet.service"]);
     assert_eq!(c.deadline.to_string(), "1h 30min");
     assert!(c.mark_good);
     assert_eq!(c.on_failure, OnFailure::Report);
+    assert_eq!(
+        (c.stable_for.to_string(), c.check_timeout.to_string()),
+        ("2min".into(), "30s".into())
+    );
+    assert!(!c.check_sysext && c.verify_usr);
     // only what was asked: a deadline alone overrides nothing else
     let conf = yaml(&ok(&["butane", "--deadline", "5min"]))["storage"]["files"][0]["contents"]
         ["inline"]
@@ -283,6 +296,34 @@ fn every_setting_round_trips_through_both_formats() {
         .unwrap()
         .to_string();
     assert!(conf.ends_with("\nDEADLINE=1h 30min\n"), "{conf}");
+}
+
+#[test]
+fn a_check_script_lands_executable_in_checks_d() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("port");
+    std::fs::write(&f, "#!/bin/sh\nexec nc -z 127.0.0.1 80\n").unwrap();
+    let spec = format!("port={}", f.display());
+    let args = ["butane", "--check", &spec];
+    let butane = yaml(&ok(&args));
+    let json = ok(&[&args[..], &["--format", "ignition"]].concat());
+    ignition_validate(&json).unwrap();
+    schema_validate(&json).unwrap();
+    let ign: Value = serde_json::from_str(&json).unwrap();
+    same_config(&butane, &ign);
+    let file = &ign["storage"]["files"][1];
+    assert_eq!(file["path"], "/etc/abguard/checks.d/port");
+    assert_eq!(file["mode"], 0o755);
+    assert_eq!(butane["storage"]["files"][1]["mode"], 0o755);
+    assert_eq!(
+        butane["storage"]["files"][1]["contents"]["inline"],
+        "#!/bin/sh\nexec nc -z 127.0.0.1 80\n"
+    );
+    // a name the gate would not run, or a path, is refused
+    for bad in ["../port", ".hidden", "a b"] {
+        let o = abguard(&["butane", "--check", &format!("{bad}={}", f.display())]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+    }
 }
 
 #[test]

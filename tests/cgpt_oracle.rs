@@ -3,8 +3,8 @@
 //! `cgpt add` making the same change.
 
 mod common;
-use abguard::ab;
-use abguard::gpt::Table;
+use abguard::decide::ab;
+use abguard::disk::gpt::Table;
 use common::*;
 use std::fs::OpenOptions;
 

@@ -133,16 +133,16 @@ fn a_writer_gives_up_on_a_held_lock_naming_the_disk() {
     let img = dir.path().join("held.img");
     let start = state((1, 0, true), (0, 0, false));
     std::fs::write(&img, &start).unwrap();
-    let held = abguard::disklock::exclusive(
+    let held = abguard::disk::lock::exclusive(
         std::fs::File::open(&img).unwrap(),
         &img,
-        abguard::disklock::WAIT,
+        abguard::disk::lock::WAIT,
     )
     .unwrap();
     let t = Instant::now();
     let o = cmd(&["stage", "--partition", "4"], &img).output().unwrap();
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(t.elapsed() >= abguard::disklock::WAIT);
+    assert!(t.elapsed() >= abguard::disk::lock::WAIT);
     assert!(
         stderr(&o).contains(&format!("{} is locked by another process", img.display())),
         "{}",

@@ -31,6 +31,8 @@ fn generate(conf: &str) -> (String, Option<String>) {
     std::fs::write(etc.join("abguard.conf"), conf).unwrap();
     let out = t.path().join("out");
     let root = t.path().join("root");
+    // /run exists on every booted system; the generator does not create it
+    std::fs::create_dir_all(root.join("run")).unwrap();
     let o = abguard(&[
         "generator",
         "--root",
@@ -100,14 +102,14 @@ fn every_unit_and_shape_means_what_systemd_says() {
         hr h days day d weeks week w years year y usec us μs µs";
     for u in units.split_whitespace() {
         for span in [format!("2{u}"), format!("1.25 {u}"), format!("3{u} 7")] {
-            let ours = abguard::timespan::parse(&span).ok().map(|s| s.0);
+            let ours = abguard::config::timespan::parse(&span).ok().map(|s| s.0);
             assert_eq!(ours, systemd_usec(&span), "{span:?}");
         }
     }
     for span in [
         "", "0", "1h foo", "12x", "1.h", "-1s", "+5s", ".5s", "1 2", "5 x",
     ] {
-        let ours = abguard::timespan::parse(span).ok().map(|s| s.0);
+        let ours = abguard::config::timespan::parse(span).ok().map(|s| s.0);
         assert_eq!(ours, systemd_usec(span), "{span:?}");
     }
 }

@@ -1,20 +1,27 @@
-//! Model check of the A/B state machine: every sequence of events up to depth 14,
+//! Model check of the A/B state machine: every sequence of events up to depth 64,
 //! breadth-first with deduplicated states, driving the binary's own decision functions
-//! (ab::*, assess::assess) and its GPT code (gpt::Table read and write, through a disk
-//! that can lose power between any two writes).
+//! (ab::*, assess::assess, and the health gate decide::gate::gate over each update's
+//! unit timeline) and its GPT code (gpt::Table read and write, through a disk that can
+//! lose power between any two writes). The model has no copy of the gate's rules: what
+//! a booted update's critical unit does is a timeline of systemd states, and the real
+//! decision says pass, fail (and which event) or wait until the deadline.
 //!
 //! State: the disk (both GPT copies, byte for byte), what each slot holds (a good
 //! update or one of the ways an update can be bad), which slot booted, the boot phase
-//! and the /run markers. Events: stage an update, boot (GRUB), the initrd assessment,
-//! critical services pass / fail / hang (deadline), update-engine's mark-good, a manual
+//! and the /run markers. Events: stage an update (good, a unit that crashes inside the
+//! stability window, a crash loop, a hang, bad verity, a failing initrd), boot (GRUB),
+//! the initrd assessment, the gate's verdict, update-engine's mark-good, a manual
 //! rollback, an operator reboot, and power loss at any write or any time.
 
 mod common;
-use abguard::ab::{self, Slot};
-use abguard::assess::{self, Facts, Verdict};
-use abguard::dm::{parse_line, Verity};
-use abguard::gpt::Table;
-use abguard::sysfs::Backing;
+use abguard::config::{timespan::Span, Config};
+use abguard::decide::ab;
+use abguard::decide::assess::{self, Facts, Verdict};
+use abguard::decide::gate::{self, Active, GateAction, GateFacts, UnitState, UnitTrack};
+use abguard::decide::verity::{parse_line, Verity};
+use abguard::disk::gpt::Table;
+use abguard::types::Backing;
+use abguard::types::Slot;
 use common::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -22,7 +29,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 enum Content {
     Empty,
     Good,
+    /// Up, then exits 5 s later, inside the stability window (Type=simple, no Restart=).
     ServiceFails,
+    /// Restart=always with a failing ExecStartPre: never up, NRestarts rising.
+    CrashLoop,
     ServiceHangs,
     VerityBad,
     InitrdFails,
@@ -93,6 +103,67 @@ fn off(disk: Vec<u8>, content: [Content; 2]) -> St {
 
 fn bad(c: Content) -> bool {
     !matches!(c, Content::Good | Content::Empty)
+}
+
+/// What systemd reports of the update's critical unit, second by second.
+fn timeline(c: Content) -> Vec<(u64, &'static str, &'static str, &'static str, u32)> {
+    match c {
+        Content::Good | Content::Empty => vec![
+            (0, "activating", "start", "i1", 0),
+            (2, "active", "running", "i1", 0),
+            (80, "active", "running", "i1", 0),
+        ],
+        Content::ServiceFails => vec![
+            (2, "active", "running", "i1", 0),
+            (7, "failed", "failed", "i1", 0),
+        ],
+        Content::CrashLoop => vec![
+            (1, "activating", "start-pre", "i1", 0),
+            (2, "activating", "auto-restart", "i1", 1),
+        ],
+        // a hang never comes up; a bad verity or initrd is stopped before (the initrd,
+        // the emergency hook) and otherwise by the gate's own dm-verity look
+        Content::ServiceHangs | Content::VerityBad | Content::InitrdFails => vec![
+            (0, "activating", "start", "i1", 0),
+            (600, "activating", "start", "i1", 0),
+        ],
+    }
+}
+
+/// The real gate over the content's timeline: its verdict, or the deadline's once the
+/// timeline ends without one.
+fn run_gate(c: Content) -> GateAction {
+    // STABLE_FOR=1min, ON_FAILURE=rollback, through the configuration's own mapping
+    let policy = Config {
+        stable_for: Span(60_000_000),
+        ..Config::default()
+    }
+    .gate_policy();
+    let mut f = GateFacts {
+        first_boot: true,
+        units: vec![UnitTrack::new("web.service")],
+        // the gate asks dm-verity again before passing
+        verity_problem: matches!(c, Content::VerityBad | Content::InitrdFails)
+            .then(|| "dm-verity status C".into()),
+        ..GateFacts::default()
+    };
+    for (t, a, sub, inv, n) in timeline(c) {
+        f.now = t * 1_000_000;
+        let s = UnitState {
+            active: Active::parse(a),
+            sub: sub.into(),
+            invocation: inv.into(),
+            restarts: n,
+            result: "success".into(),
+        };
+        gate::observe(&mut f.units[0], s, f.now);
+        let action = gate::gate(&f, &policy);
+        if !matches!(action, GateAction::Wait { .. }) {
+            return action;
+        }
+    }
+    f.deadline_passed = true;
+    gate::gate(&f, &policy)
 }
 
 /// Successors of `s`, each with its label and kind.
@@ -214,12 +285,13 @@ fn next(s: &St) -> Vec<(String, Kind, St)> {
                 off(s.disk.clone(), s.content),
             ));
             if s.needs_check && !s.healthy {
-                let gate = match s.content[i] {
-                    Content::Good | Content::Empty => None,
-                    Content::ServiceFails => Some("critical unit failed"),
-                    Content::ServiceHangs => Some("deadline"),
-                    // the gate asks dm-verity again before passing
-                    Content::VerityBad | Content::InitrdFails => Some("gate: verity"),
+                let gate = match run_gate(s.content[i]) {
+                    GateAction::Pass => None,
+                    GateAction::Fail {
+                        failure,
+                        rollback: true,
+                    } => Some(failure.event()),
+                    other => panic!("the gate gave {other:?} for {:?}", s.content[i]),
                 };
                 match gate {
                     None => out.push((
@@ -269,6 +341,7 @@ fn next(s: &St) -> Vec<(String, Kind, St)> {
             for c in [
                 Content::Good,
                 Content::ServiceFails,
+                Content::CrashLoop,
                 Content::ServiceHangs,
                 Content::VerityBad,
                 Content::InitrdFails,
@@ -300,6 +373,20 @@ fn next(s: &St) -> Vec<(String, Kind, St)> {
         }
     }
     out
+}
+
+#[test]
+fn each_update_meets_the_gate_it_should() {
+    let verdict = |c| match run_gate(c) {
+        GateAction::Pass => "pass".to_string(),
+        GateAction::Fail { failure, .. } => failure.event().to_string(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(verdict(Content::Good), "pass");
+    assert_eq!(verdict(Content::ServiceFails), "gate-failed");
+    assert_eq!(verdict(Content::CrashLoop), "gate-failed");
+    assert_eq!(verdict(Content::ServiceHangs), "deadline");
+    assert_eq!(verdict(Content::VerityBad), "gate-failed");
 }
 
 #[test]
@@ -401,9 +488,10 @@ fn the_ab_state_machine_keeps_its_promises() {
         dfs(v, &adj, &mut done, &mut on_path);
     }
     println!(
-        "model check: depth {DEPTH}, {} states, {transitions} transitions, {} automatic",
+        "model check: depth {DEPTH}, {} states, {transitions} transitions, {} automatic, fixed point at depth {deepest}",
         seen.len(),
         auto_edges.len()
     );
+    assert!(deepest < DEPTH, "the search did not reach a fixed point");
     assert!(seen.len() > 100);
 }

@@ -6,8 +6,9 @@
 //! successful=0 and tries=0.
 
 mod common;
-use abguard::ab::{self, Slot};
-use abguard::gpt::Table;
+use abguard::decide::ab;
+use abguard::disk::gpt::Table;
+use abguard::types::Slot;
 use common::*;
 use std::collections::HashSet;
 
@@ -32,7 +33,7 @@ fn state(a: (u8, u8, bool), b: (u8, u8, bool)) -> Vec<u8> {
     let mut t = read(tiny_gpt()).unwrap();
     let mut s = t.slots();
     for (slot, (p, tr, ok)) in s.iter_mut().zip([a, b]) {
-        slot.attrs = abguard::attrs::UsrAttrs::new(p, tr, ok);
+        slot.attrs = abguard::types::attrs::UsrAttrs::new(p, tr, ok);
     }
     t.set_slots(&s);
     let mut c = std::io::Cursor::new(tiny_gpt().to_vec());
@@ -110,9 +111,9 @@ fn every_cut_point_of_every_verb_leaves_a_bootable_disk() {
         assert_eq!(
             old.used,
             if *torn {
-                abguard::gpt::Copy::Backup
+                abguard::disk::gpt::Copy::Backup
             } else {
-                abguard::gpt::Copy::Primary
+                abguard::disk::gpt::Copy::Primary
             }
         );
         let (old_choice, new_choice) = (choice(&old.slots()), choice(&new_slots));

@@ -1,9 +1,9 @@
 //! The units that hold update coordinators back until this boot is known healthy: the
 //! update-engine and locksmithd drop-ins and the path units that start them later must
-//! name the flag the binary writes (initrd::HEALTHY_FLAG under /run), and systemd must
+//! name the flag the binary writes (act::flags::HEALTHY_FLAG under /run), and systemd must
 //! accept them (`systemd-analyze verify`, with stand-ins for the coordinators).
 
-use abguard::initrd::HEALTHY_FLAG;
+use abguard::act::flags::HEALTHY_FLAG;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -241,6 +241,45 @@ mod with_cryptsetup {
         assert_eq!((code, j["result"].as_str()), (Some(4), Some("wrong-hash")));
     }
 
+    /// Flatcar's arm64 kernels carry the root hash at byte 512, after the EFI stub's
+    /// headers, not at 0x40: verify reads each slot's own kernel from an arm64 image (on
+    /// this x86-64 host, as a build machine checking an arm64 image would).
+    #[test]
+    fn arm64_kernels_carry_the_root_hash_at_512() {
+        let im = Image::new(&[
+            "--arch",
+            "arm64",
+            "--version-a",
+            "9998.0.0",
+            "--version-b",
+            "9999.0.0",
+        ]);
+        let t = tempfile::tempdir().unwrap();
+        let root = sysroot_with_kernels(t.path(), &im.img, im.var("EFI_START"));
+        for (n, slot, k) in [("3", "A", "vmlinuz-a"), ("4", "B", "vmlinuz-b")] {
+            let kernel = std::fs::read(root.join("boot/flatcar").join(k)).unwrap();
+            let hash = im.s(&format!("USR_{slot}_ROOTHASH"));
+            assert_eq!(&kernel[0x38..0x3c], b"ARM\x64", "an arm64 Image header");
+            assert_eq!(&kernel[512..576], hash.as_bytes());
+            assert_ne!(
+                &kernel[0x40..0x80],
+                hash.as_bytes(),
+                "not where amd64 has it"
+            );
+            let (code, j, err) = verify(&[
+                "--disk",
+                im.img.to_str().unwrap(),
+                "--partition",
+                n,
+                "--sysroot",
+                root.to_str().unwrap(),
+            ]);
+            assert_eq!(code, Some(0), "{n}: {err} {j}");
+            assert_eq!(j["result"], "verified");
+            assert_eq!(j["root_hash"], hash.as_str(), "{j}");
+        }
+    }
+
     #[test]
     fn flipped_bytes_are_caught_with_the_block_named() {
         let s = sample();

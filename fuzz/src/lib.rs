@@ -5,9 +5,10 @@
 //! Every function must return normally for every input; a panic is a finding. Besides
 //! "no panic" the GPT checks assert a round trip: what abguard writes, it reads back.
 
-use abguard::ab::{self, Slot};
-use abguard::attrs::UsrAttrs;
-use abguard::gpt::Table;
+use abguard::decide::ab;
+use abguard::disk::gpt::Table;
+use abguard::types::attrs::UsrAttrs;
+use abguard::types::Slot;
 use std::io::Cursor;
 
 const SS: u64 = 512;
@@ -309,8 +310,8 @@ fn skip_known() -> bool {
 /// `cmdline`: the kernel command line, from lossy UTF-8.
 pub fn cmdline(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let c = abguard::cmdline::parse(&text);
-    if let Some(Ok((_, abguard::cmdline::UsrRef::PartUuid(u)))) = &c.usr {
+    let c = abguard::probe::cmdline::parse(&text);
+    if let Some(Ok((_, abguard::probe::cmdline::UsrRef::PartUuid(u)))) = &c.usr {
         assert_eq!(u.len(), 36, "{u:?}");
     }
     if let Some(Ok(h)) = &c.usrhash {
@@ -326,7 +327,7 @@ pub fn cmdline(data: &[u8]) {
 pub fn osrelease(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for key in ["VERSION_ID", "ID"] {
-        if let Some(v) = abguard::osrelease::get(&text, key) {
+        if let Some(v) = abguard::probe::osrelease::get(&text, key) {
             assert!(!v.is_empty(), "{key} found but empty");
         }
     }
@@ -342,7 +343,8 @@ pub fn dm_ioctl(data: &[u8]) {
     let ne32 = |o: usize| u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
     let (data_size, data_start, count) = (ne32(12), ne32(16), ne32(20));
     let end = (data_size as usize).min(data.len());
-    let Ok(targets) = abguard::dm::parse_targets(&data[..end], data_start as usize, count) else {
+    let Ok(targets) = abguard::probe::dm::parse_targets(&data[..end], data_start as usize, count)
+    else {
         return;
     };
     assert!(targets.len() <= count as usize);
@@ -351,9 +353,9 @@ pub fn dm_ioctl(data: &[u8]) {
         None,
         targets
             .first()
-            .and_then(|t| abguard::dm::verity_root_hash(&t.params)),
+            .and_then(|t| abguard::decide::verity::verity_root_hash(&t.params)),
     ] {
-        let v = abguard::dm::Verity::from_targets(&targets, &targets, expected);
+        let v = abguard::decide::verity::Verity::from_targets(&targets, &targets, expected);
         let _ = v.problem();
     }
 }
@@ -363,19 +365,19 @@ pub fn dm_ioctl(data: &[u8]) {
 pub fn dm_lines(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.split("\n--\n");
-    let lines = |s: Option<&str>| -> Vec<abguard::dm::Target> {
+    let lines = |s: Option<&str>| -> Vec<abguard::decide::verity::Target> {
         s.unwrap_or("")
             .lines()
-            .filter_map(abguard::dm::parse_line)
+            .filter_map(abguard::decide::verity::parse_line)
             .collect()
     };
     let status = lines(parts.next());
     let table = lines(parts.next());
     let expected = parts.next().map(|s| s.trim().to_string());
     for t in status.iter().chain(&table) {
-        let _ = abguard::dm::verity_root_hash(&t.params);
+        let _ = abguard::decide::verity::verity_root_hash(&t.params);
     }
-    let v = abguard::dm::Verity::from_targets(&status, &table, expected);
+    let v = abguard::decide::verity::Verity::from_targets(&status, &table, expected);
     let problem = v.problem();
     if v.unavailable.is_some() {
         assert!(problem.is_none());
@@ -385,9 +387,9 @@ pub fn dm_lines(data: &[u8]) {
 /// `mountinfo`: /proc/self/mountinfo text, from lossy UTF-8.
 pub fn mountinfo(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let mounts = abguard::sysfs::parse_mountinfo(&text);
+    let mounts = abguard::probe::sysfs::parse_mountinfo(&text);
     assert!(mounts.len() <= text.lines().count());
     for dir in ["/sysusr/usr", "/usr"] {
-        let _ = abguard::sysfs::usr_mount(&mounts, dir);
+        let _ = abguard::probe::sysfs::usr_mount(&mounts, dir);
     }
 }

@@ -2,9 +2,9 @@
 //! the node_exporter textfile collector: the slots, the booted slot and version, the
 //! last verdict and running totals of first boots, failures and rollbacks.
 
-use crate::ab::Slot;
-use crate::gpt::Copy;
-use crate::record::Counters;
+use crate::act::record::Counters;
+use crate::disk::gpt::Copy;
+use crate::types::Slot;
 use std::fmt::Write as _;
 
 /// What the status verb knows, ready to render.
@@ -18,6 +18,11 @@ pub struct Snapshot<'a> {
     pub last_verdict: Option<&'a str>,
     pub last_assessment_time: Option<u64>,
     pub counters: &'a Counters,
+    /// The health gate: pending on this boot, its deadline (Unix seconds), and the
+    /// configuration lines skipped on this boot.
+    pub gate_pending: bool,
+    pub gate_deadline: Option<u64>,
+    pub config_errors: usize,
 }
 
 pub const VERDICTS: [&str; 6] = [
@@ -141,6 +146,29 @@ pub fn render(s: &Snapshot) -> String {
         "Defects found in the GPT copies.",
     );
     let _ = writeln!(o, "abguard_gpt_problems {}", s.problems);
+    family(
+        &mut o,
+        "abguard_gate_pending",
+        "gauge",
+        "1 while a first boot after an upgrade waits for its health gate.",
+    );
+    let _ = writeln!(o, "abguard_gate_pending {}", u8::from(s.gate_pending));
+    if let Some(t) = s.gate_deadline.filter(|_| s.gate_pending) {
+        family(
+            &mut o,
+            "abguard_gate_deadline_timestamp_seconds",
+            "gauge",
+            "When the pending gate's deadline rolls the upgrade back.",
+        );
+        let _ = writeln!(o, "abguard_gate_deadline_timestamp_seconds {t}");
+    }
+    family(
+        &mut o,
+        "abguard_config_errors",
+        "gauge",
+        "Configuration lines skipped on this boot (file:line in the history).",
+    );
+    let _ = writeln!(o, "abguard_config_errors {}", s.config_errors);
     let c = s.counters;
     for (name, help, v) in [
         ("abguard_boots_total", "Boots assessed.", c.boots),
@@ -158,7 +186,7 @@ pub fn render(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ab::slots_from;
+    use crate::decide::ab::slots_from;
 
     #[test]
     fn renders_families_once_with_escaped_labels() {
@@ -179,7 +207,13 @@ mod tests {
             last_verdict: Some("needs-health-check"),
             last_assessment_time: Some(1_795_689_296),
             counters: &c,
+            gate_pending: true,
+            gate_deadline: Some(1_795_689_896),
+            config_errors: 2,
         });
+        assert!(text.contains("abguard_gate_pending 1\n"));
+        assert!(text.contains("abguard_gate_deadline_timestamp_seconds 1795689896\n"));
+        assert!(text.contains("abguard_config_errors 2\n"));
         assert!(text.contains("abguard_slot_priority{label=\"we\\\"ird\\\\label\",partition=\"3\""));
         assert!(text.contains("abguard_last_verdict{verdict=\"needs-health-check\"} 1"));
         assert!(text.contains("abguard_booted_info{label=\"USR-B\",partition=\"4\""));

@@ -1,10 +1,10 @@
 //! The boot-attempt record (`/run/abguard/boot.json`) and its bounded history
 //! (`<root>/var/lib/abguard/attempts.jsonl`, one JSON object per line).
 
-use crate::ab::Slot;
-use crate::dm::Verity;
-use crate::gpt::Copy;
+use crate::decide::verity::Verity;
+use crate::disk::gpt::Copy;
 use crate::safefs::{SafeDir, Tail};
+use crate::types::{Booted, Slot};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::Path;
@@ -21,15 +21,6 @@ pub const COUNTERS_FILE: &str = "counters.json";
 /// The newest totals are on one of the last few lines; this much of the file's end is
 /// read first.
 const TAIL: u64 = 16 * 1024;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Booted {
-    pub partition: u32,
-    pub label: String,
-    pub partuuid: String,
-    /// "cmdline+sysfs" when both agreed, else the one source that was available.
-    pub source: String,
-}
 
 /// A slot change an operator (or a script) made with a verb, on a disk whose history
 /// is known. Recorded as `manual-<verb>` with the attributes before and after.
@@ -87,6 +78,12 @@ pub struct Record {
     pub actions: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_units: Vec<String>,
+    /// Configuration lines skipped (FILE:LINE: what).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_errors: Vec<String>,
+    /// The health gate's observations: units, window, checks with their output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<serde_json::Value>,
 }
 
 impl Record {
@@ -110,6 +107,8 @@ impl Record {
             reasons: Vec::new(),
             actions: Vec::new(),
             failed_units: Vec::new(),
+            config_errors: Vec::new(),
+            gate: None,
         }
     }
 }

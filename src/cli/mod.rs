@@ -1,8 +1,19 @@
 //! Command-line definition. Every path the tool reads or writes can be redirected,
 //! so tests run against disk images and fake trees instead of a live machine.
 
+/// The options of the slot verbs, the initrd, the gate, `config` and the generator.
+pub mod args;
+/// `--disk` and the probe options, turned into [`crate::types::Roots`].
+pub mod target;
+/// The options of `verify`, `read-usr` and `butane`.
+pub mod tools;
+
+use args::{
+    ConfigArgs, EmergencyArgs, GateFailArgs, GatePassArgs, GeneratorArgs, InitrdArgs, MarkGoodArgs,
+    NextArgs, RollbackArgs, StageArgs, StatusArgs, StockAssessArgs,
+};
 use clap::{Args, FromArgMatches, Parser, Subcommand};
-use std::path::PathBuf;
+use tools::{ButaneArgs, ReadUsrArgs, VerifyArgs};
 
 /// The tool's one-line description, shared by the full and the single-verb definition.
 pub const ABOUT: &str =
@@ -26,19 +37,8 @@ pub struct Globals {
     pub verbose: u8,
 }
 
-// Where the GPT and the running system are: flattened into the verbs that read them
-// (not `config`, `butane`, `read-usr`), after the verb, so each page lists what its verb
-// uses.
-#[derive(Debug, Args, Clone)]
-pub struct Target {
-    #[command(flatten)]
-    pub disk: DiskArg,
-    #[command(flatten)]
-    pub probe: Probe,
-}
-
 impl Cli {
-    /// Parse the process's arguments (argv[0] first). Building clap's definition of every verb cost more
+    /// Parse the process's arguments (`argv[0]` first). Building clap's definition of every verb cost more
     /// than an initrd run's own work, so the verb named on the command line is built
     /// alone; anything that does not parse that way (help, typos, no verb) is parsed
     /// again against the full definition, so errors and help are clap's usual ones.
@@ -66,6 +66,18 @@ impl Cli {
     }
 }
 
+/// A usage error a verb's own checks found after parsing, shown as clap shows its own
+/// (the message, the verb's usage, the pointer to `--help`) and with clap's exit status 2.
+pub fn usage_error(verb: &str, message: &str) -> clap::Error {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    match cmd.find_subcommand_mut(verb) {
+        Some(sub) => sub.error(clap::error::ErrorKind::ValueValidation, message),
+        None => cmd.error(clap::error::ErrorKind::ValueValidation, message),
+    }
+}
+
 /// One verb's definition, exactly as the derived `Command` builds it.
 pub fn verb_command(name: &str) -> Option<clap::Command> {
     use clap::Command as C;
@@ -81,72 +93,11 @@ pub fn verb_command(name: &str) -> Option<clap::Command> {
         "gate-fail" => GateFailArgs::augment_args(C::new("gate-fail")),
         "emergency" => EmergencyArgs::augment_args(C::new("emergency")),
         "config" => ConfigArgs::augment_args(C::new("config")),
-        "butane" => crate::butane::ButaneArgs::augment_args(C::new("butane")),
-        "verify" => crate::verify::VerifyArgs::augment_args(C::new("verify")),
-        "read-usr" => crate::readusr::ReadUsrArgs::augment_args(C::new("read-usr")),
+        "butane" => ButaneArgs::augment_args(C::new("butane")),
+        "verify" => VerifyArgs::augment_args(C::new("verify")),
+        "read-usr" => ReadUsrArgs::augment_args(C::new("read-usr")),
         _ => return None,
     })
-}
-
-// Where to find the running system; defaults are the live machine's.
-#[derive(Debug, Args, Clone, Default)]
-pub struct Probe {
-    /// Kernel command line to read [default: /proc/cmdline].
-    #[arg(long, value_name = "PATH")]
-    pub cmdline: Option<PathBuf>,
-    /// sysfs root [default: /sys].
-    #[arg(long, value_name = "DIR")]
-    pub sysfs: Option<PathBuf>,
-    /// Device directory [default: /dev].
-    #[arg(long, value_name = "DIR")]
-    pub dev: Option<PathBuf>,
-    /// Mount table [default: /proc/self/mountinfo].
-    #[arg(long, value_name = "PATH")]
-    pub mountinfo: Option<PathBuf>,
-    /// Mount point of the booted /usr [default: /sysusr/usr or SYSROOT/usr in the initrd, /usr otherwise].
-    #[arg(long, value_name = "DIR")]
-    pub usr: Option<PathBuf>,
-    /// Runtime state directory [default: /run].
-    #[arg(long, value_name = "DIR")]
-    pub run_dir: Option<PathBuf>,
-    /// Root of the booted system, for os-release and the history [default: / ; /sysroot for initrd].
-    #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
-}
-
-impl Probe {
-    /// True when the caller pointed at a system other than this one.
-    pub fn explicit(&self) -> bool {
-        self.cmdline.is_some()
-            || self.sysfs.is_some()
-            || self.mountinfo.is_some()
-            || self.usr.is_some()
-    }
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct DiskArg {
-    /// Disk or image file holding the GPT [default: the disk of the booted /usr].
-    #[arg(long, value_name = "PATH")]
-    pub disk: Option<PathBuf>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct AssessArgs {
-    /// Decide and write, but do not reboot.
-    #[arg(long)]
-    pub no_reboot: bool,
-    /// Print the boot record as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Test input: `dmsetup status usr` output instead of the DM ioctl.
-    #[arg(long, hide = true, requires = "dm_table")]
-    pub dm_status: Option<PathBuf>,
-    /// Test input: `dmsetup table usr` output instead of the DM ioctl.
-    #[arg(long, hide = true, requires = "dm_status")]
-    pub dm_table: Option<PathBuf>,
-    #[command(flatten)]
-    pub target: Target,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,161 +116,12 @@ pub enum Command {
     GateFail(GateFailArgs),
     Emergency(EmergencyArgs),
     Config(ConfigArgs),
-    Butane(crate::butane::ButaneArgs),
-    Verify(crate::verify::VerifyArgs),
-    ReadUsr(crate::readusr::ReadUsrArgs),
+    Butane(ButaneArgs),
+    Verify(VerifyArgs),
+    ReadUsr(ReadUsrArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
     Generator(GeneratorArgs),
-}
-
-/// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
-#[derive(Debug, Args, Clone)]
-pub struct StatusArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// History entries to show.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub history: usize,
-    /// Print Prometheus text exposition format instead.
-    #[arg(long, conflicts_with = "json")]
-    pub prometheus: bool,
-    /// With --prometheus: write atomically to this file (node_exporter's textfile collector).
-    #[arg(long, value_name = "PATH", requires = "prometheus")]
-    pub textfile: Option<PathBuf>,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
-#[derive(Debug, Args, Clone)]
-pub struct NextArgs {
-    /// Only print the choice; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Print the chosen slot and its tries before and after as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
-#[derive(Debug, Args, Clone)]
-pub struct StageArgs {
-    /// Partition number of the slot to stage.
-    #[arg(long, value_name = "N")]
-    pub partition: u32,
-    /// Print the slots before and after the change as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
-#[derive(Debug, Args, Clone)]
-pub struct MarkGoodArgs {
-    /// Partition number [default: the booted slot].
-    #[arg(long, value_name = "N")]
-    pub partition: Option<u32>,
-    /// Print the slots before and after the change as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Make the other slot boot next.
-#[derive(Debug, Args, Clone)]
-pub struct RollbackArgs {
-    /// Slot to roll back to [default: the slot other than the booted one].
-    #[arg(long, value_name = "N")]
-    pub partition: Option<u32>,
-    /// Roll back to a slot that never booted successfully (gives it one try).
-    #[arg(long)]
-    pub force: bool,
-    /// Print the slots before and after the change as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Assess this boot from the initrd: write /run flags and the boot record; on a
-/// first boot after an upgrade whose dm-verity check failed, spend the slot and reboot.
-#[derive(Debug, Args, Clone)]
-pub struct InitrdArgs {
-    #[command(flatten)]
-    pub opts: AssessArgs,
-}
-
-/// The same assessment as `initrd`, run by abguard-assess.service early in the
-/// booted system, for stock images that cannot add the dracut module.
-#[derive(Debug, Args, Clone)]
-pub struct StockAssessArgs {
-    #[command(flatten)]
-    pub opts: AssessArgs,
-}
-
-/// Health gate passed (run by abguard-gate.service after boot-complete.target):
-/// write /run/first-boot-healthy, record it, mark the slot good if configured.
-#[derive(Debug, Args, Clone)]
-pub struct GatePassArgs {
-    /// Do not mark the slot good even if MARK_GOOD=yes.
-    #[arg(long)]
-    pub no_mark_good: bool,
-    /// If dm-verity has seen corruption, roll back but do not reboot.
-    #[arg(long)]
-    pub no_reboot: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Health gate failed (a critical unit failed, or the deadline passed): on a first
-/// boot after an upgrade, record why, spend the slot and reboot so GRUB falls back.
-#[derive(Debug, Args, Clone)]
-pub struct GateFailArgs {
-    /// The critical unit that failed; without it, the deadline passed.
-    #[arg(long, value_name = "UNIT")]
-    pub unit: Option<String>,
-    /// Spend the slot and record it, but do not reboot.
-    #[arg(long)]
-    pub no_reboot: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
-/// reboot at once instead of waiting in the emergency shell.
-#[derive(Debug, Args, Clone)]
-pub struct EmergencyArgs {
-    /// Spend the slot and record it, but do not reboot.
-    #[arg(long)]
-    pub no_reboot: bool,
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// Show the effective health-gate configuration.
-#[derive(Debug, Args, Clone)]
-pub struct ConfigArgs {
-    /// Root to read /etc/abguard and /usr/lib/abguard from.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
-    /// Print the settings and the files they came from as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct GeneratorArgs {
-    /// Root to read the configuration from.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// NORMAL_DIR [EARLY_DIR LATE_DIR] as systemd passes them.
-    pub dirs: Vec<String>,
 }
 
 #[cfg(test)]

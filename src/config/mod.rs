@@ -6,11 +6,13 @@
 //! Later files override scalars; CRITICAL_UNITS from all files are merged, so each
 //! drop-in can add its own service.
 
+/// Every key, defined once.
+pub mod keys;
 /// systemd time spans (`90s`, `1h30min`) for DEADLINE and friends.
 pub mod timespan;
 
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use timespan::Span;
 
@@ -19,17 +21,48 @@ use timespan::Span;
 pub enum OnFailure {
     /// Spend the slot and reboot so GRUB falls back.
     Rollback,
-    /// Record and log only.
+    /// Record in full, then behave as stock Flatcar: the healthy flag is written.
     Report,
+}
+
+/// One line (or file) that could not be applied: it was skipped, the rest applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 0: the whole file (unreadable).
+    pub line: usize,
+    pub what: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.what),
+            n => write!(f, "{}:{n}: {}", self.file.display(), self.what),
+        }
+    }
+}
+
+impl Serialize for ConfigError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Config {
-    /// Units that must be active before the first boot after an upgrade is healthy.
+    /// Units that must be active, and stay so, before the first boot after an upgrade
+    /// is healthy.
     pub critical_units: Vec<String>,
     /// How long after the booted system's manager started an unproven upgrade is
     /// rolled back (OnStartupSec= of abguard-deadline.timer).
     pub deadline: Span,
+    /// How long the critical units must stay up, unrestarted, after the last came up.
+    pub stable_for: Span,
+    /// How long one health-check run may take.
+    pub check_timeout: Span,
+    /// The built-in check that the sysext images of the last ordinary boot are merged.
+    pub check_sysext: bool,
     /// Mark the slot good when the gate passes (for systems that mask update-engine).
     pub mark_good: bool,
     pub on_failure: OnFailure,
@@ -38,18 +71,30 @@ pub struct Config {
     pub verify_usr: bool,
     /// Files that contributed, in the order read.
     pub sources: Vec<PathBuf>,
+    /// Lines that were skipped: on a first boot after an upgrade the gate cannot pass.
+    pub errors: Vec<ConfigError>,
 }
 
 impl Default for Config {
+    /// Every key's default, through its own parser (the defaults are defined once).
     fn default() -> Self {
-        Config {
+        let mut c = Config {
             critical_units: Vec::new(),
-            deadline: Span(600_000_000),
+            deadline: timespan::DEADLINE_MIN,
+            stable_for: Span(0),
+            check_timeout: Span(0),
+            check_sysext: false,
             mark_good: false,
             on_failure: OnFailure::Rollback,
             verify_usr: false,
             sources: Vec::new(),
+            errors: Vec::new(),
+        };
+        for k in keys::KEYS {
+            // a default that does not parse is caught by the table's unit test
+            let _ = (k.set)(&mut c, k.default);
         }
+        c
     }
 }
 
@@ -66,94 +111,92 @@ pub(crate) fn valid_unit(u: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" => Some(true),
-        "0" | "no" | "false" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 impl Config {
-    /// Apply one file's text; errors name the file and line.
-    pub fn apply(&mut self, name: &Path, text: &str) -> Result<()> {
+    /// The part of the configuration the gate's pure decision needs.
+    pub fn gate_policy(&self) -> crate::decide::gate::GatePolicy {
+        crate::decide::gate::GatePolicy {
+            stable_for: self.stable_for.0,
+            rollback: self.on_failure == OnFailure::Rollback,
+        }
+    }
+
+    /// Apply one file's text line by line: a bad line is recorded in `errors` (file,
+    /// line, what) and skipped, every other line applies.
+    pub fn apply(&mut self, name: &Path, text: &str) {
         for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            let at = || format!("{}:{}", name.display(), n + 1);
-            let Some((k, v)) = line.split_once('=') else {
-                bail!("{}: expected KEY=VALUE, got {line:?}", at());
-            };
-            let v = v.trim().trim_matches('"').trim_matches('\'').trim();
-            match k.trim() {
-                "CRITICAL_UNITS" => {
-                    for u in v.split_whitespace() {
-                        if !valid_unit(u) {
-                            bail!("{}: {u:?} is not a unit name (e.g. nginx.service)", at());
-                        }
-                        if !self.critical_units.iter().any(|x| x == u) {
-                            self.critical_units.push(u.to_string());
-                        }
-                    }
-                }
-                "DEADLINE" => {
-                    self.deadline = timespan::deadline(v)
-                        .map_err(|e| anyhow::anyhow!("{}: DEADLINE={e}", at()))?;
-                }
-                "MARK_GOOD" => {
-                    self.mark_good = parse_bool(v)
-                        .ok_or_else(|| anyhow::anyhow!("{}: MARK_GOOD must be yes or no", at()))?
-                }
-                "VERIFY_USR" => {
-                    self.verify_usr = parse_bool(v)
-                        .ok_or_else(|| anyhow::anyhow!("{}: VERIFY_USR must be yes or no", at()))?
-                }
-                "ON_FAILURE" => {
-                    self.on_failure = match v {
-                        "rollback" => OnFailure::Rollback,
-                        "report" => OnFailure::Report,
-                        _ => bail!("{}: ON_FAILURE must be rollback or report", at()),
-                    }
-                }
-                other => bail!("{}: unknown key {other:?}", at()),
+            if let Err(what) = self.apply_line(raw) {
+                self.errors.push(ConfigError {
+                    file: name.to_path_buf(),
+                    line: n + 1,
+                    what,
+                });
             }
         }
         self.sources.push(name.to_path_buf());
-        Ok(())
     }
 
-    /// Read the configuration under `root` ("/" on a live system).
+    fn apply_line(&mut self, raw: &str) -> Result<(), String> {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            return Ok(());
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("expected KEY=VALUE, got {line:?}"));
+        };
+        let v = v.trim().trim_matches('"').trim_matches('\'').trim();
+        let k = k.trim();
+        let key = keys::key(k).ok_or_else(|| format!("unknown key {k:?}"))?;
+        (key.set)(self, v).map_err(|e| format!("{k}={e}"))
+    }
+
+    /// Read the configuration under `root` ("/" on a live system). Never fails: an
+    /// unreadable file is one more entry in `errors` (protection stays on).
     /// A FIFO or device in place of a file is an error at once, never a hang at boot
     /// (the generator reads these too).
-    pub fn load(root: &Path) -> Result<Config> {
+    pub fn load(root: &Path) -> Config {
         let mut c = Config::default();
-        let mut files = vec![
-            root.join("usr/lib/abguard/abguard.conf"),
-            root.join("etc/abguard/abguard.conf"),
-        ];
-        if let Ok(rd) = std::fs::read_dir(root.join("etc/abguard/abguard.conf.d")) {
-            let mut d: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                .collect();
-            d.sort();
-            files.extend(d);
+        for f in files(root) {
+            c.read_file(&f);
         }
-        for f in files {
-            if let Some(t) = read_config_file(&f)? {
-                c.apply(&f, &t)?;
-            }
+        c
+    }
+
+    /// Apply one file if it exists; an unreadable one is recorded as an error.
+    pub fn read_file(&mut self, f: &Path) {
+        match read_config_file(f) {
+            Ok(Some(t)) => self.apply(f, &t),
+            Ok(None) => {}
+            Err(e) => self.errors.push(ConfigError {
+                file: f.to_path_buf(),
+                line: 0,
+                what: format!("{e:#}"),
+            }),
         }
-        Ok(c)
     }
 }
 
+/// The files read, in order: vendor defaults, the machine's file, its drop-ins.
+pub fn files(root: &Path) -> Vec<PathBuf> {
+    let mut files = vec![
+        root.join("usr/lib/abguard/abguard.conf"),
+        root.join("etc/abguard/abguard.conf"),
+    ];
+    if let Ok(rd) = std::fs::read_dir(root.join("etc/abguard/abguard.conf.d")) {
+        let mut d: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        d.sort();
+        files.extend(d);
+    }
+    files
+}
+
 /// The text of one configuration file; `None` when it does not exist.
-fn read_config_file(f: &Path) -> Result<Option<String>> {
+fn read_config_file(f: &Path) -> anyhow::Result<Option<String>> {
     use crate::safefs::{open_file, Kind};
+    use anyhow::Context;
     use std::io::Read;
     let mut file = match open_file(f, false, Kind::Regular, nix::fcntl::OFlag::empty()) {
         Ok(file) => file,
@@ -176,20 +219,37 @@ fn read_config_file(f: &Path) -> Result<Option<String>> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config> {
+    fn parse(text: &str) -> Config {
         let mut c = Config::default();
-        c.apply(Path::new("t.conf"), text)?;
-        Ok(c)
+        c.apply(Path::new("t.conf"), text);
+        c
+    }
+
+    #[test]
+    fn defaults_come_from_the_key_table() {
+        let d = Config::default();
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(d.deadline, Span(600_000_000));
+        assert_eq!(
+            (d.stable_for, d.check_timeout),
+            (Span(60_000_000), Span(60_000_000))
+        );
+        assert!(d.check_sysext && !d.mark_good && !d.verify_usr);
+        for k in keys::KEYS {
+            assert_eq!((k.show)(&d), k.default, "{}", k.name);
+        }
     }
 
     #[test]
     fn table() {
-        let c = parse("# critical\nCRITICAL_UNITS=nginx.service docker.service\nDEADLINE=90s\nMARK_GOOD=yes\nON_FAILURE=report\n").unwrap();
+        let c = parse("# critical\nCRITICAL_UNITS=nginx.service docker.service\nDEADLINE=90s\nMARK_GOOD=yes\nON_FAILURE=report\nSTABLE_FOR=0\nCHECK_TIMEOUT=5s\n");
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(c.critical_units, ["nginx.service", "docker.service"]);
         assert_eq!(
             (c.deadline, c.mark_good, c.on_failure),
             (Span(90_000_000), true, OnFailure::Report)
         );
+        assert_eq!((c.stable_for, c.check_timeout), (Span(0), Span(5_000_000)));
         // systemd's grammar, not only integer+unit words
         for (v, secs) in [
             ("\"1h 30min\"", 5400),
@@ -199,16 +259,16 @@ mod tests {
             ("1d", 86400),
             ("90", 90),
         ] {
-            let d = parse(&format!("DEADLINE={v}")).unwrap().deadline;
+            let d = parse(&format!("DEADLINE={v}")).deadline;
             assert_eq!(d, Span(secs * 1_000_000), "{v}");
         }
-        assert!(!Config::default().verify_usr);
-        assert!(parse("VERIFY_USR=yes").unwrap().verify_usr);
-        assert!(!parse("VERIFY_USR=yes\nVERIFY_USR=off").unwrap().verify_usr);
+        assert!(parse("VERIFY_USR=yes").verify_usr);
+        assert!(!parse("VERIFY_USR=yes\nVERIFY_USR=off").verify_usr);
         for bad in [
             "CRITICAL_UNITS=../../etc/passwd",
             "CRITICAL_UNITS=nginx",
             "CRITICAL_UNITS=getty@.service",
+            "CRITICAL_UNITS=nginx.service,docker.service",
             "DEADLINE=soon",
             "DEADLINE=",
             "DEADLINE=0",
@@ -218,15 +278,45 @@ mod tests {
             "DEADLINE=1h foo",
             "DEADLINE=-5min",
             "DEADLINE=infinity",
+            "STABLE_FOR=2h",
+            "STABLE_FOR=soon",
+            "CHECK_TIMEOUT=0",
+            "CHECK_SYSEXT=perhaps",
             "MARK_GOOD=maybe",
             "VERIFY_USR=sometimes",
             "ON_FAILURE=panic",
             "NOPE=1",
             "no equals sign",
         ] {
-            let e = parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with("t.conf:1:"), "{bad}: {e}");
+            let c = parse(bad);
+            assert_eq!(c.errors.len(), 1, "{bad}");
+            let e = c.errors[0].to_string();
+            assert!(e.starts_with("t.conf:1: "), "{bad}: {e}");
+            // the bad line is skipped: everything keeps its default
+            assert_eq!(
+                Config {
+                    errors: vec![],
+                    sources: vec![],
+                    ..c
+                },
+                Config::default(),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn a_bad_line_is_skipped_and_the_rest_applies() {
+        let c = parse("CRITICAL_UNITS=nginx.service,docker.service\nDEADLINE=2min\nMARK_GOOD=maybe\nCRITICAL_UNITS=sshd.service\n");
+        assert_eq!(c.critical_units, ["sshd.service"]);
+        assert_eq!(c.deadline, Span(120_000_000));
+        let e: Vec<String> = c.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].starts_with("t.conf:1: CRITICAL_UNITS=") && e[0].contains("commas"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("t.conf:3: MARK_GOOD="), "{e:?}");
     }
 
     #[test]
@@ -251,16 +341,19 @@ mod tests {
             "CRITICAL_UNITS=postgres.service sshd.service\n",
         );
         w("etc/abguard/abguard.conf.d/README", "ignored");
-        let c = Config::load(t.path()).unwrap();
+        let c = Config::load(t.path());
         assert_eq!(c.deadline.to_string(), "5min");
         assert_eq!(
             c.critical_units,
             ["sshd.service", "postgres.service", "nginx.service"]
         );
         assert_eq!(c.sources.len(), 4);
-        assert_eq!(
-            Config::load(&t.path().join("nothing")).unwrap(),
-            Config::default()
-        );
+        assert_eq!(Config::load(&t.path().join("nothing")), Config::default());
+        // an unreadable file is an error entry, not a failed load
+        std::fs::create_dir_all(t.path().join("etc/abguard/abguard.conf.d/30-dir.conf")).unwrap();
+        let c = Config::load(t.path());
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(c.errors[0].to_string().contains("30-dir.conf"));
+        assert_eq!(c.deadline.to_string(), "5min");
     }
 }

@@ -5,9 +5,10 @@
 //! probe never blocks or loops a boot; and a slot is never spent when nothing else
 //! would be bootable afterwards.
 
-use crate::ab::{self, Slot};
-use crate::dm::Verity;
-use crate::sysfs::Backing;
+use crate::decide::ab;
+use crate::decide::booted::{self, Unknown};
+use crate::decide::verity::Verity;
+use crate::types::{Backing, Slot};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -51,6 +52,17 @@ pub struct Facts {
     pub verity: Verity,
 }
 
+impl Facts {
+    /// What these facts say about the booted slot.
+    pub fn evidence(&self) -> booted::Evidence<'_> {
+        booted::Evidence {
+            from_cmdline: &self.from_cmdline,
+            from_sysfs: &self.from_sysfs,
+            same_disk: self.same_disk,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assessment {
     pub verdict: Verdict,
@@ -75,7 +87,6 @@ fn stop(verdict: Verdict, reasons: Vec<String>) -> Assessment {
 }
 
 pub fn assess(f: &Facts) -> Assessment {
-    let mut reasons = Vec::new();
     let slots = match &f.slots {
         Ok(s) if s.is_empty() => {
             return stop(
@@ -91,63 +102,10 @@ pub fn assess(f: &Facts) -> Assessment {
             )
         }
     };
-    let sysfs = f.from_sysfs.as_ref().map(|b| b.partition);
-    let (partition, source) = match (&f.from_cmdline, &sysfs) {
-        (Some(Ok(c)), Ok(s)) if c != s => {
-            return stop(
-                Verdict::Mismatch,
-                vec![format!(
-                    "the command line names partition {c} but /usr is backed by partition {s}"
-                )],
-            )
-        }
-        (Some(Ok(_)), Ok(_)) if f.same_disk == Some(false) => {
-            return stop(
-                Verdict::Mismatch,
-                vec!["/usr is backed by a different disk than the one read".into()],
-            )
-        }
-        (Some(Ok(c)), Ok(_)) => (*c, "cmdline+sysfs"),
-        (Some(Ok(c)), Err(e)) => {
-            reasons.push(format!(
-                "booted slot from the command line only; sysfs: {e}"
-            ));
-            (*c, "cmdline")
-        }
-        (cmd, Ok(s)) => {
-            match cmd {
-                Some(Err(e)) => {
-                    reasons.push(format!("booted slot from sysfs only; command line: {e}"))
-                }
-                _ => reasons
-                    .push("booted slot from sysfs only; the command line names no /usr".into()),
-            }
-            if f.same_disk == Some(false) {
-                return stop(
-                    Verdict::Indeterminate,
-                    vec!["/usr is backed by a different disk than the one read".into()],
-                );
-            }
-            (*s, "sysfs")
-        }
-        (cmd, Err(e)) => {
-            let c = match cmd {
-                Some(Err(c)) => c.clone(),
-                _ => "names no /usr partition".into(),
-            };
-            return stop(
-                Verdict::Indeterminate,
-                vec![format!(
-                    "cannot tell which slot booted: command line {c}; sysfs: {e}"
-                )],
-            );
-        }
-    };
-    let Some(booted) = slots.iter().position(|s| s.partition == partition) else {
-        reasons.push(format!(
-            "the booted partition {partition} is not a USR partition"
-        ));
-        return stop(Verdict::Indeterminate, reasons);
+    let (booted, source, reasons) = match booted::identify(slots, f.evidence()) {
+        Ok(id) => (id.index, id.source, id.notes),
+        Err(Unknown::Mismatch(r)) => return stop(Verdict::Mismatch, vec![r]),
+        Err(Unknown::Missing(r)) => return stop(Verdict::Indeterminate, r),
     };
     let first = ab::is_first_boot_after_upgrade(slots, booted);
     let mut a = Assessment {
@@ -189,8 +147,8 @@ pub fn assess(f: &Facts) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ab::slots_from;
-    use crate::dm::{parse_line, Verity};
+    use crate::decide::ab::slots_from;
+    use crate::decide::verity::{parse_line, Verity};
 
     const H: &str = "abababababababababababababababababababababababababababababababab";
 

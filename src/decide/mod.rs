@@ -4,5 +4,9 @@
 pub mod ab;
 /// The initrd's verdict on one boot: first boot after an upgrade, verity, booted slot.
 pub mod assess;
-/// The GPT attribute bits of a USR partition (priority, tries, successful).
-pub mod attrs;
+/// Which slot booted: the command line and sysfs, cross-checked (used by every verb).
+pub mod booted;
+/// The health gate's verdict over observed unit states and check results.
+pub mod gate;
+/// The dm-verity status and table lines, and whether they condemn the booted /usr.
+pub mod verity;

@@ -4,7 +4,8 @@
 //! The same parsers read `dmsetup status`/`dmsetup table` lines, so tests and the
 //! `--dm-status`/`--dm-table` test inputs share the code path with the ioctl.
 
-use serde::Serialize;
+use crate::decide::verity::Target;
+use anyhow::{bail, Context, Result};
 
 const DM_NAME_LEN: usize = 128;
 const DM_UUID_LEN: usize = 129;
@@ -43,40 +44,17 @@ const DM_NOFLUSH_FLAG: u32 = 1 << 11;
 
 nix::ioctl_readwrite!(dm_table_status, 0xfd, 12, DmIoctl);
 
-/// One target line: `start length type params`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Target {
-    pub start: u64,
-    pub length: u64,
-    pub target_type: String,
-    pub params: String,
-}
-
-/// Parse a line as `dmsetup status NAME` / `dmsetup table NAME` print it.
-pub fn parse_line(line: &str) -> Option<Target> {
-    let mut it = line.trim().splitn(4, ' ');
-    Some(Target {
-        start: it.next()?.parse().ok()?,
-        length: it.next()?.parse().ok()?,
-        target_type: it.next()?.to_string(),
-        params: it.next().unwrap_or("").trim().to_string(),
-    })
-}
-
 /// Decode the targets the kernel put after the dm_ioctl header. `next` offsets are
 /// relative to the first spec (DM_TABLE_STATUS semantics), and every bound is checked
 /// because the buffer comes from outside.
-pub fn parse_targets(buf: &[u8], data_start: usize, count: u32) -> Result<Vec<Target>, String> {
+pub fn parse_targets(buf: &[u8], data_start: usize, count: u32) -> Result<Vec<Target>> {
     let spec_len = std::mem::size_of::<DmTargetSpec>();
     let mut out = Vec::new();
     let mut off = data_start;
     for i in 0..count {
         let spec_end = off.checked_add(spec_len).filter(|&e| e <= buf.len());
         let Some(spec_end) = spec_end else {
-            return Err(format!(
-                "target {i} lies outside the {}-byte reply",
-                buf.len()
-            ));
+            bail!("target {i} lies outside the {}-byte reply", buf.len());
         };
         let raw = &buf[off..spec_end];
         let u64_at = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().expect("8 bytes"));
@@ -101,7 +79,7 @@ pub fn parse_targets(buf: &[u8], data_start: usize, count: u32) -> Result<Vec<Ta
             break;
         };
         if i + 1 < count && n <= off {
-            return Err(format!("target {i} points backwards to offset {next}"));
+            bail!("target {i} points backwards to offset {next}");
         }
         off = n;
     }
@@ -109,10 +87,10 @@ pub fn parse_targets(buf: &[u8], data_start: usize, count: u32) -> Result<Vec<Ta
 }
 
 /// Ask the kernel for the status (or, with `table`, the table) of the dm device `name`.
-pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<Target>, String> {
+pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<Target>> {
     use std::os::fd::AsRawFd;
     let file =
-        std::fs::File::open(control).map_err(|e| format!("opening {}: {e}", control.display()))?;
+        std::fs::File::open(control).with_context(|| format!("opening {}", control.display()))?;
     let mut size = 16 * 1024;
     loop {
         // u64 storage keeps the header suitably aligned for the kernel's struct
@@ -133,7 +111,7 @@ pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<T
             data: [0; 7],
         };
         if name.len() >= DM_NAME_LEN {
-            return Err(format!("dm name {name:?} is too long"));
+            bail!("dm name {name:?} is too long");
         }
         hdr.name[..name.len()].copy_from_slice(name.as_bytes());
         let ptr = storage.as_mut_ptr().cast::<DmIoctl>();
@@ -143,7 +121,7 @@ pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<T
             ptr.write(hdr);
             dm_table_status(file.as_raw_fd(), ptr)
         }
-        .map_err(|e| format!("DM_TABLE_STATUS on {name:?}: {e}"))?;
+        .with_context(|| format!("DM_TABLE_STATUS on {name:?}"))?;
         // SAFETY: the kernel filled a DmIoctl header at the start of storage.
         let out = unsafe { ptr.read() };
         if out.flags & DM_BUFFER_FULL_FLAG != 0 && size < 1 << 20 {
@@ -157,82 +135,10 @@ pub fn query(control: &std::path::Path, name: &str, table: bool) -> Result<Vec<T
     }
 }
 
-/// What the kernel says about /usr's dm-verity device.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Verity {
-    pub target: Option<String>,
-    /// First character of the verity status: "V" verified so far, "C" corruption seen.
-    pub status: Option<String>,
-    pub root_hash: Option<String>,
-    pub expected_hash: Option<String>,
-    /// Why the check could not be made (no dm, no `usr` device, ioctl failed, ...).
-    pub unavailable: Option<String>,
-}
-
-/// Field 8 of a verity table: `version data_dev hash_dev data_bs hash_bs
-/// data_blocks hash_start alg ROOT_DIGEST salt [opts]`.
-pub fn verity_root_hash(params: &str) -> Option<String> {
-    params
-        .split_whitespace()
-        .nth(8)
-        .map(str::to_ascii_lowercase)
-}
-
-impl Verity {
-    pub fn from_targets(status: &[Target], table: &[Target], expected: Option<String>) -> Verity {
-        let target = status.first().map(|t| t.target_type.clone());
-        let mut v = Verity {
-            target: target.clone(),
-            expected_hash: expected,
-            ..Verity::default()
-        };
-        if status.len() != 1 {
-            v.unavailable = Some(format!(
-                "usr has {} targets, expected one verity target",
-                status.len()
-            ));
-            return v;
-        }
-        if target.as_deref() == Some("verity") {
-            // only the first character: newer kernels append " -" or an FEC count
-            v.status = status[0].params.chars().next().map(String::from);
-            v.root_hash = table.first().and_then(|t| verity_root_hash(&t.params));
-        }
-        v
-    }
-
-    /// A reason this /usr must not be trusted, if the kernel gave one.
-    pub fn problem(&self) -> Option<String> {
-        if self.unavailable.is_some() {
-            return None;
-        }
-        match self.target.as_deref() {
-            Some("verity") => {}
-            Some(other) => {
-                return Some(format!(
-                    "usr is a {other:?} device-mapper target, not verity"
-                ))
-            }
-            None => return None,
-        }
-        match self.status.as_deref() {
-            Some("V") => {}
-            Some("C") => return Some("dm-verity reports corruption (status C)".into()),
-            other => return Some(format!("unknown dm-verity status {other:?}")),
-        }
-        match (&self.root_hash, &self.expected_hash) {
-            (Some(have), Some(want)) if have != want => Some(format!(
-                "dm-verity root hash {have} differs from verity.usrhash={want}"
-            )),
-            (None, Some(_)) => Some("dm-verity table carries no root hash".into()),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::verity::verity_root_hash;
 
     #[test]
     fn struct_layout_matches_the_kernel() {
@@ -243,8 +149,12 @@ mod tests {
         assert_eq!(std::mem::offset_of!(DmIoctl, uuid), 176);
         assert_eq!(std::mem::offset_of!(DmTargetSpec, next), 20);
         assert_eq!(std::mem::offset_of!(DmTargetSpec, target_type), 24);
-        // _IOWR(0xfd, 12, struct dm_ioctl) as libdevmapper computes it
-        assert_eq!(nix::request_code_readwrite!(0xfd, 12, 312), 0xc138fd0c);
+        // _IOWR(0xfd, 12, struct dm_ioctl) as libdevmapper computes it; musl's ioctl takes
+        // an int request and glibc's an unsigned long, so compare the 32 bits.
+        assert_eq!(
+            nix::request_code_readwrite!(0xfd, 12, 312) as u32,
+            0xc138fd0c
+        );
     }
 
     fn reply(targets: &[(u64, u64, &str, &str)]) -> (Vec<u8>, usize) {
@@ -297,54 +207,5 @@ mod tests {
         assert!(parse_targets(&buf, start, 5).is_err());
         assert!(parse_targets(&buf, usize::MAX - 3, 1).is_err());
         assert!(parse_targets(&[], 0, 1).is_err());
-    }
-
-    #[test]
-    fn verdict_table() {
-        let hash = "ab".repeat(32);
-        let other = "cd".repeat(32);
-        let table = |h: &str| {
-            parse_line(&format!(
-                "0 8 verity 1 254:3 254:3 4096 4096 1 2 sha256 {h} -"
-            ))
-            .unwrap()
-        };
-        let status = |s: &str| parse_line(&format!("0 8 verity {s}")).unwrap();
-        let cases: Vec<(Target, Target, Option<String>, bool)> = vec![
-            (status("V"), table(&hash), Some(hash.clone()), true),
-            (status("V -"), table(&hash), Some(hash.clone()), true),
-            (status("V"), table(&hash), None, true),
-            (status("C"), table(&hash), Some(hash.clone()), false),
-            (status("C 12"), table(&hash), Some(hash.clone()), false),
-            (status("V"), table(&other), Some(hash.clone()), false),
-            (status("X"), table(&hash), Some(hash.clone()), false),
-            (
-                parse_line("0 8 linear 254:3 0").unwrap(),
-                parse_line("0 8 linear 254:3 0").unwrap(),
-                None,
-                false,
-            ),
-        ];
-        for (s, t, want, ok) in cases {
-            let v = Verity::from_targets(std::slice::from_ref(&s), &[t], want);
-            assert_eq!(v.problem().is_none(), ok, "{s:?} → {v:?}");
-        }
-        let v = Verity::from_targets(&[], &[], None);
-        assert!(v.unavailable.is_some() && v.problem().is_none());
-    }
-
-    #[test]
-    fn dmsetup_lines() {
-        assert_eq!(
-            parse_line("0 2097152 verity V"),
-            Some(Target {
-                start: 0,
-                length: 2097152,
-                target_type: "verity".into(),
-                params: "V".into()
-            })
-        );
-        assert_eq!(parse_line("garbage"), None);
-        assert_eq!(parse_line(""), None);
     }
 }

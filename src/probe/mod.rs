@@ -2,6 +2,8 @@
 //! (from the command line and, independently, from sysfs), the dm-verity state and the
 //! booted version. Failures become reasons, never panics: the decision decides.
 
+/// Health checks from checks.d, and the sysext images merged into /usr.
+pub mod checks;
 /// The kernel command line: `usr=`, `mount.usr=`, `verity.usrhash=`.
 pub mod cmdline;
 /// The libcryptsetup helper that opens a staged slot's verity device (optional feature).
@@ -11,21 +13,25 @@ pub mod cryptsetup;
 pub mod dm;
 /// os-release files: the booted and the staged version.
 pub mod osrelease;
+/// Where a slot's bytes are read whole: its partition node, or a copy out of an image.
+pub mod source;
 /// sysfs and mountinfo: which partition really backs /usr, through dm-verity.
 pub mod sysfs;
+/// Unit states from systemd (`systemctl show`), for the health gate.
+pub mod units;
 /// The verity layout inside a slot: superblock, hash offset, root hash in the kernel.
 pub mod verity;
 
-use crate::ab::Slot;
-use crate::cli::Probe;
-use crate::gpt::{Disk, Table};
-use anyhow::{anyhow, Context, Result};
+use crate::decide::assess::Facts;
+use crate::decide::verity::{self as judge, Verity};
+use crate::disk::gpt::Table;
+use crate::types::{Backing, Roots, Slot};
+use anyhow::{anyhow, bail, Context, Result};
 use cmdline::{Cmdline, UsrRef};
-use dm::Verity;
 use std::path::{Path, PathBuf};
-use sysfs::{Backing, Sysfs};
+use sysfs::Sysfs;
 
-/// The probe options with the defaults for where we run filled in.
+/// The paths to probe, with the defaults for where we run filled in.
 pub struct Env {
     pub cmdline: PathBuf,
     pub sysfs: Sysfs,
@@ -34,10 +40,12 @@ pub struct Env {
     pub run_dir: PathBuf,
     pub sysroot: PathBuf,
     pub explicit: bool,
+    /// The disk given (`--disk`), if any.
+    pub disk: Option<PathBuf>,
 }
 
 impl Env {
-    pub fn new(p: &Probe, initrd: bool) -> Env {
+    pub fn new(p: &Roots, initrd: bool) -> Env {
         let sysroot = p
             .sysroot
             .clone()
@@ -61,19 +69,20 @@ impl Env {
             run_dir: p.run_dir.clone().unwrap_or_else(|| "/run".into()),
             sysroot,
             explicit: p.explicit(),
+            disk: p.disk.clone(),
         }
     }
 
-    pub fn read_cmdline(&self) -> Result<Cmdline, String> {
-        std::fs::read(&self.cmdline)
-            .map(|b| cmdline::parse(&String::from_utf8_lossy(&b)))
-            .map_err(|e| format!("reading {}: {e}", self.cmdline.display()))
+    pub fn read_cmdline(&self) -> Result<Cmdline> {
+        let b = std::fs::read(&self.cmdline)
+            .with_context(|| format!("reading {}", self.cmdline.display()))?;
+        Ok(cmdline::parse(&String::from_utf8_lossy(&b)))
     }
 
     /// The mount point of /usr in use and its backing partition, as rootdev finds it.
-    pub fn usr_backing(&self) -> Result<(PathBuf, String, Backing), String> {
+    pub fn usr_backing(&self) -> Result<(PathBuf, String, Backing)> {
         let text = std::fs::read_to_string(&self.mountinfo)
-            .map_err(|e| format!("reading {}: {e}", self.mountinfo.display()))?;
+            .with_context(|| format!("reading {}", self.mountinfo.display()))?;
         let mounts = sysfs::parse_mountinfo(&text);
         let (dir, m) = self
             .usr_candidates
@@ -85,19 +94,15 @@ impl Env {
                     .iter()
                     .map(|c| c.display().to_string())
                     .collect();
-                format!("no /usr mount at {}", tried.join(" or "))
+                anyhow!("no /usr mount at {}", tried.join(" or "))
             })?;
         // btrfs reports an anonymous device number; rootdev then stats the source instead
         let name = if m.major != 0 {
             self.sysfs.name_of(m.major, m.minor)
         } else {
             self.sysfs.name_of_path(Path::new(&m.source))
-        }
-        .map_err(|e| format!("{e:#}"))?;
-        let b = self
-            .sysfs
-            .backing_partition(&name)
-            .map_err(|e| format!("{e:#}"))?;
+        }?;
+        let b = self.sysfs.backing_partition(&name)?;
         Ok((dir, name, b))
     }
 }
@@ -105,13 +110,13 @@ impl Env {
 /// Partition number the command line names, mapped through the slots (PARTUUID,
 /// PARTLABEL) or sysfs (a /dev path).
 pub fn cmdline_partition(
-    c: &Result<Cmdline, String>,
+    c: &Result<Cmdline>,
     slots: &[Slot],
     sys: &Sysfs,
 ) -> Option<Result<u32, String>> {
     let c = match c {
         Ok(c) => c,
-        Err(e) => return Some(Err(e.clone())),
+        Err(e) => return Some(Err(format!("{e:#}"))),
     };
     let (key, r) = match c.usr.as_ref()? {
         Ok(kr) => kr,
@@ -160,14 +165,14 @@ pub fn verity(
         unavailable: Some(why),
         ..Verity::default()
     };
-    let lines = |p: &Path| -> Result<Vec<dm::Target>, String> {
-        let t = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-        Ok(t.lines().filter_map(dm::parse_line).collect())
+    let lines = |p: &Path| -> Result<Vec<judge::Target>> {
+        let t = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(t.lines().filter_map(judge::parse_line).collect())
     };
     let (status, table) = if let Some((s, t)) = test_files {
         match (lines(s), lines(t)) {
             (Ok(s), Ok(t)) => (s, t),
-            (Err(e), _) | (_, Err(e)) => return unavailable(e),
+            (Err(e), _) | (_, Err(e)) => return unavailable(format!("{e:#}")),
         }
     } else {
         let Some(dev) = usr_dev else {
@@ -188,7 +193,7 @@ pub fn verity(
             dm::query(&control, &name, true),
         ) {
             (Ok(s), Ok(t)) => (s, t),
-            (Err(e), _) | (_, Err(e)) => return unavailable(e),
+            (Err(e), _) | (_, Err(e)) => return unavailable(format!("{e:#}")),
         }
     };
     Verity::from_targets(&status, &table, expected)
@@ -202,33 +207,28 @@ pub fn version_id(usr_dirs: &[PathBuf]) -> Option<String> {
         .and_then(|t| osrelease::get(&t, "VERSION_ID"))
 }
 
-/// The disk to work on: the one given, else the disk under the booted /usr.
-pub fn disk_path(given: Option<&PathBuf>, env: &Env) -> Result<PathBuf> {
-    if let Some(d) = given {
-        return Ok(d.clone());
+impl Env {
+    /// The disk to work on: the one given, else the disk under the booted /usr.
+    pub fn disk_path(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.disk {
+            return Ok(d.clone());
+        }
+        match self.usr_backing() {
+            Ok((_, _, b)) => Ok(self.sysfs.dev.join(&b.disk)),
+            Err(e) => bail!("cannot find the disk of the booted /usr ({e:#}); pass --disk"),
+        }
     }
-    let (_, _, b) = env
-        .usr_backing()
-        .map_err(|e| anyhow!("cannot find the disk of the booted /usr ({e}); pass --disk"))?;
-    Ok(env.sysfs.dev.join(&b.disk))
 }
 
-pub fn read_table(path: &Path, writable: bool) -> Result<(Disk, Table)> {
-    let mut disk = Disk::open(path, writable)?;
-    let ss = disk.sector_size;
-    let table = Table::read(&mut disk.file, ss)
-        .with_context(|| format!("reading the GPT of {}", path.display()))?;
-    Ok((disk, table))
-}
-
-/// Everything `assess` needs. `dm_test` replaces the DM ioctl with dmsetup-style files.
+/// Everything `assess` needs about the disk at `disk` (`None`: it could not be found).
+/// `dm_test` replaces the DM ioctl with dmsetup-style files.
 pub fn facts(
     env: &Env,
-    disk: &Path,
+    disk: Option<&Path>,
     table: &Result<Table, String>,
     dm_test: Option<(&Path, &Path)>,
     with_verity: bool,
-) -> (crate::assess::Facts, Option<Backing>) {
+) -> Facts {
     let cmd = env.read_cmdline();
     let backing = env.usr_backing();
     let slots = table.as_ref().map(Table::slots).map_err(Clone::clone);
@@ -244,17 +244,15 @@ pub fn facts(
     } else {
         Verity::default()
     };
-    let same_disk = backing
-        .as_ref()
-        .ok()
-        .and_then(|(_, _, b)| env.sysfs.is_disk(disk, &b.disk));
-    let b = backing.as_ref().ok().map(|(_, _, b)| b.clone());
-    let f = crate::assess::Facts {
+    let same_disk = match (disk, &backing) {
+        (Some(disk), Ok((_, _, b))) => env.sysfs.is_disk(disk, &b.disk),
+        _ => None,
+    };
+    Facts {
         slots,
         from_cmdline,
-        from_sysfs: backing.map(|(_, _, b)| b),
+        from_sysfs: backing.map(|(_, _, b)| b).map_err(|e| format!("{e:#}")),
         same_disk,
         verity,
-    };
-    (f, b)
+    }
 }

@@ -6,104 +6,72 @@
 //! The values are checked with the configuration parser's own rules, and the drop-in
 //! text is parsed back with [`Config::apply`] before anything is printed.
 
-use crate::config::{self, Config, OnFailure};
-use crate::timespan::{self, Span};
+use crate::cli::tools::ButaneArgs;
+use crate::config::{self, keys, Config};
+use crate::exit::{ExitCode, Failure, VerbResult};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Where the generated drop-in lands on the machine.
 pub const DROPIN: &str = "/etc/abguard/abguard.conf.d/10-butane.conf";
+/// Where `--check` scripts land: the machine's own health checks.
+pub const CHECKS_DIR: &str = "/etc/abguard/checks.d";
 /// The Ignition spec that Butane's flatcar 1.0.0 variant produces.
 pub const IGNITION_VERSION: &str = "3.3.0";
 
-/// Print the Butane (or Ignition) config that writes health-gate settings to
-/// /etc/abguard/abguard.conf.d/10-butane.conf at provisioning.
-#[derive(Debug, Args, Clone)]
-#[command(group = clap::ArgGroup::new("settings")
-    .required(true)
-    .multiple(true)
-    .args(["critical_unit", "deadline", "mark_good", "on_failure"]))]
-pub struct ButaneArgs {
-    /// A unit that must be active before an upgrade counts as healthy (repeatable).
-    #[arg(long, value_name = "UNIT")]
-    pub critical_unit: Vec<String>,
-    /// Roll an unproven upgrade back this long after boot (systemd time span, e.g. 10min).
-    #[arg(long, value_name = "SPAN")]
-    pub deadline: Option<String>,
-    /// Mark the slot good when the gate passes (MARK_GOOD=yes).
-    #[arg(long)]
-    pub mark_good: bool,
-    /// What a failed gate does: rollback (spend the slot and reboot) or report (only
-    /// record it).
-    #[arg(long, value_name = "ACTION")]
-    pub on_failure: Option<String>,
-    /// Also install one of your own units from a local file, NAME=PATH (repeatable);
-    /// it is enabled when it has an [Install] section.
-    #[arg(long, value_name = "NAME=PATH")]
-    pub unit_file: Vec<String>,
-    /// Output format: butane (YAML, variant flatcar 1.0.0) or ignition (3.3.0 JSON).
-    #[arg(long, value_name = "FORMAT", default_value = "butane")]
-    pub format: String,
-}
-
-// Values are checked here rather than with clap value parsers: typed parsers cost the
-// static initrd binary kilobytes for a verb the initrd never runs.
-fn parse_unit(s: &str) -> Result<String, String> {
-    if config::valid_unit(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "invalid unit {s:?}: not a unit name (e.g. nginx.service)"
-        ))
-    }
-}
-
-// the boot's own parser and bounds, so provisioning cannot write what boot refuses
-fn parse_deadline(s: &str) -> Result<Span, String> {
-    timespan::deadline(s).map_err(|e| format!("invalid --deadline {e}"))
-}
-
-fn parse_unit_file(s: &str) -> Result<(String, &Path), String> {
+fn parse_file_arg<'a>(opt: &str, s: &'a str) -> Result<(&'a str, &'a Path), String> {
     match s.split_once('=') {
-        Some((name, path)) if !path.is_empty() => Ok((parse_unit(name)?, Path::new(path))),
+        Some((name, path)) if !path.is_empty() => Ok((name, Path::new(path))),
         _ => Err(format!(
-            "invalid --unit-file {s:?}: expected NAME=PATH, e.g. nginx.service=./nginx.service"
+            "invalid --{opt} {s:?}: expected NAME=PATH, e.g. nginx.service=./nginx.service"
         )),
     }
 }
 
-/// The health-gate settings a config carries.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub critical_units: Vec<String>,
-    pub deadline: Option<Span>,
-    pub mark_good: bool,
-    pub on_failure: Option<OnFailure>,
+fn parse_unit_file(s: &str) -> Result<(String, &Path), String> {
+    let (name, path) = parse_file_arg("unit-file", s)?;
+    if !config::valid_unit(name) {
+        return Err(format!(
+            "invalid unit {name:?}: not a unit name (e.g. nginx.service)"
+        ));
+    }
+    Ok((name.to_string(), path))
 }
 
+/// A check's file name: what the gate runs from checks.d (no dot files, no paths).
+fn parse_check(s: &str) -> Result<(String, &Path), String> {
+    let (name, path) = parse_file_arg("check", s)?;
+    let ok = !name.starts_with('.')
+        && name.len() < 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "invalid check name {name:?}: letters, digits, '.', '_', '-'"
+        ));
+    }
+    Ok((name.to_string(), path))
+}
+
+/// The health-gate settings a config carries: (key, value as the file will hold it).
+#[derive(Clone, Default)]
+pub struct Settings(pub Vec<(&'static keys::Key, String)>);
+
 impl Settings {
-    /// The settings the options ask for, checked with the configuration file's rules.
+    /// The settings the options ask for, each checked with its key's own parser, so
+    /// provisioning cannot write what the boot would refuse.
     pub fn from_args(a: &ButaneArgs) -> Result<Settings, String> {
-        let mut units: Vec<String> = Vec::new();
-        for u in &a.critical_unit {
-            let u = parse_unit(u)?;
-            if !units.contains(&u) {
-                units.push(u);
-            }
+        let mut out = Vec::new();
+        for k in keys::KEYS {
+            let Some(v) = a.value(k.butane) else { continue };
+            let mut one = Config::default();
+            one.critical_units.clear();
+            (k.set)(&mut one, &v).map_err(|e| format!("invalid --{} {e}", k.butane))?;
+            out.push((k, (k.show)(&one)));
         }
-        Ok(Settings {
-            critical_units: units,
-            deadline: a.deadline.as_deref().map(parse_deadline).transpose()?,
-            mark_good: a.mark_good,
-            on_failure: match a.on_failure.as_deref() {
-                None => None,
-                Some("rollback") => Some(OnFailure::Rollback),
-                Some("report") => Some(OnFailure::Report),
-                Some(v) => return Err(format!("invalid --on-failure {v:?}: rollback or report")),
-            },
-        })
+        Ok(Settings(out))
     }
 
     /// The drop-in's text: only the keys given, so everything else keeps the values of
@@ -111,31 +79,14 @@ impl Settings {
     pub fn config_text(&self) -> Result<String> {
         let mut t =
             String::from("# abguard health gate, written at provisioning (abguard butane)\n");
-        if !self.critical_units.is_empty() {
-            let _ = writeln!(t, "CRITICAL_UNITS={}", self.critical_units.join(" "));
-        }
-        if let Some(d) = &self.deadline {
-            let _ = writeln!(t, "DEADLINE={d}");
-        }
-        if self.mark_good {
-            t.push_str("MARK_GOOD=yes\n");
-        }
-        if let Some(f) = self.on_failure {
-            let v = match f {
-                OnFailure::Rollback => "rollback",
-                OnFailure::Report => "report",
-            };
-            let _ = writeln!(t, "ON_FAILURE={v}");
+        for (k, v) in &self.0 {
+            let _ = writeln!(t, "{}={v}", k.name);
         }
         // round trip: what the machine will read is what was asked for
         let mut c = Config::default();
-        c.apply(Path::new(DROPIN), &t)?;
-        let d = Config::default();
-        let ok = c.critical_units == self.critical_units
-            && c.deadline == self.deadline.unwrap_or(d.deadline)
-            && c.mark_good == (self.mark_good || d.mark_good)
-            && c.on_failure == self.on_failure.unwrap_or(d.on_failure);
-        if !ok {
+        c.apply(Path::new(DROPIN), &t);
+        let back = self.0.iter().all(|(k, v)| (k.show)(&c) == *v);
+        if !c.errors.is_empty() || !back {
             bail!("internal error: the drop-in does not parse back to the settings:\n{t}");
         }
         Ok(t)
@@ -213,14 +164,21 @@ fn yaml_text(text: &str, indent: usize) -> String {
     s
 }
 
-/// The Butane document.
-pub fn butane(config: &str, units: &[Unit]) -> String {
+/// The Butane document: the drop-in, the check scripts (under [`CHECKS_DIR`], mode
+/// 0755) and the units.
+pub fn butane(config: &str, checks: &[Unit], units: &[Unit]) -> String {
     let mut y = String::from("variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n");
-    let _ = write!(
-        y,
-        "    - path: {DROPIN}\n      mode: 0644\n      contents:\n        inline: {}",
-        yaml_text(config, 10)
-    );
+    let mut file = |path: &str, mode: &str, text: &str| {
+        let _ = write!(
+            y,
+            "    - path: {path}\n      mode: {mode}\n      contents:\n        inline: {}",
+            yaml_text(text, 10)
+        );
+    };
+    file(DROPIN, "0644", config);
+    for c in checks {
+        file(&format!("{CHECKS_DIR}/{}", c.name), "0755", &c.contents);
+    }
     if !units.is_empty() {
         y.push_str("systemd:\n  units:\n");
         for u in units {
@@ -237,16 +195,28 @@ pub fn butane(config: &str, units: &[Unit]) -> String {
 /// The Ignition config Butane makes of [`butane`]'s document, as pretty-printed JSON.
 /// Written out by hand for this fixed shape (strings escaped by serde_json): derived
 /// serializers would cost the static initrd binary kilobytes for a verb it never runs.
-pub fn ignition(config: &str, units: &[Unit]) -> String {
+pub fn ignition(config: &str, checks: &[Unit], units: &[Unit]) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut j = format!(
-        "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [\n      \
-         {{\n        \"path\": {},\n        \"mode\": 420,\n        \"contents\": {{\n          \
-         \"source\": {}\n        }}\n      }}\n    ]\n  }}",
-        q(IGNITION_VERSION),
-        q(DROPIN),
-        q(&data_url(config.as_bytes()))
+        "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [",
+        q(IGNITION_VERSION)
     );
+    let files = std::iter::once((DROPIN.to_string(), 420, config)).chain(
+        checks
+            .iter()
+            .map(|c| (format!("{CHECKS_DIR}/{}", c.name), 493, &*c.contents)),
+    );
+    for (i, (path, mode, text)) in files.enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            j,
+            "{sep}\n      {{\n        \"path\": {},\n        \"mode\": {mode},\n        \"contents\": {{\n          \
+             \"source\": {}\n        }}\n      }}",
+            q(&path),
+            q(&data_url(text.as_bytes()))
+        );
+    }
+    j.push_str("\n    ]\n  }");
     if !units.is_empty() {
         j.push_str(",\n  \"systemd\": {\n    \"units\": [");
         for (i, u) in units.iter().enumerate() {
@@ -269,11 +239,28 @@ pub fn ignition(config: &str, units: &[Unit]) -> String {
     j
 }
 
-/// `--unit-file` NAME=PATH pairs.
-type UnitFiles<'a> = Vec<(String, &'a Path)>;
+/// NAME=PATH pairs of `--unit-file` or `--check`.
+type Files<'a> = Vec<(String, &'a Path)>;
 
-/// The options, checked: settings and the unit files asked for.
-fn check(a: &ButaneArgs) -> Result<(Settings, UnitFiles<'_>), String> {
+/// NAME=PATH options, each name once.
+fn named<'a>(
+    opt: &str,
+    specs: &'a [String],
+    parse: fn(&str) -> Result<(String, &Path), String>,
+) -> Result<Files<'a>, String> {
+    let mut files: Files = Vec::new();
+    for spec in specs {
+        let (name, path) = parse(spec)?;
+        if files.iter().any(|(n, _)| *n == name) {
+            return Err(format!("--{opt} {name} given twice"));
+        }
+        files.push((name, path));
+    }
+    Ok(files)
+}
+
+/// The options, checked: settings, the checks and the unit files asked for.
+fn check(a: &ButaneArgs) -> Result<(Settings, Files<'_>, Files<'_>), String> {
     let settings = Settings::from_args(a)?;
     if a.format != "butane" && a.format != "ignition" {
         return Err(format!(
@@ -281,61 +268,67 @@ fn check(a: &ButaneArgs) -> Result<(Settings, UnitFiles<'_>), String> {
             a.format
         ));
     }
-    let mut files: UnitFiles = Vec::new();
-    for spec in &a.unit_file {
-        let (name, path) = parse_unit_file(spec)?;
-        if files.iter().any(|(n, _)| *n == name) {
-            return Err(format!("--unit-file {name} given twice"));
-        }
-        files.push((name, path));
-    }
-    Ok((settings, files))
+    let checks = named("check", &a.check, parse_check)?;
+    let units = named("unit-file", &a.unit_file, parse_unit_file)?;
+    Ok((settings, checks, units))
 }
 
-pub fn run(a: &ButaneArgs) -> Result<i32> {
-    let (settings, files) = match check(a) {
-        Ok(v) => v,
-        Err(msg) => {
-            // a usage error, as clap reports its own (exit 2)
-            eprintln!("error: {msg}\n\nFor more information, try 'abguard butane --help'.");
-            return Ok(2);
-        }
-    };
-    let config = settings.config_text()?;
-    let mut units: Vec<Unit> = Vec::new();
+fn read_all(files: Files<'_>) -> Result<Vec<Unit>> {
+    let mut out = Vec::new();
     for (name, path) in files {
         let contents = std::fs::read_to_string(path)
             .with_context(|| format!("reading {} for {name}", path.display()))?;
-        units.push(Unit { name, contents });
+        out.push(Unit { name, contents });
     }
+    Ok(out)
+}
+
+pub fn run(a: &ButaneArgs) -> VerbResult {
+    let (settings, checks, units) = check(a).map_err(|message| Failure::Usage {
+        verb: "butane",
+        message,
+    })?;
+    let config = settings.config_text()?;
+    let (checks, units) = (read_all(checks)?, read_all(units)?);
     if a.format == "ignition" {
-        print!("{}", ignition(&config, &units));
+        print!("{}", ignition(&config, &checks, &units));
     } else {
-        print!("{}", butane(&config, &units));
+        print!("{}", butane(&config, &checks, &units));
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(units: &[&str], deadline: Option<&str>) -> Settings {
-        Settings {
-            critical_units: units.iter().map(|s| s.to_string()).collect(),
-            deadline: deadline.map(|d| timespan::parse(d).unwrap()),
-            ..Settings::default()
+    fn args(argv: &[&str]) -> ButaneArgs {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            a: ButaneArgs,
         }
+        let m = <T as clap::CommandFactory>::command()
+            .try_get_matches_from(std::iter::once("t").chain(argv.iter().copied()))
+            .unwrap();
+        T::from_arg_matches(&m).unwrap().a
     }
 
     #[test]
     fn config_text_round_trips() {
-        let s = Settings {
-            mark_good: true,
-            on_failure: Some(OnFailure::Report),
-            ..settings(&["nginx.service", "docker.service"], Some("1h 30min"))
-        };
-        let t = s.config_text().unwrap();
+        let a = args(&[
+            "--critical-unit",
+            "nginx.service",
+            "--critical-unit",
+            "docker.service",
+            "--deadline",
+            "1h 30min",
+            "--mark-good",
+            "--on-failure",
+            "report",
+        ]);
+        let t = Settings::from_args(&a).unwrap().config_text().unwrap();
         assert_eq!(
             t.lines().skip(1).collect::<Vec<_>>(),
             [
@@ -347,8 +340,27 @@ mod tests {
         );
         // only the keys given: nothing else is overridden
         // the value is written normalized, as systemd prints it
-        let t = settings(&[], Some("90s")).config_text().unwrap();
+        let t = Settings::from_args(&args(&["--deadline", "90s"]))
+            .unwrap()
+            .config_text()
+            .unwrap();
         assert_eq!(t.lines().skip(1).collect::<Vec<_>>(), ["DEADLINE=1min 30s"]);
+        // what the boot refuses, butane refuses, naming the option
+        for (bad, opt) in [
+            (&["--deadline", "0"][..], "--deadline"),
+            (&["--stable-for", "2h"], "--stable-for"),
+            (&["--check-timeout", "0"], "--check-timeout"),
+            (
+                &["--critical-unit", "a.service,b.service"],
+                "--critical-unit",
+            ),
+            (&["--on-failure", "panic"], "--on-failure"),
+        ] {
+            let Err(e) = Settings::from_args(&args(bad)) else {
+                panic!("{bad:?} accepted")
+            };
+            assert!(e.starts_with(&format!("invalid {opt} ")), "{bad:?}: {e}");
+        }
     }
 
     #[test]
@@ -391,7 +403,8 @@ mod tests {
             },
         ];
         for units in [&units[..], &[]] {
-            let v: serde_json::Value = serde_json::from_str(&ignition("A=b\n", units)).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&ignition("A=b\n", &[], units)).unwrap();
             assert_eq!(v["ignition"]["version"], "3.3.0");
             let f = &v["storage"]["files"][0];
             assert_eq!(f["path"], DROPIN);

@@ -4,7 +4,10 @@
 //! Installed as /usr/lib/systemd/system-generators/abguard-generator (a link to the
 //! binary; argv[0] selects this mode) and called as `abguard-generator NORMAL EARLY LATE`.
 
+use crate::act::flags::{CONFIG_ERROR, STATE_DIR};
 use crate::config::Config;
+use crate::exit::ExitCode;
+use crate::safefs::SafeDir;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -51,7 +54,7 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
     // good first boot (the unit carries its own OnFailure= and first-boot condition)
     let mut required = cfg.critical_units.clone();
     if cfg.verify_usr {
-        required.push(crate::readusr::UNIT.to_string());
+        required.push(crate::act::flags::READ_USR_UNIT.to_string());
     }
     if required.is_empty() {
         return Ok(());
@@ -64,12 +67,13 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
         &format!("{header}[Unit]\nRequires={units}\nAfter={units}\n"),
     )?;
     for u in &cfg.critical_units {
-        // a definitive failure rolls back at once instead of at the deadline
+        // a definitive failure rolls back at once instead of at the deadline; started
+        // after the gate (Type=notify: after its first look), so it sees every state
         write(
             out,
             u,
             &format!(
-                "{header}[Unit]\nOnFailure=abguard-failed@{}.service\n",
+                "{header}[Unit]\nOnFailure=abguard-failed@{}.service\nAfter=abguard-gate.service\n",
                 escape_instance(u)
             ),
         )?;
@@ -77,23 +81,32 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Generator entry point: never fails the boot; problems go to the kernel log and a
-/// marker the gate records (run/abguard/config-error under `root`).
-pub fn run(root: &Path, args: &[String]) -> i32 {
+/// Generator entry point: never fails the boot. A bad line is skipped and the rest
+/// applies; the errors go to the kernel log and to run/abguard/config-error under
+/// `root`, which the gate records.
+pub fn run(root: &Path, args: &[String]) -> ExitCode {
     let Some(out) = args.first() else {
         log::error!("abguard-generator: missing output directory argument");
-        return 1;
+        return ExitCode::Error;
     };
-    let result = Config::load(root).and_then(|cfg| generate(&cfg, Path::new(out)));
-    if let Err(e) = &result {
-        log::error!("configuration not applied: {e:#}");
-        let state = root.join("run/abguard");
-        let _ = std::fs::create_dir_all(&state);
-        let _ = std::fs::write(state.join("config-error"), format!("{e:#}\n"));
+    let cfg = Config::load(root);
+    let mut errors: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
+    if let Err(e) = generate(&cfg, Path::new(out)) {
+        errors.push(format!("drop-ins not written: {e:#}"));
         // the deadline still applies, so an unproven upgrade cannot stick forever
         let _ = generate(&Config::default(), Path::new(out));
     }
-    0
+    if !errors.is_empty() {
+        log::error!(
+            "configuration errors (lines skipped): {}",
+            errors.join("; ")
+        );
+        let state = SafeDir::open(&root.join("run")).and_then(|r| r.subdir(STATE_DIR, true));
+        if let Ok(state) = state {
+            let _ = state.write_atomic(CONFIG_ERROR, (errors.join("\n") + "\n").as_bytes());
+        }
+    }
+    ExitCode::Ok
 }
 
 #[cfg(test)]
@@ -117,8 +130,7 @@ mod tests {
         cfg.apply(
             Path::new("x"),
             "CRITICAL_UNITS=nginx.service docker.service\nDEADLINE=2min\n",
-        )
-        .unwrap();
+        );
         generate(&cfg, t.path()).unwrap();
         let r = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
         assert!(r("boot-complete.target.d/50-abguard.conf")
@@ -148,7 +160,7 @@ mod tests {
         ] {
             let d = tempfile::tempdir().unwrap();
             let mut cfg = Config::default();
-            cfg.apply(Path::new("x"), text).unwrap();
+            cfg.apply(Path::new("x"), text);
             generate(&cfg, d.path()).unwrap();
             let bc = std::fs::read_to_string(d.path().join("boot-complete.target.d/50-abguard.conf"))
                 .unwrap();

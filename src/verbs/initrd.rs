@@ -4,21 +4,19 @@
 //! on the root filesystem and, only for a failed dm-verity check on the first boot
 //! after an upgrade, spending the slot and rebooting.
 
-use crate::ab::Slot;
-use crate::assess::{self, Assessment, Verdict};
-use crate::cli::{DiskArg, Probe};
+use crate::act::flags::{BOOT_JSON, HEALTHY_FLAG, INDETERMINATE, NEEDS_CHECK, STATE_DIR};
+use crate::act::{
+    reboot,
+    record::{self, Record},
+};
+use crate::decide::assess::{self, Assessment, Facts, Verdict};
+use crate::disk::{gpt::Table, read_table, spend_booted};
+use crate::exit::ExitCode;
 use crate::probe::{self, Env};
-use crate::record::{self, Booted, Record};
 use crate::safefs::SafeDir;
-use anyhow::Result;
+use crate::types::{Booted, Roots, Slot};
+use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
-
-/// The seed's flag name, so units written for it keep working.
-pub const HEALTHY_FLAG: &str = "first-boot-healthy";
-pub const STATE_DIR: &str = "abguard";
-pub const NEEDS_CHECK: &str = "needs-health-check";
-pub const INDETERMINATE: &str = "indeterminate";
-pub const BOOT_JSON: &str = "boot.json";
 
 pub struct Options<'a> {
     pub no_reboot: bool,
@@ -29,15 +27,15 @@ pub struct Options<'a> {
     pub in_initrd: bool,
 }
 
-pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
+pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     let env = Env::new(p, o.in_initrd);
     if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
         log::info!("this boot was already assessed (by the initrd module)");
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
-    let disk = probe::disk_path(d.disk.as_ref(), &env);
+    let disk = env.disk_path();
     let table = match &disk {
-        Ok(path) => probe::read_table(path, false)
+        Ok(path) => read_table(path, false)
             .map(|(_, t)| t)
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!("{e:#}")),
@@ -45,59 +43,27 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     // read /usr before asking dm-verity: it verifies lazily, so a corrupted block shows
     // in the status only once something has read it
     let version_id = probe::version_id(&version_dirs(&env));
-    let disk_for_facts = disk
-        .as_ref()
-        .cloned()
-        .unwrap_or_else(|_| PathBuf::from("/nonexistent"));
-    let (facts, _) = probe::facts(&env, &disk_for_facts, &table, o.dm_test, true);
+    let facts = probe::facts(&env, disk.as_deref().ok(), &table, o.dm_test, true);
     let mut a = assess::assess(&facts);
     let slots = facts.slots.clone().unwrap_or_default();
 
-    let mut rec = Record::new(
-        if o.in_initrd { "initrd" } else { "assess" },
-        a.verdict.as_str(),
-    );
-    rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
-    rec.table = table.as_ref().ok().map(|t| t.used);
-    if let Ok(t) = &table {
-        rec.reasons
-            .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
-    }
+    let mut rec = probed_record(&env, o, &disk, &table, &facts, a.verdict);
     rec.version_id = version_id;
-    if let Ok(c) = env.read_cmdline() {
-        rec.reasons
-            .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
-        if let Some(Err(e)) = &c.usrhash {
-            rec.reasons
-                .push(format!("command line: {e}; the root hash was not compared"));
-        }
-    }
-    rec.verity = Some(facts.verity.clone());
-
-    let mut reboot = false;
-    if a.verdict == Verdict::Rollback {
-        let spent = match (disk.as_ref(), a.booted) {
-            (Ok(path), Some(i)) => crate::commands::spend_booted(path, &slots, i),
-            _ => Err(anyhow::anyhow!("no disk or booted slot to write")),
-        };
-        match spent {
-            Ok(msg) => {
-                rec.actions.push(msg);
-                reboot = !o.no_reboot;
-            }
-            Err(e) => {
-                // GRUB already spent the try on this boot, so the next reboot falls back
-                // anyway; without our write we must not force one.
-                a.reasons.push(format!("could not spend the slot: {e:#}"));
-                a.verdict = Verdict::NeedsHealthCheck;
-            }
-        }
-    }
+    // the health gate's configuration as this boot will read it: a skipped line is in
+    // boot.json from the start (the gate holds a first boot on it)
+    rec.config_errors = crate::config::Config::load(&env.sysroot)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let reboot = a.verdict == Verdict::Rollback
+        && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
+        && !o.no_reboot;
     rec.verdict = a.verdict.as_str().to_string();
     rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
     rec.booted = a
         .booted
-        .map(|i| booted(&slots[i], a.booted_source.unwrap_or("?")));
+        .map(|i| Booted::of(&slots[i], a.booted_source.unwrap_or("?")));
     rec.slots = a.new_slots.clone().unwrap_or(slots);
     rec.reasons.extend(a.reasons.iter().cloned());
 
@@ -117,24 +83,67 @@ pub fn run(d: &DiskArg, p: &Probe, o: &Options) -> Result<i32> {
     flags?;
     if reboot {
         log::warn!("rebooting so GRUB falls back");
-        crate::reboot::reboot()?;
+        reboot::reboot()?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
+}
+
+/// The record's part that comes from probing: the disk, the table and its problems, the
+/// command line's warnings, dm-verity.
+fn probed_record(
+    env: &Env,
+    o: &Options,
+    disk: &Result<PathBuf>,
+    table: &Result<Table, String>,
+    facts: &Facts,
+    verdict: Verdict,
+) -> Record {
+    let event = if o.in_initrd { "initrd" } else { "assess" };
+    let mut rec = Record::new(event, verdict.as_str());
+    rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
+    rec.table = table.as_ref().ok().map(|t| t.used);
+    if let Ok(t) = table {
+        rec.reasons
+            .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
+    }
+    if let Ok(c) = env.read_cmdline() {
+        rec.reasons
+            .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
+        if let Some(Err(e)) = &c.usrhash {
+            rec.reasons
+                .push(format!("command line: {e}; the root hash was not compared"));
+        }
+    }
+    rec.verity = Some(facts.verity.clone());
+    rec
+}
+
+/// A `Rollback` verdict: spend the booted slot. True when written (and a reboot makes
+/// GRUB fall back); otherwise the verdict becomes `NeedsHealthCheck`, with the reason.
+fn spend(disk: Option<&Path>, slots: &[Slot], a: &mut Assessment, rec: &mut Record) -> bool {
+    let spent = match (disk, a.booted) {
+        (Some(path), Some(i)) => spend_booted(path, slots, i),
+        _ => Err(anyhow!("no disk or booted slot to write")),
+    };
+    match spent {
+        Ok(msg) => {
+            rec.actions.push(msg);
+            true
+        }
+        Err(e) => {
+            // GRUB already spent the try on this boot, so the next reboot falls back
+            // anyway; without our write we must not force one.
+            a.reasons.push(format!("could not spend the slot: {e:#}"));
+            a.verdict = Verdict::NeedsHealthCheck;
+            false
+        }
+    }
 }
 
 fn version_dirs(env: &Env) -> Vec<PathBuf> {
     let mut v = env.usr_candidates.clone();
     v.push(env.sysroot.join("usr"));
     v
-}
-
-fn booted(s: &Slot, source: &str) -> Booted {
-    Booted {
-        partition: s.partition,
-        label: s.label.clone(),
-        partuuid: s.partuuid.clone(),
-        source: source.to_string(),
-    }
 }
 
 /// The flags the booted system's units key on, then the record. A failure is an

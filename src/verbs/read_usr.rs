@@ -7,64 +7,18 @@
 //!
 //! No library: this runs in the static build.
 
-use crate::cli::Probe;
-use crate::probe::Env;
-use crate::record::{self, Record};
+use crate::act::record::{self, Record};
+use crate::cli::tools::ReadUsrArgs;
+use crate::exit::ExitCode;
+use crate::probe::{self, Env};
+use crate::safefs;
+use crate::types::Roots;
 use anyhow::{Context, Result};
-use clap::Args;
 use serde::Serialize;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
-/// The unit's name, as the generator links it into boot-complete.target.
-pub const UNIT: &str = "abguard-read-usr.service";
 /// dm-verity's (and Flatcar's) block size: errors are located to one of these.
-const SMALL: usize = 4096;
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.trim().to_ascii_lowercase() {
-        t if t.ends_with('k') => (t[..t.len() - 1].to_string(), 1 << 10),
-        t if t.ends_with('m') => (t[..t.len() - 1].to_string(), 1 << 20),
-        t => (t, 1),
-    };
-    let n = num
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 4M, 512K, 65536)"))?;
-    if n < SMALL || n % SMALL != 0 || n > 256 << 20 {
-        return Err(format!("{s}: a multiple of 4K between 4K and 256M, please"));
-    }
-    Ok(n)
-}
-
-/// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block
-/// (exit 4). VERIFY_USR=yes runs it before boot-complete.target on a first boot.
-#[derive(Debug, Args, Clone)]
-pub struct ReadUsrArgs {
-    /// Device (or file) to read.
-    #[arg(long, value_name = "PATH", default_value = "/dev/mapper/usr")]
-    pub device: PathBuf,
-    /// Bytes per read (K and M suffixes).
-    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
-    pub block_size: usize,
-    /// Read with O_DIRECT (bypass the page cache) instead of buffered reads that drop
-    /// what they read from the cache behind them.
-    #[arg(long)]
-    pub direct: bool,
-    /// Record a failure in the history (abguard-read-usr.service does).
-    #[arg(long)]
-    pub record: bool,
-    /// Print the report (size, bytes read, throughput, first bad block) as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// With --record: mount point of the booted /usr, for its VERSION_ID [default: /usr].
-    #[arg(long, value_name = "DIR")]
-    pub usr: Option<PathBuf>,
-    /// With --record: root of the booted system, whose history is written [default: /].
-    #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
-}
+const SMALL: usize = crate::probe::verity::BLOCK as usize;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -174,8 +128,30 @@ where
     Ok(())
 }
 
-pub fn run(a: &ReadUsrArgs) -> Result<i32> {
-    use nix::fcntl::OFlag;
+pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
+    let (r, msg) = read_device(a)?;
+    let failed = r.result != "ok";
+    if failed {
+        log::error!("{msg}");
+        if a.record {
+            record_failure(a, &r, &msg);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{msg}");
+    }
+    Ok(if failed {
+        ExitCode::VerifyFailed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// Read the whole device once; the report and its one-line message.
+fn read_device(a: &ReadUsrArgs) -> Result<(Report, String)> {
+    use nix::fcntl::{posix_fadvise, OFlag, PosixFadviseAdvice as Adv};
     let t0 = std::time::Instant::now();
     let flags = if a.direct {
         OFlag::O_DIRECT
@@ -184,10 +160,9 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
     };
     // a directory or FIFO is a usage error (exit 1): read errors would say exit 4,
     // "verification failed", which the unit turns into a rollback
-    let f = crate::safefs::open_file(&a.device, false, crate::safefs::Kind::RegularOrBlock, flags)?;
-    let size = crate::verity::device_size(&f)
+    let f = safefs::open_file(&a.device, false, safefs::Kind::RegularOrBlock, flags)?;
+    let size = probe::verity::device_size(&f)
         .with_context(|| format!("reading the size of {}", a.device.display()))?;
-    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
     let _ = posix_fadvise(&f, 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut bytes_read = 0;
     let result = read_all(
@@ -217,93 +192,79 @@ pub fn run(a: &ReadUsrArgs) -> Result<i32> {
         error_block: None,
         error: None,
     };
-    let msg = match &result {
-        Ok(()) if bytes_read == size => format!(
-            "{}: read all {} MiB in {:.2} s ({:.0} MiB/s): every block passed",
-            r.device,
-            size >> 20,
-            seconds,
-            r.mib_per_s
-        ),
-        Ok(()) => {
-            r.result = "io-error";
-            r.error = Some(format!("ended after {bytes_read} of {size} bytes"));
-            r.error_at = Some(bytes_read);
-            r.error_block = Some(bytes_read / SMALL as u64);
-            format!(
-                "{}: unexpected end after {bytes_read} of {size} bytes",
-                r.device
-            )
+    let msg = r.judge(&result);
+    Ok((r, msg))
+}
+
+impl Report {
+    /// Fill in the first failure of `result`, if any, and say what happened in one line.
+    fn judge(&mut self, result: &Result<(), (u64, std::io::Error)>) -> String {
+        let (size, bytes_read) = (self.size, self.bytes_read);
+        match result {
+            Ok(()) if bytes_read == size => format!(
+                "{}: read all {} MiB in {:.2} s ({:.0} MiB/s): every block passed",
+                self.device,
+                size >> 20,
+                self.seconds,
+                self.mib_per_s
+            ),
+            Ok(()) => {
+                self.result = "io-error";
+                self.error = Some(format!("ended after {bytes_read} of {size} bytes"));
+                self.error_at = Some(bytes_read);
+                self.error_block = Some(bytes_read / SMALL as u64);
+                format!(
+                    "{}: unexpected end after {bytes_read} of {size} bytes",
+                    self.device
+                )
+            }
+            Err((at, e)) => {
+                self.result = "io-error";
+                self.error_at = Some(*at);
+                self.error_block = Some(at / SMALL as u64);
+                self.error = Some(e.to_string());
+                format!(
+                    "{}: read error at byte {at} (4 KiB block {}) after {} MiB: {e} (dm-verity rejects blocks that do not match the hash tree)",
+                    self.device,
+                    at / SMALL as u64,
+                    bytes_read >> 20
+                )
+            }
         }
-        Err((at, e)) => {
-            r.result = "io-error";
-            r.error_at = Some(*at);
-            r.error_block = Some(at / SMALL as u64);
-            r.error = Some(e.to_string());
-            format!(
-                "{}: read error at byte {at} (4 KiB block {}) after {} MiB: {e} (dm-verity rejects blocks that do not match the hash tree)",
-                r.device,
-                at / SMALL as u64,
-                bytes_read >> 20
-            )
-        }
+    }
+}
+
+/// `read-usr-failed` in the history of `--sysroot`, with the report. The check already
+/// failed; a history that cannot be written is a warning.
+fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
+    let p = Roots {
+        usr: a.usr.clone(),
+        sysroot: a.sysroot.clone(),
+        ..Roots::default()
     };
-    let failed = r.result != "ok";
-    if failed {
-        log::error!("{msg}");
-        if a.record {
-            let p = Probe {
-                usr: a.usr.clone(),
-                sysroot: a.sysroot.clone(),
-                ..Probe::default()
-            };
-            let env = Env::new(&p, false);
-            let mut rec = Record::new("read-usr-failed", "corrupted");
-            rec.version_id = crate::probe::version_id(&env.usr_candidates);
-            rec.reasons.push(msg.clone());
-            #[derive(Serialize)]
-            struct WithReport<'a> {
-                #[serde(flatten)]
-                record: &'a Record,
-                read_usr: &'a Report,
-            }
-            if let Err(e) = record::append_history(
-                &env.sysroot,
-                &WithReport {
-                    record: &rec,
-                    read_usr: &r,
-                },
-            ) {
-                log::warn!("history not updated: {e:#}");
-            }
-        }
+    let env = Env::new(&p, false);
+    let mut rec = Record::new("read-usr-failed", "corrupted");
+    rec.version_id = probe::version_id(&env.usr_candidates);
+    rec.reasons.push(msg.to_string());
+    #[derive(Serialize)]
+    struct WithReport<'a> {
+        #[serde(flatten)]
+        record: &'a Record,
+        read_usr: &'a Report,
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("{msg}");
+    let line = WithReport {
+        record: &rec,
+        read_usr: r,
+    };
+    if let Err(e) = record::append_history(&env.sysroot, &line) {
+        log::warn!("history not updated: {e:#}");
     }
-    Ok(if failed {
-        crate::verify::EXIT_VERIFY_FAILED
-    } else {
-        0
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs::File;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4M"), Ok(4 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("65536"), Ok(65536));
-        for bad in ["0", "1000", "4G", "x", "1M1", "512M"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     /// A device of `size` bytes whose block `bad` fails like a dm-verity mismatch: a read
     /// that reaches it returns what lies before it (if anything), then EIO.

@@ -1,116 +1,16 @@
-//! The verbs that read or change the slots: status, next, stage, mark-good, rollback.
+//! The verbs that change the slots: next, stage, mark-good, rollback. Each goes
+//! through [`crate::disk::change_slots`] and records a `manual-<verb>` event.
 
-use crate::ab::{self, Refusal, Slot};
-use crate::assess;
-use crate::cli::{DiskArg, Probe};
-use crate::disklock;
-use crate::gpt::{Disk, Table};
-use crate::probe::{self, Env};
-use crate::record;
-use anyhow::{bail, Context, Result};
+use super::{print_json, HostState};
+use crate::act::record;
+use crate::decide::ab::{self, Refusal};
+use crate::disk::{change_slots, read_table};
+use crate::exit::{ExitCode, Failure, VerbResult};
+use crate::probe::Env;
+use crate::types::{Roots, Slot};
+use anyhow::{anyhow, Result};
 use serde_json::json;
 use std::path::Path;
-
-fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-/// Lock the disk, re-read the table through the writable handle, apply `change` to the slots and
-/// write the result; nothing is written when `change` refuses, or when it changes
-/// nothing and the table needs no repair.
-pub fn change_slots<F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>)>
-where
-    F: FnOnce(&mut Vec<Slot>) -> Result<()>,
-{
-    // the read happens under the lock, so no other writer's change is lost between it
-    // and the write
-    let disk = Disk::open(path, true)?;
-    let ss = disk.sector_size;
-    let mut file = disklock::exclusive(disk.file, path, disklock::WAIT)?;
-    let mut table = Table::read(&mut *file, ss)
-        .with_context(|| format!("reading the GPT of {}", path.display()))?;
-    let before = table.slots();
-    let mut after = before.clone();
-    change(&mut after)?;
-    if after != before || table.needs_repair() {
-        for p in &table.problems {
-            log::warn!("{}: repairing: {p}", path.display());
-        }
-        table.set_slots(&after);
-        table
-            .write(&mut *file)
-            .with_context(|| format!("writing the GPT of {}", path.display()))?;
-    }
-    Ok((before, after))
-}
-
-/// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
-/// through a writable handle, refuse if the table changed since `probed` was read or if
-/// nothing else would stay bootable, then write. The one path every rollback takes.
-pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
-    let (_, slots) = change_slots(path, |slots| {
-        if slots != probed {
-            bail!("the partition table changed since it was read");
-        }
-        ab::spend_slot(slots, booted)?;
-        Ok(())
-    })?;
-    let s = &slots[booted];
-    Ok(format!(
-        "spent {} (partition {}): tries=0 successful=0",
-        s.label, s.partition
-    ))
-}
-
-/// Which slot booted, using the same rules as the initrd assessment. `None` when it
-/// cannot be told, or when the disk is an image and no probe input points at it.
-fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    if !is_block(disk) && !env.explicit {
-        return (
-            None,
-            vec!["the disk is an image file: no booted slot".into()],
-        );
-    }
-    let (f, _) = probe::facts(env, disk, &Ok(table.clone()), None, false);
-    let a = assess::assess(&f);
-    (a.booted, a.reasons)
-}
-
-fn is_block(disk: &Path) -> bool {
-    std::fs::metadata(disk)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false)
-}
-
-/// Where the host's state about this disk is: for a block device, the running system's
-/// (or what the probe options point at); for an image file only what `--run-dir` and
-/// `--sysroot` name, so an image never shows this machine's boot record or history.
-struct HostState {
-    boot_json: Option<std::path::PathBuf>,
-    history: Option<std::path::PathBuf>,
-}
-
-impl HostState {
-    fn of(env: &Env, p: &Probe, disk: &Path) -> HostState {
-        let host = is_block(disk) || env.explicit;
-        HostState {
-            boot_json: (host || p.run_dir.is_some()).then(|| env.run_dir.join("abguard/boot.json")),
-            history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
-        }
-    }
-
-    fn last_assessment(&self) -> Option<serde_json::Value> {
-        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
-        serde_json::from_slice(&b).ok()
-    }
-
-    fn history(&self) -> Vec<serde_json::Value> {
-        self.history
-            .as_deref()
-            .map(record::read_history)
-            .unwrap_or_default()
-    }
-}
 
 /// Append a `manual-<verb>` event when the disk's history is known (the running
 /// system's disk, or `--sysroot` given) and the verb changed something. The GPT is
@@ -148,217 +48,21 @@ fn record_manual(
     }
 }
 
-fn slot_by_partition(slots: &[Slot], n: u32) -> Result<usize> {
-    Ok(ab::find_partition(slots, n)?)
-}
-
-/// How `status` reports.
-pub enum Output {
-    Text {
-        json: bool,
-        history: usize,
-    },
-    /// Prometheus exposition, to stdout or atomically into a textfile-collector file.
-    Prometheus(Option<std::path::PathBuf>),
-}
-
-pub fn status(d: &DiskArg, p: &Probe, out: Output) -> Result<i32> {
-    let (json, history) = match out {
-        Output::Text { json, history } => (json, history),
-        Output::Prometheus(file) => return prometheus(d, p, file),
-    };
+pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
-    let slots = table.slots();
-    let next = ab::next_boot(&slots);
-    let (booted, booted_notes) = booted(&env, &path, &table);
-    let host = HostState::of(&env, p, &path);
-    let last = host.last_assessment();
-    let hist = host.history();
-    let hist = &hist[hist.len().saturating_sub(history)..];
-    let mut problems = table.problems.clone();
-    if slots.is_empty() {
-        problems.push(ab::Refusal::NoUsrPartition.to_string());
-    }
-    if json {
-        print_json(&json!({
-            "disk": path.display().to_string(),
-            "table": table.used,
-            "problems": problems,
-            "slots": slots,
-            "next_boot": next.map(|i| slots[i].partition),
-            "booted": booted.map(|i| slots[i].partition),
-            "booted_notes": booted_notes,
-            "last_assessment": last,
-            "history": hist,
-        }));
-        return Ok(0);
-    }
-    println!(
-        "disk: {} (GPT read from the {} copy)",
-        path.display(),
-        table.used
-    );
-    for p in &problems {
-        println!("  warning: {p}");
-    }
-    for (i, s) in slots.iter().enumerate() {
-        let mut tags = Vec::new();
-        if Some(i) == next {
-            tags.push("next boot");
-        }
-        if Some(i) == booted {
-            tags.push("booted");
-        }
-        println!(
-            "  {:<6} partition {:<2} {}  {}{}",
-            s.label,
-            s.partition,
-            s.partuuid,
-            s.attrs,
-            if tags.is_empty() {
-                String::new()
-            } else {
-                format!("  [{}]", tags.join(", "))
-            }
-        );
-    }
-    if next.is_none() && !slots.is_empty() {
-        println!("  warning: no USR partition qualifies for booting: GRUB would stop with \"no such partition\"");
-    }
-    if let Some(l) = &last {
-        let reasons: Vec<&str> = l["reasons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str())
-            .collect();
-        println!(
-            "last assessment: {}{}",
-            l["verdict"].as_str().unwrap_or("?"),
-            if reasons.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", reasons.join("; "))
-            }
-        );
-    }
-    if !hist.is_empty() {
-        println!("history:");
-        for h in hist {
-            println!(
-                "  {} {:<12} {:<6} {:<10} {}",
-                h["time"].as_str().unwrap_or("?"),
-                h["event"].as_str().unwrap_or("?"),
-                h["booted"]["label"].as_str().unwrap_or("-"),
-                h["version_id"].as_str().unwrap_or("-"),
-                h["verdict"].as_str().unwrap_or("?"),
-            );
-            // a slot that failed verification: which block, and what was done about it
-            if matches!(
-                h["event"].as_str(),
-                Some("verify-failed" | "read-usr-failed")
-            ) {
-                for line in ["reasons", "actions"]
-                    .iter()
-                    .filter_map(|k| h[*k].as_array())
-                    .flatten()
-                    .filter_map(|v| v.as_str())
-                {
-                    println!("      {line}");
-                }
-            }
-        }
-    }
-    Ok(0)
-}
-
-fn prometheus(d: &DiskArg, p: &Probe, file: Option<std::path::PathBuf>) -> Result<i32> {
-    let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (_, table) = probe::read_table(&path, false)?;
-    let slots = table.slots();
-    let (booted, _) = booted(&env, &path, &table);
-    let host = HostState::of(&env, p, &path);
-    let last = host.last_assessment();
-    // the newest verdict: a gate event after the initrd's, else the initrd's
-    let hist = host.history();
-    let newest = hist
-        .iter()
-        .rev()
-        .find(|h| {
-            h["event"]
-                .as_str()
-                .and_then(record::Manual::from_event)
-                .is_none()
-        })
-        .or(last.as_ref());
-    let last_time = host
-        .boot_json
-        .as_ref()
-        .and_then(|b| std::fs::metadata(b).ok())
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs());
-    // the running /usr's version is the host's: an image without probe options has none
-    let version = last
-        .as_ref()
-        .and_then(|l| l["version_id"].as_str().map(str::to_string))
-        .or_else(|| {
-            (is_block(&path) || env.explicit)
-                .then(|| probe::version_id(&env.usr_candidates))
-                .flatten()
-        });
-    let counters = host
-        .history
-        .as_deref()
-        .map(record::read_counters)
-        .unwrap_or_default();
-    let text = crate::metrics::render(&crate::metrics::Snapshot {
-        table: table.used,
-        problems: table.problems.len() + usize::from(slots.is_empty()),
-        slots: &slots,
-        next_boot: ab::next_boot(&slots),
-        booted,
-        version_id: version.as_deref(),
-        last_verdict: newest.and_then(|l| l["verdict"].as_str()),
-        last_assessment_time: last_time,
-        counters: &counters,
-    });
-    match file {
-        None => print!("{text}"),
-        Some(f) => {
-            let dir = f
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let name = f
-                .file_name()
-                .and_then(|n| n.to_str())
-                .context("--textfile needs a UTF-8 file name")?;
-            crate::safefs::SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
-        }
-    }
-    Ok(0)
-}
-
-pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
-    let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
+    let path = env.disk_path()?;
     let mut pick = None;
-    let result = |slots: &Vec<Slot>| -> Result<usize> { Ok(ab::require_next_boot(slots)?) };
     let (before, after) = if dry_run {
-        let (_, t) = probe::read_table(&path, false)?;
+        let (_, t) = read_table(&path, false)?;
         let s = t.slots();
-        let i = result(&s)?;
+        let i = ab::require_next_boot(&s)?;
         let mut a = s.clone();
         a[i].attrs = ab::spend_try(a[i].attrs);
         pick = Some(i);
         (s, a)
     } else {
-        change_slots(&path, |s| {
-            let i = result(s)?;
+        change_slots(&path, |s| -> Result<(), Failure> {
+            let i = ab::require_next_boot(s)?;
             s[i].attrs = ab::spend_try(s[i].attrs);
             pick = Some(i);
             Ok(())
@@ -373,7 +77,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
             &after,
         );
     }
-    let i = pick.expect("set on success");
+    let i = pick.ok_or_else(|| anyhow!("no slot was picked"))?;
     if json {
         print_json(&json!({
             "partition": after[i].partition,
@@ -386,7 +90,7 @@ pub fn next(d: &DiskArg, p: &Probe, dry_run: bool, json: bool) -> Result<i32> {
     } else {
         println!("{}", after[i].partition);
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
@@ -405,11 +109,11 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
     }
 }
 
-pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> {
+pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
-        let i = slot_by_partition(s, partition)?;
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
+        let i = ab::find_partition(s, partition)?;
         ab::stage(s, i);
         Ok(())
     })?;
@@ -421,15 +125,15 @@ pub fn stage(d: &DiskArg, p: &Probe, partition: u32, json: bool) -> Result<i32> 
         &after,
     );
     report_change("stage", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
-pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> Result<i32> {
+pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => booted_index(&env, &path)?,
         };
         ab::mark_good(s, i);
@@ -443,40 +147,34 @@ pub fn mark_good(d: &DiskArg, p: &Probe, partition: Option<u32>, json: bool) -> 
         &after,
     );
     report_change("mark-good", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn booted_index(env: &Env, path: &Path) -> Result<usize> {
-    let (_, table) = probe::read_table(path, false)?;
-    match booted(env, path, &table) {
-        (Some(i), _) => Ok(i),
-        (None, why) => bail!(
-            "cannot tell which slot booted ({}); pass --partition",
-            why.join("; ")
-        ),
-    }
+    let (_, table) = read_table(path, false)?;
+    super::booted_slot(env, path, &table)
+        .map(|id| id.index)
+        .map_err(|why| {
+            anyhow!(
+                "cannot tell which slot booted ({}); pass --partition",
+                why.join("; ")
+            )
+        })
 }
 
-pub fn rollback(
-    d: &DiskArg,
-    p: &Probe,
-    partition: Option<u32>,
-    force: bool,
-    json: bool,
-) -> Result<i32> {
+pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> VerbResult {
     let env = Env::new(p, false);
-    let path = probe::disk_path(d.disk.as_ref(), &env)?;
-    let (before, after) = change_slots(&path, |s| {
+    let path = env.disk_path()?;
+    let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let target = match partition {
-            Some(n) => slot_by_partition(s, n)?,
+            Some(n) => ab::find_partition(s, n)?,
             None => {
                 // only from a slot known to have booted: counting from GRUB's next
                 // slot would, on a disk mid-update, make the staged update the target
-                let (_, table) = probe::read_table(&path, false)?;
-                let from = match booted(&env, &path, &table) {
-                    (Some(i), _) => i,
-                    (None, why) => return Err(Refusal::BootedUnknown(why.join("; ")).into()),
-                };
+                let (_, table) = read_table(&path, false)?;
+                let from = super::booted_slot(&env, &path, &table)
+                    .map_err(|why| Refusal::BootedUnknown(why.join("; ")))?
+                    .index;
                 ab::other_slot(s, from)?
             }
         };
@@ -491,5 +189,5 @@ pub fn rollback(
         &after,
     );
     report_change("rollback", &path, &before, &after, json);
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -415,7 +415,7 @@ impl std::io::Write for PowerCut {
     }
 }
 
-impl abguard::gpt::BlockDev for PowerCut {
+impl abguard::disk::gpt::BlockDev for PowerCut {
     fn flush_to_media(&mut self) -> std::io::Result<()> {
         Ok(())
     }
@@ -448,7 +448,7 @@ pub type Attrs = (u8, u8, bool);
 /// `base` (a GPT image) with these attributes for USR-A (3) and USR-B (4), written by
 /// abguard's own table code so both copies are whole.
 pub fn with_attrs(base: &[u8], a: Attrs, b: Attrs) -> Vec<u8> {
-    use abguard::{attrs::UsrAttrs, gpt::Table};
+    use abguard::{disk::gpt::Table, types::attrs::UsrAttrs};
     let mut c = std::io::Cursor::new(base.to_vec());
     let mut t = Table::read(&mut c, 512).unwrap();
     let mut s = t.slots();

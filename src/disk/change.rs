@@ -1,0 +1,68 @@
+//! The one path every GPT change takes: open writable, lock the whole disk, re-read,
+//! change the slots, write in GRUB's order ([`crate::disk::gpt::Table::write`]). Verbs, the gate and the
+//! initrd all come through here.
+
+use crate::decide::ab;
+use crate::disk::gpt::{Disk, Table};
+use crate::disk::lock;
+use crate::types::Slot;
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+
+/// Lock the disk, re-read the table through the writable handle, apply `change` to the
+/// slots and write the result; nothing is written when `change` refuses, or when it
+/// changes nothing and the table needs no repair. `change`'s error type is the
+/// caller's, so a typed refusal reaches it intact.
+pub fn change_slots<E, F>(path: &Path, change: F) -> Result<(Vec<Slot>, Vec<Slot>), E>
+where
+    E: From<anyhow::Error>,
+    F: FnOnce(&mut Vec<Slot>) -> Result<(), E>,
+{
+    // the read happens under the lock, so no other writer's change is lost between it
+    // and the write
+    let disk = Disk::open(path, true)?;
+    let ss = disk.sector_size;
+    let mut file = lock::exclusive(disk.file, path, lock::WAIT)?;
+    let mut table = Table::read(&mut *file, ss)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
+    let before = table.slots();
+    let mut after = before.clone();
+    change(&mut after)?;
+    if after != before || table.needs_repair() {
+        for p in &table.problems {
+            log::warn!("{}: repairing: {p}", path.display());
+        }
+        table.set_slots(&after);
+        table
+            .write(&mut *file)
+            .with_context(|| format!("writing the GPT of {}", path.display()))?;
+    }
+    Ok((before, after))
+}
+
+/// Give up on the booted slot (tries=0, successful=0) so GRUB falls back: re-read
+/// through a writable handle, refuse if the table changed since `probed` was read or if
+/// nothing else would stay bootable, then write. The one path every rollback takes.
+pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<String> {
+    let (_, slots) = change_slots(path, |slots: &mut Vec<Slot>| -> Result<()> {
+        if slots != probed {
+            return Err(anyhow!("the partition table changed since it was read"));
+        }
+        ab::spend_slot(slots, booted)?;
+        Ok(())
+    })?;
+    let s = &slots[booted];
+    Ok(format!(
+        "spent {} (partition {}): tries=0 successful=0",
+        s.label, s.partition
+    ))
+}
+
+/// Read the GPT of `path` (read-only unless `writable`).
+pub fn read_table(path: &Path, writable: bool) -> Result<(Disk, Table)> {
+    let mut disk = Disk::open(path, writable)?;
+    let ss = disk.sector_size;
+    let table = Table::read(&mut disk.file, ss)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
+    Ok((disk, table))
+}

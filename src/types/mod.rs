@@ -1,0 +1,12 @@
+//! Shared types every stage speaks: the USR slots and their attribute bits, what backs
+//! /usr, the booted slot as recorded, and the paths to probe. Nothing here does I/O.
+
+/// The GPT attribute bits of a USR partition (priority, tries, successful).
+pub mod attrs;
+/// Every path the tool reads or writes, as plain data.
+pub mod roots;
+/// A USR slot, the booted slot, the partition backing /usr.
+pub mod slot;
+
+pub use roots::Roots;
+pub use slot::{Backing, Booted, Slot};

@@ -1,0 +1,51 @@
+//! `abguard config`: the effective health-gate settings, and `--check [FILE…]`, which
+//! validates files with the boot's own parser and no side effects (for provisioning
+//! pipelines).
+
+use crate::config::{keys::KEYS, Config};
+use crate::exit::ExitCode;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
+    let c = if files.is_empty() {
+        Config::load(root)
+    } else {
+        let mut c = Config::default();
+        for f in files {
+            if std::fs::symlink_metadata(f).is_err() {
+                c.errors.push(crate::config::ConfigError {
+                    file: f.clone(),
+                    line: 0,
+                    what: "no such file".into(),
+                });
+            }
+            c.read_file(f);
+        }
+        c
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c)?);
+    } else if !check {
+        for k in KEYS {
+            println!("{}={}", k.name, (k.show)(&c));
+        }
+        for s in &c.sources {
+            println!("# from {}", s.display());
+        }
+    }
+    for e in &c.errors {
+        // the line was skipped; everything else applies
+        eprintln!("{e}");
+    }
+    if check && !json {
+        match c.errors.len() {
+            0 => println!("ok: {} file(s) read, no errors", c.sources.len()),
+            n => println!("{n} error(s)"),
+        }
+    }
+    Ok(match check && !c.errors.is_empty() {
+        true => ExitCode::Error,
+        false => ExitCode::Ok,
+    })
+}
