@@ -116,7 +116,7 @@ steps_taken() { strip_ansi "$RUN_LOG" | grep -ac '^BOOTPROBE: STEP [0-9]*: ' || 
 # boot_timings STAMPED: one line per boot. reset->grub: SeaBIOS and GRUB's core up to grub.cfg;
 # grub: gptprio.next and loading kernel + initrd; grub->kernel: the bzImage unpacking itself
 # until the kernel's clock starts; kernel/initrd/userspace: systemd's own split (guest clock);
-# a boot that never reached userspace shows its loaded->reset time instead ("to reset").
+# a boot that never reached userspace shows its loaded->reset time instead.
 boot_timings() {
   local t0; t0=$(sed -n 's/.* t0=\([0-9.]*\)$/\1/p' <<<"$(tail -1 "$W/logs/$RUN_TAG.result" 2>/dev/null)")
   strip_ansi "$1" | awk -v t0="${t0:-0}" '
@@ -124,12 +124,12 @@ boot_timings() {
       if (!n) return
       line = sprintf("boot %d (%s): reset->grub %.1fs, grub %.1fs, grub->kernel %.1fs", n, slot, st - prev, ld - st, k0 ? k0 - ld : 0)
       if (startup != "") line = line ", " startup
-      else if (rs) line = line sprintf(", loaded->reset %.1fs", rs - ld)
+      else line = line sprintf(", loaded->reset %.1fs", (rs ? rs : last) - ld)
       if (rd != "") line = line ", abguard-initrd " rd
       print line
     }
     BEGIN { prev = t0 }
-    / GRUB-E2E: start$/ { flush(); n++; st = $1; if (rs) prev = rs; ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; slot = "?" }
+    / GRUB-E2E: start$/ { flush(); n++; st = $1; prev = rs ? rs : (n > 1 ? last : prev); ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; slot = "?" }
     / GRUB-E2E: boot slot=/ { s = $0; sub(/.*slot=/, "", s); slot = toupper(substr(s, 1, 1)) }
     / GRUB-E2E: loaded/ { ld = $1 }
     / BOOTPROBE: startup: / { s = $0; sub(/.*startup: /, "", s); gsub(/ \(/, "(", s); startup = s }
@@ -138,6 +138,8 @@ boot_timings() {
     # a kernel line "[ uptime ]" dates the kernel start on the host clock (bzImage unpacking)
     !k0 && $2 == "[" && $3 ~ /^[0-9.]+\]$/ { u = $3; sub(/\]/, "", u); k0 = $1 - u }
     !k0 && $2 ~ /^\[[0-9.]+\]$/ { u = $2; gsub(/[][]/, "", u); k0 = $1 - u }
+    # a panic resets without "reboot:": the boot ended with its last line
+    { last = $1 }
     END { flush() }'
 }
 
