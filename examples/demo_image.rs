@@ -12,7 +12,7 @@
 //! that only have to round-trip from the command line to the fake dm table.
 //! Real images for the tests come from images/mkimage.sh.
 
-use abguard::disk::gpt::guid_bytes;
+use abguard::disk::layout::guid_bytes;
 use anyhow::{ensure, Context, Result};
 use gptman::{GPTPartitionEntry, GPT};
 use std::fs::{self, OpenOptions};

@@ -68,3 +68,37 @@ impl std::fmt::Display for Failure {
 
 /// What a verb returns.
 pub type VerbResult = Result<ExitCode, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's exit-code table lists exactly these codes.
+    #[test]
+    fn codes_are_the_readmes() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("### Exit codes").expect("the table")..];
+        let rows: Vec<i32> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('|').nth(1)?.trim().parse().ok())
+            .collect();
+        let ours: Vec<i32> = [
+            ExitCode::Ok,
+            ExitCode::Error,
+            ExitCode::Usage,
+            ExitCode::Refused,
+            ExitCode::VerifyFailed,
+        ]
+        .iter()
+        .map(|c| c.code())
+        .collect();
+        assert_eq!(rows, ours);
+        let refused: Failure = Refusal::NothingBootable.into();
+        assert_eq!(refused.code(), ExitCode::Refused);
+        let error: Failure = anyhow::anyhow!("x").into();
+        assert_eq!(error.code(), ExitCode::Error);
+    }
+}

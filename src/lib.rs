@@ -6,30 +6,40 @@
 //! functions; [`disk`] writes the one GPT change and [`act`] the rest (flags, records,
 //! history, metrics, reboot). [`verbs`] holds one thin file per verb wiring these.
 //!
-//! Imports only point down this list (tests/layers.rs checks it): verbs → cli, exit →
-//! probe, act, config → decide, disk → types, safefs.
+//! Imports only point down the list of stages below (tests/layers.rs checks it):
+//! verbs → cli, exit → probe, act, config → disk → decide → types, safefs.
 
-// The stages, top to bottom.
-/// Effects: flags, records, history, metrics, reboot.
-pub mod act;
+// Stage 1: the verbs.
+/// One file per verb: probe, decide, act, report.
+pub mod verbs;
+
+// Stage 2: what verbs are called with and end with.
 /// Command-line definition: the only module that knows clap.
 pub mod cli;
-/// Configuration of the health gate: each key defined once.
-pub mod config;
-/// Pure decisions over those structs.
-pub mod decide;
-/// The one GPT read → change → write path.
-pub mod disk;
 /// Exit codes and the error a verb fails with.
 pub mod exit;
+
+// Stage 3: reading the machine, acting on it, the configuration.
+/// Effects: flags, records, history, metrics, reboot.
+pub mod act;
+/// Configuration of the health gate: each key defined once.
+pub mod config;
 /// Turning the machine into plain structs.
 pub mod probe;
+
+// Stage 4: the disk.
+/// The one GPT read → change → write path.
+pub mod disk;
+
+// Stage 5: the decisions.
+/// Pure decisions over those structs.
+pub mod decide;
+
+// Stage 6: shared by all.
 /// Crash-safe, no-follow file access under /run, /var and /etc.
 pub mod safefs;
 /// Shared types: slots, attributes, the booted slot, the paths to probe.
 pub mod types;
-/// One file per verb: probe, decide, act, report.
-pub mod verbs;
 
 use cli::{Cli, Command};
 use exit::VerbResult;
@@ -38,13 +48,13 @@ pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
         Command::Status(a) => {
             let out = match (a.prometheus, &a.textfile) {
-                (false, _) => verbs::slots::Output::Text {
+                (false, _) => verbs::status::Output::Text {
                     json: a.json,
                     history: a.history,
                 },
-                (true, f) => verbs::slots::Output::Prometheus(f.clone()),
+                (true, f) => verbs::status::Output::Prometheus(f.clone()),
             };
-            verbs::slots::status(&a.target.roots(), out)
+            verbs::status::status(&a.target.roots(), out)
         }
         Command::Next(a) => verbs::slots::next(&a.target.roots(), a.dry_run, a.json),
         Command::Stage(a) => verbs::slots::stage(&a.target.roots(), a.partition, a.json),

@@ -273,3 +273,82 @@ fn status_json_has_the_documented_fields() {
     assert_eq!(s["partuuid"], B_UUID);
     assert_eq!(j["slots"][0]["label"], "USR-A");
 }
+
+/// Flatcar's own cgpt (seismograph, which knows the USR type, unlike Debian's) unpacked into
+/// `dir`, or None (skip) when it is neither configured nor at the default place.
+/// ABGUARD_FLATCAR_SEISMOGRAPH names the folder; when it is set (as .ci/run does) a missing
+/// tarball fails the test.
+fn flatcar_cgpt(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let (folder, required) = match std::env::var_os("ABGUARD_FLATCAR_SEISMOGRAPH") {
+        Some(d) => (std::path::PathBuf::from(d), true),
+        None => (repo().join("../shared/vendor/flatcar-seismograph"), false),
+    };
+    let tar = folder.join("seismograph-bin-debian12-amd64.tar.xz");
+    if !tar.is_file() {
+        assert!(
+            !required,
+            "ABGUARD_FLATCAR_SEISMOGRAPH is set but {} is missing",
+            tar.display()
+        );
+        eprintln!("SKIPPED: Flatcar's cgpt oracle needs {}", tar.display());
+        return None;
+    }
+    run_ok(
+        "tar",
+        &["-xJf", tar.to_str().unwrap(), "-C", dir.to_str().unwrap()],
+    );
+    Some(dir.join("bin/cgpt"))
+}
+
+/// `stage` is Flatcar's postinst and `mark-good` its setgoodroot, byte for byte, as Flatcar's
+/// cgpt writes them (`cgpt repair`, `cgpt add -i N -S0 -T1` / `-S1 -T0`, `cgpt prioritize -i N`),
+/// on random states of an image whose sector 0 cgpt wrote itself (cgpt rewrites the protective
+/// MBR on every call; abguard never touches sector 0). Flatcar's `cgpt show` reads the USR
+/// attributes back the same.
+#[test]
+fn stage_and_mark_good_are_byte_identical_to_flatcar_cgpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cgpt) = flatcar_cgpt(dir.path()) else {
+        return;
+    };
+    let cgpt = cgpt.to_str().unwrap();
+    let base = copy(dir.path(), "base.img");
+    run_ok(cgpt, &["repair", base.to_str().unwrap()]);
+    let base = std::fs::read(&base).unwrap();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut cases = 0;
+    for _ in 0..10 {
+        let mut attrs = || (rng.below(16) as u8, rng.below(16) as u8, rng.below(2) == 1);
+        let (a, b) = (attrs(), attrs());
+        let start = with_attrs(&base, a, b);
+        for n in ["3", "4"] {
+            for (verb, s, t) in [("stage", "0", "1"), ("mark-good", "1", "0")] {
+                let what = format!("{verb} {n} from A {a:?} B {b:?}");
+                let (ours, theirs) = (dir.path().join("ours.img"), dir.path().join("theirs.img"));
+                std::fs::write(&ours, &start).unwrap();
+                std::fs::write(&theirs, &start).unwrap();
+                let o = abguard(&[verb, "--partition", n, "--disk", ours.to_str().unwrap()]);
+                let img = theirs.to_str().unwrap();
+                run_ok(cgpt, &["repair", img]);
+                run_ok(cgpt, &["add", "-i", n, "-S", s, "-T", t, img]);
+                run_ok(cgpt, &["prioritize", "-i", n, img]);
+                assert!(
+                    o.status.success(),
+                    "{what}: abguard refused: {}",
+                    stderr(&o)
+                );
+                assert!(
+                    sha(&ours) == sha(&theirs),
+                    "{what}: differs from Flatcar's cgpt"
+                );
+                let show = run_ok(cgpt, &["show", "-i", n, img]);
+                assert!(
+                    show.contains("Attr: priority="),
+                    "{what}: Flatcar's cgpt shows no USR attributes: {show}"
+                );
+                cases += 1;
+            }
+        }
+    }
+    println!("{cases} writes byte-identical to Flatcar's cgpt");
+}

@@ -162,6 +162,8 @@ fn graph(src: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<String>) {
     let mut edges = BTreeMap::new();
     let mut problems = Vec::new();
     let aliases = root_aliases(src);
+    // a `NAME_tests.rs` file is NAME's `#[cfg(test)] mod tests`, kept beside it
+    files.retain(|f| !f.to_string_lossy().ends_with("_tests.rs"));
     for f in &files {
         let text = code(&std::fs::read_to_string(f).unwrap());
         let me = module_of(src, f);

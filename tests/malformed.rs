@@ -8,7 +8,7 @@
 //! a symlinked first-boot-healthy flag: rows here use other damage, other verbs or other
 //! paths. GPT variants are patched byte by byte with the CRCs recomputed, so a
 //! "consistently malformed" table is rejected for what is wrong with it, not for a CRC.
-//! Rows marked "BUG (src)" assert the correct outcome and fail until src/ is fixed.
+//! Rows marked "found here" caught a defect in src/ (since fixed); they keep it fixed.
 
 mod common;
 use common::*;
@@ -1002,7 +1002,7 @@ fn cases() -> Vec<Case> {
             }),
         },
         Case {
-            // BUG (src): gpt::check_entries lacks cgpt's unique-GUID check
+            // found here: the GPT check lacked cgpt's unique-GUID check
             name: "GPT: two USR partitions share a PARTUUID (stage, cgpt add refuses)",
             setup: |d| Fx::disk(dup_partuuid(fresh(d))),
             run: &["stage", "--partition", "4"],
@@ -1016,7 +1016,7 @@ fn cases() -> Vec<Case> {
             ..ROW
         },
         Case {
-            // BUG (src): as above; today the command line maps to partition 3, a false mismatch
+            // found here: as above; the command line mapped to partition 3, a false mismatch
             name: "GPT: two USR partitions share a PARTUUID (initrd)",
             setup: |d| {
                 let img = dup_partuuid(staged(d));
@@ -1153,7 +1153,7 @@ fn cases() -> Vec<Case> {
             ..ROW
         },
         Case {
-            // BUG (src): cmdline::parse collects duplicate warnings, nothing reports them
+            // found here: the parser collected duplicate-key warnings, nothing reported them
             name: "cmdline: verity.usr= twice (last wins, reported)",
             setup: |d| {
                 let fx = boot_b(staged(d));
@@ -1201,7 +1201,7 @@ fn cases() -> Vec<Case> {
             ..ROW
         },
         Case {
-            // BUG (src): probe::facts drops a malformed verity.usrhash= without a reason
+            // found here: a malformed verity.usrhash= was dropped without a reason
             name: "cmdline: verity.usrhash= not a hex digest (reported)",
             setup: |d| {
                 let fx = boot_b(staged(d));

@@ -38,7 +38,7 @@ pub struct Globals {
 }
 
 impl Cli {
-    /// Parse the process's arguments (argv[0] first). Building clap's definition of every verb cost more
+    /// Parse the process's arguments (`argv[0]` first). Building clap's definition of every verb cost more
     /// than an initrd run's own work, so the verb named on the command line is built
     /// alone; anything that does not parse that way (help, typos, no verb) is parsed
     /// again against the full definition, so errors and help are clap's usual ones.

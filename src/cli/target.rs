@@ -1,5 +1,5 @@
 //! The options saying where the GPT and the running system are, and their conversion
-//! into the plain [`Roots`] the stages below take.
+//! into the plain [`crate::types::Roots`] the stages below take.
 
 use crate::types::Roots;
 use clap::Args;

@@ -36,7 +36,8 @@ pub fn next_boot(slots: &[Slot]) -> Option<usize> {
     let mut best: Option<(usize, u8)> = None;
     for (i, s) in slots.iter().enumerate() {
         let old = best.map_or(0, |(_, p)| p);
-        if (s.attrs.tries > 0 || s.attrs.successful) && s.attrs.priority > old {
+        // bootable() adds priority > 0 to GRUB's test, which `> old` (old ≥ 0) implies
+        if s.attrs.bootable() && s.attrs.priority > old {
             best = Some((i, s.attrs.priority));
         }
     }
@@ -146,6 +147,12 @@ pub fn is_first_boot_after_upgrade(slots: &[Slot], booted: usize) -> bool {
         .enumerate()
         .all(|(i, s)| i == booted || s.attrs.priority < me.priority);
     highest && !me.successful
+}
+
+/// The staged slot: the one GRUB boots next, while it still has tries and has not been
+/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
+pub fn staged(slots: &[Slot]) -> Option<usize> {
+    next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
 }
 
 pub fn find_partition(slots: &[Slot], partition: u32) -> Result<usize, Refusal> {
@@ -289,7 +296,8 @@ mod tests {
 
     #[test]
     fn flatcar_walkthrough() {
-        // flatcar-ab.md §4.3: A booted and good, B staged, GRUB boots B, B marked good
+        // an update as Flatcar runs it: A booted and good, flatcar-postinst stages B,
+        // GRUB boots B, flatcar-setgoodroot marks it good
         let mut s = slots_from(&[(1, 0, true), (0, 0, false)]);
         stage(&mut s, 1);
         assert_eq!(attrs(&s), [(1, 0, true), (2, 1, false)]);
@@ -367,5 +375,19 @@ mod tests {
         assert!(other_slot(&one, 0).is_err());
         let three = slots_from(&[(1, 0, true), (0, 0, false), (0, 0, false)]);
         assert!(other_slot(&three, 0).is_err());
+    }
+
+    #[test]
+    fn staged_is_the_next_boot_with_a_try_left() {
+        let s = slots_from(&[(1, 0, true), (2, 1, false)]);
+        assert_eq!(staged(&s), Some(1));
+        // the try was spent (B is booting or failed): not staged any more
+        assert_eq!(staged(&slots_from(&[(1, 0, true), (2, 0, false)])), None);
+        // fresh image, B good, a manual rollback with --force (T1 on a never-good slot)
+        assert_eq!(staged(&slots_from(&[(1, 0, true), (0, 0, false)])), None);
+        assert_eq!(staged(&slots_from(&[(1, 0, true), (2, 0, true)])), None);
+        assert_eq!(staged(&slots_from(&[(2, 1, false), (1, 0, true)])), Some(0));
+        // B has tries but A has the higher priority: GRUB boots A, nothing is staged
+        assert_eq!(staged(&slots_from(&[(3, 0, true), (2, 1, false)])), None);
     }
 }

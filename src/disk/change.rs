@@ -1,5 +1,5 @@
 //! The one path every GPT change takes: open writable, lock the whole disk, re-read,
-//! change the slots, write in GRUB's order ([`Table::write`]). Verbs, the gate and the
+//! change the slots, write in GRUB's order ([`crate::disk::gpt::Table::write`]). Verbs, the gate and the
 //! initrd all come through here.
 
 use crate::decide::ab;

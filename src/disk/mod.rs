@@ -7,6 +7,8 @@ pub mod change;
 pub mod fail;
 /// GPT read and write: headers, entries, CRCs, the copy order.
 pub mod gpt;
+/// One GPT copy: header limits, entry array checks, CRC, the prefetched read.
+pub mod layout;
 /// The whole-disk lock every writer takes.
 pub mod lock;
 

@@ -13,6 +13,8 @@ pub mod cryptsetup;
 pub mod dm;
 /// os-release files: the booted and the staged version.
 pub mod osrelease;
+/// Where a slot's bytes are read whole: its partition node, or a copy out of an image.
+pub mod source;
 /// sysfs and mountinfo: which partition really backs /usr, through dm-verity.
 pub mod sysfs;
 /// Unit states from systemd (`systemctl show`), for the health gate.

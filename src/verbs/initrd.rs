@@ -9,13 +9,13 @@ use crate::act::{
     reboot,
     record::{self, Record},
 };
-use crate::decide::assess::{self, Assessment, Verdict};
-use crate::disk::{read_table, spend_booted};
+use crate::decide::assess::{self, Assessment, Facts, Verdict};
+use crate::disk::{gpt::Table, read_table, spend_booted};
 use crate::exit::ExitCode;
 use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
-use crate::types::{Booted, Roots};
-use anyhow::Result;
+use crate::types::{Booted, Roots, Slot};
+use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
 
 pub struct Options<'a> {
@@ -47,26 +47,8 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     let mut a = assess::assess(&facts);
     let slots = facts.slots.clone().unwrap_or_default();
 
-    let mut rec = Record::new(
-        if o.in_initrd { "initrd" } else { "assess" },
-        a.verdict.as_str(),
-    );
-    rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
-    rec.table = table.as_ref().ok().map(|t| t.used);
-    if let Ok(t) = &table {
-        rec.reasons
-            .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
-    }
+    let mut rec = probed_record(&env, o, &disk, &table, &facts, a.verdict);
     rec.version_id = version_id;
-    if let Ok(c) = env.read_cmdline() {
-        rec.reasons
-            .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
-        if let Some(Err(e)) = &c.usrhash {
-            rec.reasons
-                .push(format!("command line: {e}; the root hash was not compared"));
-        }
-    }
-    rec.verity = Some(facts.verity.clone());
     // the health gate's configuration as this boot will read it: a skipped line is in
     // boot.json from the start (the gate holds a first boot on it)
     rec.config_errors = crate::config::Config::load(&env.sysroot)
@@ -74,26 +56,9 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         .iter()
         .map(ToString::to_string)
         .collect();
-
-    let mut reboot = false;
-    if a.verdict == Verdict::Rollback {
-        let spent = match (disk.as_ref(), a.booted) {
-            (Ok(path), Some(i)) => spend_booted(path, &slots, i),
-            _ => Err(anyhow::anyhow!("no disk or booted slot to write")),
-        };
-        match spent {
-            Ok(msg) => {
-                rec.actions.push(msg);
-                reboot = !o.no_reboot;
-            }
-            Err(e) => {
-                // GRUB already spent the try on this boot, so the next reboot falls back
-                // anyway; without our write we must not force one.
-                a.reasons.push(format!("could not spend the slot: {e:#}"));
-                a.verdict = Verdict::NeedsHealthCheck;
-            }
-        }
-    }
+    let reboot = a.verdict == Verdict::Rollback
+        && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
+        && !o.no_reboot;
     rec.verdict = a.verdict.as_str().to_string();
     rec.first_boot_after_upgrade = a.first_boot_after_upgrade;
     rec.booted = a
@@ -121,6 +86,58 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         reboot::reboot()?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// The record's part that comes from probing: the disk, the table and its problems, the
+/// command line's warnings, dm-verity.
+fn probed_record(
+    env: &Env,
+    o: &Options,
+    disk: &Result<PathBuf>,
+    table: &Result<Table, String>,
+    facts: &Facts,
+    verdict: Verdict,
+) -> Record {
+    let event = if o.in_initrd { "initrd" } else { "assess" };
+    let mut rec = Record::new(event, verdict.as_str());
+    rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
+    rec.table = table.as_ref().ok().map(|t| t.used);
+    if let Ok(t) = table {
+        rec.reasons
+            .extend(t.problems.iter().map(|p| format!("GPT: {p}")));
+    }
+    if let Ok(c) = env.read_cmdline() {
+        rec.reasons
+            .extend(c.warnings.iter().map(|w| format!("command line: {w}")));
+        if let Some(Err(e)) = &c.usrhash {
+            rec.reasons
+                .push(format!("command line: {e}; the root hash was not compared"));
+        }
+    }
+    rec.verity = Some(facts.verity.clone());
+    rec
+}
+
+/// A `Rollback` verdict: spend the booted slot. True when written (and a reboot makes
+/// GRUB fall back); otherwise the verdict becomes `NeedsHealthCheck`, with the reason.
+fn spend(disk: Option<&Path>, slots: &[Slot], a: &mut Assessment, rec: &mut Record) -> bool {
+    let spent = match (disk, a.booted) {
+        (Some(path), Some(i)) => spend_booted(path, slots, i),
+        _ => Err(anyhow!("no disk or booted slot to write")),
+    };
+    match spent {
+        Ok(msg) => {
+            rec.actions.push(msg);
+            true
+        }
+        Err(e) => {
+            // GRUB already spent the try on this boot, so the next reboot falls back
+            // anyway; without our write we must not force one.
+            a.reasons.push(format!("could not spend the slot: {e:#}"));
+            a.verdict = Verdict::NeedsHealthCheck;
+            false
+        }
+    }
 }
 
 fn version_dirs(env: &Env) -> Vec<PathBuf> {

@@ -12,14 +12,18 @@ pub mod generator;
 pub mod initrd;
 /// `read-usr`: verify a whole slot before trusting it.
 pub mod read_usr;
-/// `status`, `next`, `stage`, `mark-good`, `rollback`: the slot verbs.
+/// `next`, `stage`, `mark-good`, `rollback`: the verbs that change the slots.
 pub mod slots;
+/// `status`: the slots, the booted one, the last assessment and the history.
+pub mod status;
 /// `verify`: verify-before-trust of a staged slot with libcryptsetup.
 pub mod verify;
 
+use crate::act::{flags, record};
 use crate::decide::booted;
 use crate::disk::gpt::Table;
 use crate::probe::{self, Env};
+use crate::types::Roots;
 use std::path::Path;
 
 /// Which slot of `table` (read from `disk`) booted, by the same rules as the initrd's
@@ -42,4 +46,39 @@ pub(crate) fn is_block(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.file_type().is_block_device())
         .unwrap_or(false)
+}
+
+pub(crate) fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Where the host's state about this disk is: for a block device, the running system's
+/// (or what the probe options point at); for an image file only what `--run-dir` and
+/// `--sysroot` name, so an image never shows this machine's boot record or history.
+pub(crate) struct HostState {
+    pub boot_json: Option<std::path::PathBuf>,
+    pub history: Option<std::path::PathBuf>,
+}
+
+impl HostState {
+    pub fn of(env: &Env, p: &Roots, disk: &Path) -> HostState {
+        let host = is_block(disk) || env.explicit;
+        HostState {
+            boot_json: (host || p.run_dir.is_some())
+                .then(|| env.run_dir.join(flags::STATE_DIR).join(flags::BOOT_JSON)),
+            history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
+        }
+    }
+
+    pub fn last_assessment(&self) -> Option<serde_json::Value> {
+        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    pub fn history(&self) -> Vec<serde_json::Value> {
+        self.history
+            .as_deref()
+            .map(record::read_history)
+            .unwrap_or_default()
+    }
 }

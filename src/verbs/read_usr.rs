@@ -129,7 +129,29 @@ where
 }
 
 pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
-    use nix::fcntl::OFlag;
+    let (r, msg) = read_device(a)?;
+    let failed = r.result != "ok";
+    if failed {
+        log::error!("{msg}");
+        if a.record {
+            record_failure(a, &r, &msg);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{msg}");
+    }
+    Ok(if failed {
+        ExitCode::VerifyFailed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// Read the whole device once; the report and its one-line message.
+fn read_device(a: &ReadUsrArgs) -> Result<(Report, String)> {
+    use nix::fcntl::{posix_fadvise, OFlag, PosixFadviseAdvice as Adv};
     let t0 = std::time::Instant::now();
     let flags = if a.direct {
         OFlag::O_DIRECT
@@ -141,7 +163,6 @@ pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
     let f = safefs::open_file(&a.device, false, safefs::Kind::RegularOrBlock, flags)?;
     let size = probe::verity::device_size(&f)
         .with_context(|| format!("reading the size of {}", a.device.display()))?;
-    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
     let _ = posix_fadvise(&f, 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut bytes_read = 0;
     let result = read_all(
@@ -171,77 +192,73 @@ pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
         error_block: None,
         error: None,
     };
-    let msg = match &result {
-        Ok(()) if bytes_read == size => format!(
-            "{}: read all {} MiB in {:.2} s ({:.0} MiB/s): every block passed",
-            r.device,
-            size >> 20,
-            seconds,
-            r.mib_per_s
-        ),
-        Ok(()) => {
-            r.result = "io-error";
-            r.error = Some(format!("ended after {bytes_read} of {size} bytes"));
-            r.error_at = Some(bytes_read);
-            r.error_block = Some(bytes_read / SMALL as u64);
-            format!(
-                "{}: unexpected end after {bytes_read} of {size} bytes",
-                r.device
-            )
+    let msg = r.judge(&result);
+    Ok((r, msg))
+}
+
+impl Report {
+    /// Fill in the first failure of `result`, if any, and say what happened in one line.
+    fn judge(&mut self, result: &Result<(), (u64, std::io::Error)>) -> String {
+        let (size, bytes_read) = (self.size, self.bytes_read);
+        match result {
+            Ok(()) if bytes_read == size => format!(
+                "{}: read all {} MiB in {:.2} s ({:.0} MiB/s): every block passed",
+                self.device,
+                size >> 20,
+                self.seconds,
+                self.mib_per_s
+            ),
+            Ok(()) => {
+                self.result = "io-error";
+                self.error = Some(format!("ended after {bytes_read} of {size} bytes"));
+                self.error_at = Some(bytes_read);
+                self.error_block = Some(bytes_read / SMALL as u64);
+                format!(
+                    "{}: unexpected end after {bytes_read} of {size} bytes",
+                    self.device
+                )
+            }
+            Err((at, e)) => {
+                self.result = "io-error";
+                self.error_at = Some(*at);
+                self.error_block = Some(at / SMALL as u64);
+                self.error = Some(e.to_string());
+                format!(
+                    "{}: read error at byte {at} (4 KiB block {}) after {} MiB: {e} (dm-verity rejects blocks that do not match the hash tree)",
+                    self.device,
+                    at / SMALL as u64,
+                    bytes_read >> 20
+                )
+            }
         }
-        Err((at, e)) => {
-            r.result = "io-error";
-            r.error_at = Some(*at);
-            r.error_block = Some(at / SMALL as u64);
-            r.error = Some(e.to_string());
-            format!(
-                "{}: read error at byte {at} (4 KiB block {}) after {} MiB: {e} (dm-verity rejects blocks that do not match the hash tree)",
-                r.device,
-                at / SMALL as u64,
-                bytes_read >> 20
-            )
-        }
+    }
+}
+
+/// `read-usr-failed` in the history of `--sysroot`, with the report. The check already
+/// failed; a history that cannot be written is a warning.
+fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
+    let p = Roots {
+        usr: a.usr.clone(),
+        sysroot: a.sysroot.clone(),
+        ..Roots::default()
     };
-    let failed = r.result != "ok";
-    if failed {
-        log::error!("{msg}");
-        if a.record {
-            let p = Roots {
-                usr: a.usr.clone(),
-                sysroot: a.sysroot.clone(),
-                ..Roots::default()
-            };
-            let env = Env::new(&p, false);
-            let mut rec = Record::new("read-usr-failed", "corrupted");
-            rec.version_id = probe::version_id(&env.usr_candidates);
-            rec.reasons.push(msg.clone());
-            #[derive(Serialize)]
-            struct WithReport<'a> {
-                #[serde(flatten)]
-                record: &'a Record,
-                read_usr: &'a Report,
-            }
-            if let Err(e) = record::append_history(
-                &env.sysroot,
-                &WithReport {
-                    record: &rec,
-                    read_usr: &r,
-                },
-            ) {
-                log::warn!("history not updated: {e:#}");
-            }
-        }
+    let env = Env::new(&p, false);
+    let mut rec = Record::new("read-usr-failed", "corrupted");
+    rec.version_id = probe::version_id(&env.usr_candidates);
+    rec.reasons.push(msg.to_string());
+    #[derive(Serialize)]
+    struct WithReport<'a> {
+        #[serde(flatten)]
+        record: &'a Record,
+        read_usr: &'a Report,
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        println!("{msg}");
+    let line = WithReport {
+        record: &rec,
+        read_usr: r,
+    };
+    if let Err(e) = record::append_history(&env.sysroot, &line) {
+        log::warn!("history not updated: {e:#}");
     }
-    Ok(if failed {
-        ExitCode::VerifyFailed
-    } else {
-        ExitCode::Ok
-    })
 }
 
 #[cfg(test)]

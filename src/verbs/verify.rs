@@ -14,140 +14,19 @@ use crate::act::record::{self, Record};
 use crate::cli::tools::VerifyArgs;
 use crate::decide::ab;
 use crate::disk::{change_slots, gpt::Table, read_table};
-use crate::exit::{ExitCode, VerbResult};
+use crate::exit::{ExitCode, Failure, VerbResult};
+use crate::probe::source::{self, Source};
 use crate::probe::verity::{self, OffsetSource};
 use crate::probe::{self, Env};
 use crate::types::{Booted, Roots, Slot};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
+
+/// The report and what libcryptsetup's verdict means in it.
+mod report;
+use report::{Outcome, Report};
 use std::fs::File;
-use std::path::{Path, PathBuf};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Verified,
-    Corrupted,
-    WrongHash,
-    NoHashTree,
-}
-
-/// The verification report (`--json`), also stored in the history with `verify-failed`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub result: Outcome,
-    pub label: Option<String>,
-    pub partition: Option<u32>,
-    pub partuuid: Option<String>,
-    /// What was read (a partition device, a partition image, or the copy of the slot).
-    pub device: String,
-    pub root_hash: String,
-    /// `--root-hash` or the kernel image it was read from.
-    pub root_hash_from: String,
-    pub hash_offset: Option<u64>,
-    pub hash_offset_from: Option<OffsetSource>,
-    pub hash_algorithm: Option<String>,
-    pub data_blocks: Option<u64>,
-    pub data_block_size: Option<u32>,
-    /// Byte position in the partition of the first block that failed.
-    pub failed_at: Option<u64>,
-    /// `data` or `hash-tree`.
-    pub area: Option<&'static str>,
-    /// That block's number: data block N, or hash-tree block N counted from the superblock (0).
-    pub block: Option<u64>,
-    pub message: String,
-    /// libcryptsetup's own messages.
-    pub libcryptsetup: Vec<String>,
-    pub seconds: f64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub actions: Vec<String>,
-}
-
-/// The staged slot: the one GRUB boots next, while it still has tries and has not been
-/// marked successful (what flatcar-postinst leaves: highest priority, T=1, S=0).
-pub fn staged(slots: &[Slot]) -> Option<usize> {
-    ab::next_boot(slots).filter(|&i| slots[i].attrs.tries > 0 && !slots[i].attrs.successful)
-}
-
-/// What was read: the device path handed to libcryptsetup, and a temporary copy that
-/// must stay open as long as that path is used.
-struct Source {
-    path: PathBuf,
-    shown: String,
-    _copy: Option<File>,
-}
-
-/// The kernel's node for partition `n` of a block device, through sysfs.
-fn partition_node(env: &Env, disk: &Path, n: u32) -> Result<PathBuf> {
-    let name = env.sysfs.name_of_path(disk)?;
-    let dir = env.sysfs.root.join("class/block").join(&name);
-    let rd = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
-    for e in rd.flatten() {
-        let p = std::fs::read_to_string(e.path().join("partition")).unwrap_or_default();
-        if p.trim().parse::<u32>().ok() == Some(n) {
-            return Ok(env.sysfs.dev.join(e.file_name()));
-        }
-    }
-    bail!(
-        "{} has no partition {n} in {}",
-        disk.display(),
-        dir.display()
-    )
-}
-
-/// libcryptsetup reads whole devices (no data offset for VERITY), so a slot inside an
-/// image file is copied into an unnamed temporary file (beside the image when possible)
-/// and read through /proc/self/fd.
-fn copy_out(image: &Path, table: &Table, n: u32) -> Result<Source> {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    let (first, last) = table
-        .extent(n)
-        .ok_or_else(|| anyhow!("partition {n} is not in the table"))?;
-    let ss = table.sector_size;
-    let (start, len) = (first * ss, (last + 1 - first) * ss);
-    let mut src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
-    let dirs = [
-        image
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        std::env::temp_dir(),
-    ];
-    let mut last_err = None;
-    for d in &dirs {
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(nix::libc::O_TMPFILE)
-            .mode(0o600)
-            .open(d)
-        {
-            Ok(mut tmp) => {
-                src.seek(SeekFrom::Start(start))?;
-                // File → File: std copies in the kernel (copy_file_range)
-                let copied = std::io::copy(&mut (&mut src).take(len), &mut tmp)
-                    .with_context(|| format!("copying partition {n} out of {}", image.display()))?;
-                if copied != len {
-                    bail!(
-                        "{} ends inside partition {n} ({copied} of {len} bytes)",
-                        image.display()
-                    );
-                }
-                return Ok(Source {
-                    path: PathBuf::from(format!("/proc/self/fd/{}", tmp.as_raw_fd())),
-                    shown: format!("{} partition {n} (copied out)", image.display()),
-                    _copy: Some(tmp),
-                });
-            }
-            Err(e) => last_err = Some(anyhow!("{}: {e}", d.display())),
-        }
-    }
-    Err(last_err
-        .unwrap_or_else(|| anyhow!("no directory"))
-        .context("creating a temporary copy of the slot"))
-}
+use std::path::PathBuf;
 
 /// The slot whose partition is verified, with the table it came from.
 struct Target {
@@ -177,7 +56,7 @@ pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
     // set on the hand-over, so a helper that lacks the feature too fails instead of
     // handing it on again
     const NO_DELEGATE: &str = "ABGUARD_NO_DELEGATE";
-    let helper = Path::new(HELPER);
+    let helper = std::path::Path::new(HELPER);
     if std::env::var_os(NO_DELEGATE).is_none() && helper.exists() {
         let err = std::process::Command::new(helper)
             .args(std::env::args_os().skip(1))
@@ -198,50 +77,39 @@ pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
     .into())
 }
 
+/// The slot `verify` was asked about, or `None` when nothing is staged and `--staged`
+/// says that is fine.
 #[cfg(feature = "cryptsetup")]
-pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
-    let t0 = std::time::Instant::now();
-    let env = Env::new(p, false);
+fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> {
     let need_table = a.device.is_none()
         || a.partition.is_some()
         || a.staged
         || a.unstage_on_failure
         || (a.root_hash.is_none() && a.kernel.is_none());
-    let target = if need_table {
-        let disk = env.disk_path()?;
-        let (_, table) = read_table(&disk, false)?;
-        let slots = table.slots();
-        let index = match a.partition {
-            Some(n) => ab::find_partition(&slots, n)?,
-            None => match staged(&slots) {
-                Some(i) => i,
-                None if a.staged => {
-                    let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
-                    if a.json {
-                        println!(
-                            "{}",
-                            serde_json::json!({ "result": "nothing-staged", "message": msg })
-                        );
-                    } else {
-                        println!("{msg}");
-                    }
-                    return Ok(ExitCode::Ok);
-                }
-                None => {
-                    return Err(anyhow!(
-                        "no staged USR slot (none boots next with tries left and successful=0); name one with --partition"
-                    )
-                    .into())
-                }
-            },
-        };
-        Some(Target { disk, table, index })
-    } else {
-        None
+    if !need_table {
+        return Ok(Some(None));
+    }
+    let disk = env.disk_path()?;
+    let (_, table) = read_table(&disk, false)?;
+    let slots = table.slots();
+    let index = match (a.partition, ab::staged(&slots)) {
+        (Some(n), _) => ab::find_partition(&slots, n)?,
+        (None, Some(i)) => i,
+        (None, None) if a.staged => return Ok(None),
+        (None, None) => {
+            return Err(anyhow!(
+                "no staged USR slot (none boots next with tries left and successful=0); name one with --partition"
+            )
+            .into())
+        }
     };
-    let slot = target.as_ref().map(Target::slot);
+    Ok(Some(Some(Target { disk, table, index })))
+}
 
-    let (root_hash, root_hash_from) = match (&a.root_hash, &a.kernel, &slot) {
+/// The root hash to verify against, and where it came from.
+#[cfg(feature = "cryptsetup")]
+fn root_hash(env: &Env, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, String)> {
+    Ok(match (&a.root_hash, &a.kernel, slot) {
         (Some(h), _, _) => (h.trim().to_ascii_lowercase(), "--root-hash".to_string()),
         (None, Some(k), _) => (verity::kernel_root_hash(k)?, k.display().to_string()),
         (None, None, Some(s)) => {
@@ -250,29 +118,44 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
                 .context("reading the slot's root hash (pass --root-hash or --kernel)")?;
             (h, k.display().to_string())
         }
-        (None, None, None) => unreachable!("need_table without a root hash source"),
-    };
-    let hash_bytes = verity::parse_hex(&root_hash)?;
+        (None, None, None) => bail!("no root hash: pass --root-hash, --kernel or a slot"),
+    })
+}
 
-    let source = match (&a.device, &target) {
-        (Some(dev), _) => Source {
-            path: dev.clone(),
-            shown: dev.display().to_string(),
-            _copy: None,
-        },
+/// What to read: `--device`, the slot's partition node, or a copy out of the image.
+#[cfg(feature = "cryptsetup")]
+fn source(env: &Env, a: &VerifyArgs, target: Option<&Target>) -> Result<Source> {
+    match (&a.device, target) {
+        (Some(dev), _) => Ok(Source::direct(dev)),
         (None, Some(t)) if is_block(&t.disk) => {
-            let n = t.slot().partition;
-            let node = partition_node(&env, &t.disk, n)?;
-            Source {
-                shown: node.display().to_string(),
-                path: node,
-                _copy: None,
-            }
+            let node = source::partition_node(env, &t.disk, t.slot().partition)?;
+            Ok(Source::direct(&node))
         }
-        (None, Some(t)) => copy_out(&t.disk, &t.table, t.slot().partition)?,
-        (None, None) => unreachable!("need_table without --device"),
-    };
+        (None, Some(t)) => source::copy_out(&t.disk, &t.table, t.slot().partition),
+        (None, None) => bail!("nothing to read: pass --device or a slot"),
+    }
+}
 
+#[cfg(feature = "cryptsetup")]
+pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
+    let t0 = std::time::Instant::now();
+    let env = Env::new(p, false);
+    let Some(target) = select(&env, a)? else {
+        let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({ "result": "nothing-staged", "message": msg })
+            );
+        } else {
+            println!("{msg}");
+        }
+        return Ok(ExitCode::Ok);
+    };
+    let slot = target.as_ref().map(Target::slot);
+    let (root_hash, root_hash_from) = root_hash(&env, a, slot.as_ref())?;
+    let hash_bytes = verity::parse_hex(&root_hash)?;
+    let source = source(&env, a, target.as_ref())?;
     let dev = File::open(&source.path).with_context(|| format!("opening {}", source.shown))?;
     let found = match a.hash_offset {
         Some(o) => Some((o, OffsetSource::Given, None)),
@@ -281,28 +164,9 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
             .map(|f| (f.offset, f.source, Some(f.superblock))),
     };
     drop(dev);
-
-    let mut r = Report {
-        result: Outcome::NoHashTree,
-        label: slot.as_ref().map(|s| s.label.clone()),
-        partition: slot.as_ref().map(|s| s.partition),
-        partuuid: slot.as_ref().map(|s| s.partuuid.clone()),
-        device: source.shown.clone(),
-        root_hash,
-        root_hash_from,
-        hash_offset: found.as_ref().map(|f| f.0),
-        hash_offset_from: found.as_ref().map(|f| f.1),
-        hash_algorithm: None,
-        data_blocks: None,
-        data_block_size: None,
-        failed_at: None,
-        area: None,
-        block: None,
-        message: String::new(),
-        libcryptsetup: Vec::new(),
-        seconds: 0.0,
-        actions: Vec::new(),
-    };
+    let mut r = Report::new(slot.as_ref(), &source.shown, root_hash, root_hash_from);
+    r.hash_offset = found.as_ref().map(|f| f.0);
+    r.hash_offset_from = found.as_ref().map(|f| f.1);
     if let Some((_, _, Some(sb))) = &found {
         r.hash_algorithm = Some(sb.algorithm.clone());
         r.data_blocks = Some(sb.data_blocks);
@@ -321,61 +185,23 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
         Some((offset, _, sb)) => {
             let out = crate::probe::cryptsetup::verify(&source.path, offset, &hash_bytes)?;
             r.libcryptsetup = out.log;
-            use crate::probe::cryptsetup::Verdict;
-            match out.verdict {
-                Verdict::Verified => {
-                    r.result = Outcome::Verified;
-                    r.message = format!(
-                        "{what}: verified: {} data blocks and the hash tree at byte {offset} match root hash {}",
-                        r.data_blocks.map_or_else(|| "all".into(), |n| n.to_string()),
-                        r.root_hash
-                    );
-                }
-                Verdict::Corrupted { position } => {
-                    r.result = Outcome::Corrupted;
-                    r.failed_at = Some(position);
-                    let dbs = sb.as_ref().map_or(4096, |s| u64::from(s.data_block_size));
-                    let hbs = sb.as_ref().map_or(4096, |s| u64::from(s.hash_block_size));
-                    if position < offset {
-                        r.area = Some("data");
-                        r.block = Some(position / dbs);
-                        r.message = format!(
-                            "{what}: corrupted: data block {} (byte {position}) does not match its hash in the tree",
-                            position / dbs
-                        );
-                    } else {
-                        r.area = Some("hash-tree");
-                        r.block = Some((position - offset) / hbs);
-                        r.message = format!(
-                            "{what}: corrupted: hash-tree block {} (byte {position}) does not match its hash in the level above",
-                            (position - offset) / hbs
-                        );
-                    }
-                }
-                Verdict::WrongHash => {
-                    r.result = Outcome::WrongHash;
-                    r.message = format!(
-                        "{what}: wrong root hash: every block matches the hash tree, but the tree does not match {} from {} (a different image, or a damaged top hash block)",
-                        r.root_hash, r.root_hash_from
-                    );
-                }
-                Verdict::NoHashTree => {
-                    r.message = format!(
-                        "{what}: no hash tree: libcryptsetup found no verity superblock at byte {offset}"
-                    );
-                }
-            }
+            r.judge(&what, out.verdict, offset, sb.as_ref());
         }
     }
     drop(source);
     r.seconds = t0.elapsed().as_secs_f64();
+    finish(&env, a, target.as_ref(), r)
+}
 
+/// Log, un-stage when asked, print; the exit code says whether the slot verified.
+#[cfg(feature = "cryptsetup")]
+fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> VerbResult {
     let failed = r.result != Outcome::Verified;
     if failed {
         log::error!("{}", r.message);
         if a.unstage_on_failure {
-            match &target {
-                Some(t) => unstage(&env, t, &mut r),
+            match target {
+                Some(t) => unstage(env, t, &mut r),
                 None => r.actions.push("not un-staged: no slot to un-stage".into()),
             }
         }
@@ -404,7 +230,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let before = t.slot();
     let result = change_slots(&t.disk, |slots: &mut Vec<Slot>| -> Result<()> {
         let i = ab::find_partition(slots, before.partition)?;
-        if slots[i] != before || staged(slots) != Some(i) {
+        if slots[i] != before || ab::staged(slots) != Some(i) {
             bail!(
                 "{} is not the staged slot any more (the table changed during verification)",
                 before.label
@@ -472,36 +298,5 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
                 .join(record::HISTORY_FILE)
                 .display()
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staged_is_the_next_boot_with_a_try_left() {
-        let s = ab::slots_from(&[(1, 0, true), (2, 1, false)]);
-        assert_eq!(staged(&s), Some(1));
-        // the try was spent (B is booting or failed): not staged any more
-        assert_eq!(
-            staged(&ab::slots_from(&[(1, 0, true), (2, 0, false)])),
-            None
-        );
-        // fresh image, B good, a manual rollback with --force (T1 on a never-good slot)
-        assert_eq!(
-            staged(&ab::slots_from(&[(1, 0, true), (0, 0, false)])),
-            None
-        );
-        assert_eq!(staged(&ab::slots_from(&[(1, 0, true), (2, 0, true)])), None);
-        assert_eq!(
-            staged(&ab::slots_from(&[(2, 1, false), (1, 0, true)])),
-            Some(0)
-        );
-        // B has tries but A has the higher priority: GRUB boots A, nothing is staged
-        assert_eq!(
-            staged(&ab::slots_from(&[(3, 0, true), (2, 1, false)])),
-            None
-        );
     }
 }

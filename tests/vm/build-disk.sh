@@ -13,7 +13,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROOTFS=${1:?rootfs}; OUT=${2:?outdir}; A_PART=${3:-}; B_PART=${4:-}
-ROOT_MB=${ROOT_MB:-128}; EFI_MB=32; BIOS_MB=2; OEM_MB=16; OEMCFG_MB=4
+ROOT_MB=${ROOT_MB:-128}; EFI_MB=128; BIOS_MB=2; OEM_MB=16; OEMCFG_MB=4
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd); img=$OUT/disk.img
 W=$(mktemp -d "$OUT/disk.XXXX"); trap 'rm -rf "$W"' EXIT
 

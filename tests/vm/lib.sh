@@ -87,3 +87,86 @@ root_cat() {
 strip_ansi() { sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\r$//' "$@"; }
 # probe_field LOG KEY: value of KEY= in the first BOOTPROBE line (empty if none)
 probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# --- Flatcar's GRUB (install-boot.sh, run-guest.sh) ------------------------------------------
+# Flatcar's GRUB build, unpacked once into the cache (keyed by the tarball's hash); prints the
+# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (shared/vendor).
+ABGUARD_FLATCAR_GRUB=${ABGUARD_FLATCAR_GRUB:-$REPO_DIR/../shared/vendor/flatcar-grub}
+GRUB_TARBALL=grub-2.06-flatcar-i386-pc.tar.xz
+grub_tree() {
+  local tar=$ABGUARD_FLATCAR_GRUB/$GRUB_TARBALL key d
+  [ -r "$tar" ] || die "Flatcar's GRUB not found: $tar (set ABGUARD_FLATCAR_GRUB to the folder holding $GRUB_TARBALL)"
+  key=$(sha256sum "$tar" | cut -c1-16); d=$ABGUARD_CACHE/grub/$key
+  if [ ! -x "$d/pc/bin/grub-mkimage" ]; then
+    rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+    tar -xJf "$tar" -C "$d.tmp"
+    rm -rf "$d"; mv "$d.tmp" "$d"
+  fi
+  echo "$d"
+}
+
+# slot_kernel ROOTHASH OUT: the kernel for one slot, its /usr root hash as 64 ASCII hex digits
+# at byte 0x40, where Flatcar's build stores it. On this kernel 0x40 is the start of the PE
+# header, so (as on Flatcar) the image is for the BIOS/linux16 entry, not an EFI stub boot.
+slot_kernel() {
+  # shellcheck disable=SC1091
+  . "$ABGUARD_CACHE/kernel/kernel.env"
+  [[ $1 =~ ^[0-9a-f]{64}$ ]] || die "slot_kernel: '$1' is not a sha256 root hash"
+  cp "$KROOT/boot/vmlinuz-$KVER" "$2"
+  printf '%s' "$1" | dd of="$2" bs=1 seek=64 conv=notrunc status=none
+}
+# load_cfg KERNEL: /flatcar/load-a|b, the per-slot GRUB snippet. Flatcar's GRUB 2.12 reads the
+# hash from the kernel itself; this 2.06 build cannot, so the snippet carries what is at 0x40.
+load_cfg() { printf 'set usrhash="%s"\n' "$(dd if="$1" bs=1 skip=64 count=64 status=none)"; }
+
+# grub_cfg USR_FSTYPE: /flatcar/grub/grub.cfg, modelled on flatcar/scripts
+# build_library/grub.cfg (BIOS path): OEM's grub.cfg may set linux_append (and here linux_rd),
+# gptprio.next picks the slot by $usr_uuid, set fallback retries the default entry. Lines
+# starting "GRUB-E2E:" on the serial console are what run-guest.sh reads.
+grub_cfg() {
+  local fst=""; [ "$1" = ext4 ] || fst="mount.usrfstype=$1"
+  cat <<CFG
+# abguard e2e: Flatcar's GRUB config, BIOS path (see tests/vm/README.md)
+set default="flatcar"
+set fallback="0 0 0"
+set timeout=0
+serial com0 --speed=115200 --word=8 --parity=no
+terminal_input serial_com0
+terminal_output serial_com0
+echo "GRUB-E2E: start"
+
+set linux_root="root=LABEL=ROOT"
+set linux_console="console=ttyS0,115200n8"
+# how the initrd treats a failure (Flatcar: its emergency shell with a timeout)
+set linux_rd="rd.shell=0 rd.emergency=reboot"
+set linux_append=""
+search --no-floppy --set oem --part-label OEM --hint "\$root"
+if [ -n "\$oem" -a -f "(\$oem)/grub.cfg" ]; then
+    source "(\$oem)/grub.cfg"
+fi
+set linux_cmdline="rootflags=rw rw mount.usrflags=ro consoleblank=0 \$linux_root \$linux_console quiet systemd.gpt_auto=0 panic=-1 $fst \$linux_rd \$linux_append"
+
+function gptprio {
+    gptprio.next -d usr_device -u usr_uuid
+    if [ \$? -ne 0 -o -z "\$usr_uuid" ]; then
+        # Flatcar waits at a prompt here; the test ends the VM so the harness sees it at once
+        echo "GRUB-E2E: gptprio failed"
+        halt
+    fi
+    if [ "\$usr_uuid" = "$U_USR_A" ]; then
+        set slot="a"
+    else
+        set slot="b"
+    fi
+}
+
+menuentry "Flatcar default" --id=flatcar {
+    gptprio
+    echo "GRUB-E2E: boot slot=\$slot \$usr_device"
+    source (\$root)/flatcar/load-\$slot
+    linux /flatcar/vmlinuz-\$slot \$linux_cmdline mount.usr=/dev/mapper/usr verity.usr=PARTUUID=\$usr_uuid verity.usrhash=\$usrhash
+    initrd /flatcar/initrd.img
+    echo "GRUB-E2E: loaded"
+}
+CFG
+}

@@ -1,0 +1,187 @@
+//! Unit tests of `sysfs` (beside it, to keep that file short).
+
+use super::*;
+use std::os::unix::fs::symlink;
+
+/// A sysfs tree shaped like the kernel's: devices hold the nodes, class/block and
+/// dev/block link to them.
+pub(crate) struct FakeSys {
+    pub dir: tempfile::TempDir,
+}
+
+impl FakeSys {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["class/block", "dev/block", "devices/virtual/block"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        FakeSys { dir }
+    }
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    fn link(&self, name: &str, devpath: &str, majmin: &str) {
+        let r = self.root();
+        symlink(format!("../../{devpath}"), r.join("class/block").join(name)).unwrap();
+        symlink(format!("../../{devpath}"), r.join("dev/block").join(majmin)).unwrap();
+        std::fs::write(r.join(devpath).join("dev"), format!("{majmin}\n")).unwrap();
+    }
+    pub fn disk(&self, name: &str, majmin: &str) {
+        let p = format!("devices/pci0000:00/block/{name}");
+        std::fs::create_dir_all(self.root().join(&p)).unwrap();
+        self.link(name, &p, majmin);
+    }
+    pub fn part(&self, disk: &str, name: &str, n: u32, majmin: &str) {
+        let p = format!("devices/pci0000:00/block/{disk}/{name}");
+        std::fs::create_dir_all(self.root().join(&p)).unwrap();
+        std::fs::write(self.root().join(&p).join("partition"), format!("{n}\n")).unwrap();
+        self.link(name, &p, majmin);
+    }
+    pub fn dm(&self, name: &str, dm_name: &str, majmin: &str, slaves: &[&str]) {
+        let p = format!("devices/virtual/block/{name}");
+        std::fs::create_dir_all(self.root().join(&p).join("dm")).unwrap();
+        std::fs::create_dir_all(self.root().join(&p).join("slaves")).unwrap();
+        std::fs::write(self.root().join(&p).join("dm/name"), format!("{dm_name}\n")).unwrap();
+        for s in slaves {
+            symlink(
+                format!("../../../../pci0000:00/block/x/{s}"),
+                self.root().join(&p).join("slaves").join(s),
+            )
+            .unwrap();
+        }
+        self.link(name, &p, majmin);
+    }
+    pub fn sysfs(&self) -> Sysfs {
+        Sysfs {
+            root: self.root().to_path_buf(),
+            dev: self.root().join("no-dev"),
+        }
+    }
+}
+
+#[test]
+fn verity_on_virtio() {
+    let f = FakeSys::new();
+    f.disk("vda", "254:0");
+    f.part("vda", "vda3", 3, "254:3");
+    f.part("vda", "vda4", 4, "254:4");
+    f.dm("dm-0", "usr", "253:0", &["vda4"]);
+    let s = f.sysfs();
+    assert_eq!(s.name_of(253, 0).unwrap(), "dm-0");
+    assert_eq!(
+        s.name_of_path(Path::new("/dev/mapper/usr")).unwrap(),
+        "dm-0"
+    );
+    let b = s.backing_partition("dm-0").unwrap();
+    assert_eq!(
+        b,
+        Backing {
+            chain: vec!["dm-0".into(), "vda4".into()],
+            partition: 4,
+            disk: "vda".into()
+        }
+    );
+}
+
+#[test]
+fn plain_partitions_of_every_naming() {
+    for (disk, part, n) in [
+        ("sda", "sda4", 4),
+        ("nvme0n1", "nvme0n1p3", 3),
+        ("mmcblk0", "mmcblk0p3", 3),
+        ("loop0", "loop0p3", 3),
+    ] {
+        let f = FakeSys::new();
+        f.disk(disk, "8:0");
+        f.part(disk, part, n, "8:9");
+        let b = f.sysfs().backing_partition(part).unwrap();
+        assert_eq!((b.partition, b.disk.as_str()), (n, disk));
+        assert_eq!(partition_number_from_name(part), Some(n));
+    }
+}
+
+#[test]
+fn broken_trees_are_errors() {
+    // dm without slaves
+    let f = FakeSys::new();
+    f.dm("dm-0", "usr", "253:0", &[]);
+    assert!(f
+        .sysfs()
+        .backing_partition("dm-0")
+        .unwrap_err()
+        .to_string()
+        .contains("without lower devices"));
+    // loop through slaves
+    let f = FakeSys::new();
+    f.dm("dm-0", "usr", "253:0", &["dm-1"]);
+    f.dm("dm-1", "x", "253:1", &["dm-0"]);
+    assert!(f
+        .sysfs()
+        .backing_partition("dm-0")
+        .unwrap_err()
+        .to_string()
+        .contains("loop"));
+    // missing partition file
+    let f = FakeSys::new();
+    f.disk("vda", "254:0");
+    f.dm("dm-0", "usr", "253:0", &["vda"]);
+    assert!(f
+        .sysfs()
+        .backing_partition("dm-0")
+        .unwrap_err()
+        .to_string()
+        .contains("not a partition"));
+    // two lower devices
+    let f = FakeSys::new();
+    f.disk("vda", "254:0");
+    f.part("vda", "vda3", 3, "254:3");
+    f.part("vda", "vda4", 4, "254:4");
+    f.dm("dm-0", "usr", "253:0", &["vda3", "vda4"]);
+    assert!(f.sysfs().backing_partition("dm-0").is_err());
+    // unknown names
+    assert!(f.sysfs().name_of(1, 2).is_err());
+    assert!(f
+        .sysfs()
+        .name_of_path(Path::new("/dev/mapper/nothing"))
+        .is_err());
+}
+
+#[test]
+fn mountinfo() {
+    let text = "\
+29 1 254:9 / / rw,relatime shared:1 - ext4 /dev/vda9 rw
+30 29 253:0 / /usr ro,relatime shared:2 - btrfs /dev/mapper/usr ro
+31 29 0:40 / /usr ro shared:3 - overlay sysext ro,lowerdir=/run/extensions
+32 29 253:0 / /mnt/with\\040space ro - ext4 /dev/mapper/usr ro
+garbage line
+";
+    let m = parse_mountinfo(text);
+    assert_eq!(m.len(), 4);
+    let u = usr_mount(&m, "/usr").unwrap();
+    assert_eq!(
+        (u.major, u.minor, u.source.as_str()),
+        (253, 0, "/dev/mapper/usr")
+    );
+    assert!(usr_mount(&m, "/mnt/with space").is_some());
+    assert!(usr_mount(&m, "/sysusr/usr").is_none());
+}
+
+#[test]
+fn names() {
+    for (n, want) in [
+        ("vda3", Some(3)),
+        ("sda12", Some(12)),
+        ("nvme0n1p3", Some(3)),
+        ("nvme0n1", None),
+        ("mmcblk0", None),
+        ("loop0p3", Some(3)),
+        ("loop0", None),
+        // a device-mapper node is not a partition, whatever its number
+        ("dm-0", None),
+        ("md127", None),
+        ("123", None),
+        ("", None),
+    ] {
+        assert_eq!(partition_number_from_name(n), want, "{n}");
+    }
+}
