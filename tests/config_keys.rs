@@ -132,9 +132,16 @@ fn the_boot_record_carries_config_errors_from_the_start() {
     let m = machine_on_first_boot_of_b(&img);
     let etc = m.p("sysroot/etc/abguard");
     std::fs::create_dir_all(&etc).unwrap();
-    std::fs::write(etc.join("abguard.conf"), "CRITICAL_UNITS=a.service,b.service\n").unwrap();
+    std::fs::write(
+        etc.join("abguard.conf"),
+        "CRITICAL_UNITS=a.service,b.service\n",
+    )
+    .unwrap();
     let rec = json(&m.initrd(&[]));
     assert_eq!(rec["verdict"], "needs-health-check");
     let e = rec["config_errors"][0].as_str().unwrap_or_default();
-    assert!(e.contains("etc/abguard/abguard.conf:1: CRITICAL_UNITS="), "{rec}");
+    assert!(
+        e.contains("etc/abguard/abguard.conf:1: CRITICAL_UNITS="),
+        "{rec}"
+    );
 }
