@@ -44,8 +44,9 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
             n => println!("{n} error(s)"),
         }
     }
-    Ok(match check && !c.errors.is_empty() {
-        true => ExitCode::Error,
-        false => ExitCode::Ok,
+    // the effective settings are printed either way; a skipped line is an error
+    Ok(match c.errors.is_empty() {
+        true => ExitCode::Ok,
+        false => ExitCode::Error,
     })
 }
