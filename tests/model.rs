@@ -311,7 +311,7 @@ fn next(s: &St) -> Vec<(String, Kind, St)> {
                         {
                             write(
                                 &mut out,
-                                why,
+                                why.as_str(),
                                 Kind::AutoReboot,
                                 &new,
                                 off(Vec::new(), s.content),

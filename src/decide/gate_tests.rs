@@ -371,7 +371,7 @@ fn hooks_verity_and_the_deadline() {
     };
     assert_eq!(
         (failure.event(), failure.reason().as_str()),
-        ("deadline", "deadline passed")
+        (Event::Deadline, "deadline passed")
     );
     // a pending unit is named in the deadline's reason
     let mut f = GateFacts {
