@@ -135,8 +135,16 @@ pub fn render(s: &Snapshot) -> String {
             escape(s.version_id.unwrap_or(""))
         );
     }
+    render_state(&mut o, s);
+    render_counters(&mut o, s);
+    render_lifecycle(&mut o, s);
+    o
+}
+
+/// The last verdict, the GPT's health, the pending gate and the configuration errors.
+fn render_state(o: &mut String, s: &Snapshot) {
     family(
-        &mut o,
+        o,
         "abguard_last_verdict",
         "gauge",
         "1 for the verdict of the last recorded assessment or gate.",
@@ -150,7 +158,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     if let Some(t) = s.last_assessment_time {
         family(
-            &mut o,
+            o,
             "abguard_last_assessment_timestamp_seconds",
             "gauge",
             "When the last boot assessment was written.",
@@ -158,7 +166,7 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "abguard_last_assessment_timestamp_seconds {t}");
     }
     family(
-        &mut o,
+        o,
         "abguard_gpt_backup_in_use",
         "gauge",
         "1 when the primary GPT is damaged and the backup was read.",
@@ -169,14 +177,14 @@ pub fn render(s: &Snapshot) -> String {
         u8::from(s.table == Copy::Backup)
     );
     family(
-        &mut o,
+        o,
         "abguard_gpt_problems",
         "gauge",
         "Defects found in the GPT copies.",
     );
     let _ = writeln!(o, "abguard_gpt_problems {}", s.problems);
     family(
-        &mut o,
+        o,
         "abguard_gate_pending",
         "gauge",
         "1 while a first boot after an upgrade waits for its health gate.",
@@ -184,7 +192,7 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(o, "abguard_gate_pending {}", u8::from(s.gate_pending));
     if let Some(t) = s.gate_deadline.filter(|_| s.gate_pending) {
         family(
-            &mut o,
+            o,
             "abguard_gate_deadline_timestamp_seconds",
             "gauge",
             "When the pending gate's deadline rolls the upgrade back.",
@@ -192,12 +200,16 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "abguard_gate_deadline_timestamp_seconds {t}");
     }
     family(
-        &mut o,
+        o,
         "abguard_config_errors",
         "gauge",
         "Configuration lines skipped on this boot (file:line in the history).",
     );
     let _ = writeln!(o, "abguard_config_errors {}", s.config_errors);
+}
+
+/// The totals the history lines carry.
+fn render_counters(o: &mut String, s: &Snapshot) {
     let c = s.counters;
     for (name, help, v) in [
         ("abguard_boots_total", "Boots assessed.", c.boots),
@@ -208,11 +220,9 @@ pub fn render(s: &Snapshot) -> String {
         ("abguard_fallbacks_total", "First boots GRUB fell back from with no verdict reached (hang, panic, power loss).", c.fallbacks),
         ("abguard_restages_refused_total", "Staged builds the loop guard un-staged because they failed their first boot before.", c.restages_refused),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
     }
-    render_lifecycle(&mut o, s);
-    o
 }
 
 /// Failures by version, held builds, the gate, config errors, the assessment's source.

@@ -165,21 +165,25 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
         gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
     });
-    match file {
-        None => print!("{text}"),
-        Some(f) => {
-            let dir = f
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let name = f
-                .file_name()
-                .and_then(|n| n.to_str())
-                .context("--textfile needs a UTF-8 file name")?;
-            SafeDir::open(dir)?.write_atomic(name, text.as_bytes())?;
-        }
-    }
+    emit(&text, file.as_deref())?;
     Ok(ExitCode::Ok)
+}
+
+/// The exposition to stdout, or atomically into a textfile-collector file.
+fn emit(text: &str, file: Option<&Path>) -> Result<()> {
+    let Some(f) = file else {
+        print!("{text}");
+        return Ok(());
+    };
+    let dir = f
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = f
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("--textfile needs a UTF-8 file name")?;
+    SafeDir::open(dir)?.write_atomic(name, text.as_bytes())
 }
 
 /// The disk, its problems and the slots, tagged with the next and the booted one.

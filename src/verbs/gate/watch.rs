@@ -135,34 +135,11 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
             action = decide_gate::gate(&f, &cfg.gate_policy());
         }
         let snap = snapshot(&f, &action, deadline_at);
-        // rewritten when what it waits for changes (the countdown aside)
-        let said = snap
-            .split("\"window_ends\"")
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if said != last_said {
-            let _ = state.write_atomic(GATE_JSON, snap.as_bytes());
-            last_said = said;
-        }
-        let snap = || serde_json::from_slice(snap.as_bytes()).ok();
-        match action {
-            GateAction::Wait { .. } => {}
-            GateAction::NotFirstBoot | GateAction::Pass => {
-                runner.stop();
-                return passed(&env, &cfg, &h, &f, snap(), no_mark_good);
-            }
-            GateAction::Fail { failure, rollback } => {
-                runner.stop();
-                let Ok(h) = &h else {
-                    log::error!(
-                        "gate failed ({}) but the booted slot is unknown: not rolled back",
-                        failure.reason()
-                    );
-                    return Ok(ExitCode::Ok);
-                };
-                return act_fail(&env, &cfg, h, &f, &failure, rollback, snap(), no_reboot);
-            }
+        publish(&state, &snap, &mut last_said);
+        if !matches!(action, GateAction::Wait { .. }) {
+            runner.stop();
+            let snap = serde_json::from_slice(snap.as_bytes()).ok();
+            return decided(&env, &cfg, &h, &f, action, snap, (no_mark_good, no_reboot));
         }
         // someone else decided (a unit's OnFailure= hook, the deadline)
         if state.exists(GATE_VERDICT) || !state.exists(NEEDS_CHECK) {
@@ -170,6 +147,40 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
             return Ok(ExitCode::Ok);
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// Rewrite gate.json when what the gate waits for changes (the countdown aside).
+fn publish(state: &SafeDir, snap: &str, last_said: &mut String) {
+    let said = snap.split("\"window_ends\"").next().unwrap_or("");
+    if said != last_said.as_str() {
+        let _ = state.write_atomic(GATE_JSON, snap.as_bytes());
+        *last_said = said.to_string();
+    }
+}
+
+/// Act on the gate's verdict: pass (mark good, release update-engine) or fail.
+fn decided(
+    env: &Env,
+    cfg: &Config,
+    h: &Result<Here>,
+    f: &GateFacts,
+    action: GateAction,
+    snap: Option<serde_json::Value>,
+    (no_mark_good, no_reboot): (bool, bool),
+) -> Result<ExitCode> {
+    match action {
+        GateAction::Fail { failure, rollback } => {
+            let Ok(h) = h else {
+                log::error!(
+                    "gate failed ({}) but the booted slot is unknown: not rolled back",
+                    failure.reason()
+                );
+                return Ok(ExitCode::Ok);
+            };
+            act_fail(env, cfg, h, f, &failure, rollback, snap, no_reboot)
+        }
+        _ => passed(env, cfg, h, f, snap, no_mark_good),
     }
 }
 
