@@ -61,6 +61,29 @@ fn plain_boot_of_a_is_healthy() {
     );
 }
 
+/// The record's uptime and boot ID come from the probe's `--proc`, never from the host's
+/// /proc behind the fake machine's back.
+#[test]
+fn the_record_is_stamped_from_the_given_proc() {
+    let c = case(false);
+    c.m.boot(3, &verity_cmdline(A_UUID, &c.a_hash), "V", &c.a_hash);
+    c.m.os_release("1.0.0");
+    std::fs::create_dir_all(c.m.p("proc/sys/kernel/random")).unwrap();
+    std::fs::write(c.m.p("proc/uptime"), "123.45 200.00\n").unwrap();
+    std::fs::write(c.m.p("proc/sys/kernel/random/boot_id"), "fake-boot-id\n").unwrap();
+    let o = c.m.initrd(&[]);
+    assert_eq!(verdict(&o), "healthy");
+    let h = c.m.history();
+    assert_eq!(h[0]["boot_id"], "fake-boot-id", "{}", h[0]);
+    assert_eq!(h[0]["uptime_s"], 123.45);
+    // a fake machine without one: no stamp rather than the host's
+    std::fs::remove_dir_all(c.m.p("proc")).unwrap();
+    let o = c.m.initrd(&[]);
+    assert_eq!(verdict(&o), "healthy");
+    let h = c.m.history();
+    assert!(h[1].get("boot_id").is_none_or(|v| v.is_null()), "{}", h[1]);
+}
+
 #[test]
 fn first_boot_of_b_needs_a_health_check() {
     let c = case(true);

@@ -27,6 +27,9 @@ pub fn record(
         })
         .or(kernel_hash);
     let mut r = Record::new(Event::Fallback, Verdict::Rollback);
+    // written during this boot: this boot's stamp
+    r.uptime_s = now.uptime_s;
+    r.boot_id = now.boot_id.clone();
     r.disk = now.disk.clone();
     r.table = now.table;
     r.booted = now.booted.clone();

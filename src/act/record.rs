@@ -81,14 +81,24 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of `event`, stamped with the running system's uptime and boot ID from
+    /// `proc` (the probe's `--proc`, /proc on a live system).
+    pub fn at(proc: &Path, event: Event, verdict: Verdict) -> Record {
+        let mut r = Record::new(event, verdict);
+        r.uptime_s =
+            read_trim(&proc.join("uptime")).and_then(|s| uptime(s.split_whitespace().next()?));
+        r.boot_id = read_trim(&proc.join("sys/kernel/random/boot_id"));
+        r
+    }
+
+    /// A record with no host stamp (tests, and records derived from another one).
     pub fn new(event: Event, verdict: Verdict) -> Record {
         Record {
             schema: 1,
             event,
             time: now_rfc3339(),
-            uptime_s: read_trim(Path::new("/proc/uptime"))
-                .and_then(|s| uptime(s.split_whitespace().next()?)),
-            boot_id: read_trim(Path::new("/proc/sys/kernel/random/boot_id")),
+            uptime_s: None,
+            boot_id: None,
             disk: None,
             table: None,
             booted: None,

@@ -29,6 +29,7 @@ impl Target {
             usr: p.usr.clone(),
             run_dir: p.run_dir.clone(),
             sysroot: p.sysroot.clone(),
+            proc: p.proc.clone(),
         }
     }
 }
@@ -57,6 +58,9 @@ pub struct Probe {
     /// Root of the booted system, for os-release and the history [default: / ; /sysroot for initrd].
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
+    /// procfs, for the uptime and boot ID a record carries [default: /proc].
+    #[arg(long, value_name = "DIR")]
+    pub proc: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

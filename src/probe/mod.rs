@@ -44,6 +44,8 @@ pub struct Env {
     pub explicit: bool,
     /// The disk given (`--disk`), if any.
     pub disk: Option<PathBuf>,
+    /// procfs: the records' uptime and boot ID.
+    pub proc: PathBuf,
 }
 
 impl Env {
@@ -59,6 +61,7 @@ impl Env {
         };
         Env {
             cmdline: p.cmdline.clone().unwrap_or_else(|| "/proc/cmdline".into()),
+            proc: p.proc.clone().unwrap_or_else(|| "/proc".into()),
             sysfs: Sysfs {
                 root: p.sysfs.clone().unwrap_or_else(|| "/sys".into()),
                 dev: p.dev.clone().unwrap_or_else(|| "/dev".into()),

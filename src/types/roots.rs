@@ -21,6 +21,8 @@ pub struct Roots {
     pub usr: Option<PathBuf>,
     /// Runtime state directory [default: /run].
     pub run_dir: Option<PathBuf>,
+    /// procfs, for the records' uptime and boot ID [default: /proc].
+    pub proc: Option<PathBuf>,
     /// Root of the booted system, for os-release and the history.
     pub sysroot: Option<PathBuf>,
 }

@@ -38,7 +38,7 @@ pub fn run(a: &AllowArgs) -> VerbResult {
     }
     if !released.is_empty() {
         held::write(&root, &kept)?;
-        let mut r = Record::new(Event::Allowed, Verdict::Allowed);
+        let mut r = Record::at(&root.join("proc"), Event::Allowed, Verdict::Allowed);
         r.reasons = released
             .iter()
             .map(|h| {

@@ -77,7 +77,7 @@ fn unstage(env: &Env, path: &Path, s: &Slot, h: &Held) -> Result<Record> {
         .filter(|x| x.partition != before.partition)
         .map(|x| format!("{} {}", x.label, x.attrs))
         .collect();
-    let mut r = Record::new(Event::RestageRefused, Verdict::Unstaged);
+    let mut r = Record::at(&env.proc, Event::RestageRefused, Verdict::Unstaged);
     r.disk = Some(path.display().to_string());
     r.version_id = probe::version_id(&env.usr_candidates);
     r.before = vec![before.clone()];

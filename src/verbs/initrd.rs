@@ -107,7 +107,7 @@ fn probed_record(
         true => record::Event::Initrd,
         false => record::Event::Assess,
     };
-    let mut rec = Record::new(event, verdict.into());
+    let mut rec = Record::at(&env.proc, event, verdict.into());
     rec.disk = disk.as_ref().ok().map(|p| p.display().to_string());
     rec.table = table.as_ref().ok().map(|t| t.used);
     if let Ok(t) = table {

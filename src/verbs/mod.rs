@@ -62,6 +62,7 @@ pub(crate) fn print_json(v: &serde_json::Value) {
 pub(crate) struct HostState {
     pub boot_json: Option<std::path::PathBuf>,
     pub history: Option<std::path::PathBuf>,
+    pub proc: std::path::PathBuf,
 }
 
 impl HostState {
@@ -71,6 +72,7 @@ impl HostState {
             boot_json: (host || p.run_dir.is_some())
                 .then(|| env.run_dir.join(flags::STATE_DIR).join(flags::BOOT_JSON)),
             history: (host || p.sysroot.is_some()).then(|| env.sysroot.clone()),
+            proc: env.proc.clone(),
         }
     }
 

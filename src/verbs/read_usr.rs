@@ -243,7 +243,11 @@ fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
         ..Roots::default()
     };
     let env = Env::new(&p, false);
-    let mut rec = Record::new(record::Event::ReadUsrFailed, record::Verdict::Corrupted);
+    let mut rec = Record::at(
+        &env.proc,
+        record::Event::ReadUsrFailed,
+        record::Verdict::Corrupted,
+    );
     rec.version_id = probe::version_id(&env.usr_candidates);
     rec.reasons.push(msg.to_string());
     #[derive(Serialize)]

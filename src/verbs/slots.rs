@@ -28,7 +28,7 @@ fn record_manual(
     if before == after {
         return;
     }
-    let mut r = record::Record::new(verb.event(), record::Verdict::Manual);
+    let mut r = record::Record::at(&host.proc, verb.event(), record::Verdict::Manual);
     r.disk = Some(disk.display().to_string());
     r.before = before.to_vec();
     r.slots = after.to_vec();

@@ -240,7 +240,11 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
         Ok(())
     })
     .map(|(_, after)| after);
-    let mut rec = Record::new(record::Event::VerifyFailed, record::Verdict::Corrupted);
+    let mut rec = Record::at(
+        &env.proc,
+        record::Event::VerifyFailed,
+        record::Verdict::Corrupted,
+    );
     rec.disk = Some(t.disk.display().to_string());
     rec.booted = booted(env, t);
     // the running system's version, only when the disk is the running system's

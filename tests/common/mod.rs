@@ -272,6 +272,7 @@ impl FakeMachine {
             ("--usr", "/sysusr/usr".to_string()),
             ("--sysroot", s("sysroot")),
             ("--run-dir", s("run")),
+            ("--proc", s("proc")),
         ]
         .into_iter()
         .flat_map(|(k, v)| [k.to_string(), v])

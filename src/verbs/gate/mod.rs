@@ -93,7 +93,7 @@ fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
 }
 
 pub(crate) fn base_record(event: Event, verdict: Verdict, h: Option<&Here>, env: &Env) -> Record {
-    let mut r = Record::new(event, verdict);
+    let mut r = Record::at(&env.proc, event, verdict);
     if let Some(h) = h {
         r.disk = Some(h.disk.display().to_string());
         r.booted = Some(Booted::of(&h.slots[h.booted], h.source));
