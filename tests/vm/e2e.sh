@@ -97,6 +97,10 @@ flip_byte() {
   printf "\\$(printf '%03o' $(( ${old:-0} ^ 255 )))" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none
 }
 timed payloads make_payload "$W/usr-b.part" "$W/b.payload"
+if want 21; then   # another build: another version, so another root hash
+  timed "usr B2" env EXTRA_USR="$COMMON" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.1.0 "$W/usr-b2.part"
+  make_payload "$W/usr-b2.part" "$W/b2.payload"
+fi
 ! want 3 || make_payload "$W/usr-b-bad.part" "$W/b-bad.payload"
 # scenario 2 stages from inside A (its first step), GRUB picks B on the next reset; the
 # scenarios about a bad update stage it from the host before the run (prestage), the same
@@ -369,6 +373,60 @@ if want 13; then
   assert "s13 verdict report" report "$(hist_of gate-failed verdict)"
   assert "s13 the reason names the unit" yes "$(has "$(hist_of gate-failed reasons)" 'critical unit loop.service')"
   assert "s13 B stays and is marked good, as stock Flatcar" "$KEPT" "$(gpt_state "$DISK")"
+fi
+
+# --- 20. a power cut during B's first boot: GRUB falls back, abguard records it once -------
+# e2e-powercut.service resets the guest (sysrq b: no sync, no unmount) right after the
+# initrd's verdict on B's first boot; GRUB then boots A with B's try spent.
+# jsonl_count EVENT: history lines of that event on ROOT
+jsonl_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c "\"event\":\"$1\"" || true; }
+if want 20 || want 21; then
+  new_disk s20
+  prestage "$W/b.payload"
+  run_guest s20 -a e2e.powercut "reboot" "poweroff"
+  assert_seq s20 "B A A"
+  assert "s20 B's first boot was cut" 1 "$(strip_ansi "$RUN_LOG" | grep -ac '^E2E-POWERCUT-NOW')"
+  assert "s20 one fallback across two boots of A" 1 "$(jsonl_count fallback)"
+  fb=$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep '"event":"fallback"')
+  # shellcheck disable=SC1090
+  b_hash=$(. "$W/b.payload.env"; echo "$ROOTHASH")
+  assert "s20 fallback names B" 1 "$(grep -c '"label":"USR-B"' <<<"$fb")"
+  assert "s20 fallback names B's version" 1 "$(grep -c '"version_id":"2.0.0"' <<<"$fb")"
+  assert "s20 fallback names B's root hash" 1 "$(grep -c "\"root_hash\":\"$b_hash\"" <<<"$fb")"
+  assert "s20 fallback says what is known" 1 "$(grep -c 'no verdict was reached: hang, panic, power loss or a reboot before the gate' <<<"$fb")"
+  assert "s20 A healthy" healthy "$(hist verdict)"
+  assert "s20 B spent, A first again (setgoodroot)" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
+fi
+
+# --- 21. the same build staged again from A, update_engine's way: un-staged at once --------
+# e2e-update writes the payload into USR-B and runs Flatcar's postinst with Flatcar's cgpt,
+# then /run/reboot-required; abguard-guard-staged un-stages the held build. A build with
+# another root hash stages and boots.
+UNSTAGED='/usr/libexec/e2e-update && for i in $(seq 150); do [ "$(cgpt show -i 4 -T /dev/vda)" = 0 ] && { echo "E2E-UNSTAGED after $((i / 5)).$((i % 5 * 2))s"; break; }; sleep 0.2; done'
+if want 21; then
+  # -a replaces the OEM grub.cfg's linux_append that scenario 20 left (e2e.powercut)
+  run_guest s21 -a "e2e.settle=90" -p "$W/b.payload" "reboot $UNSTAGED" "poweroff"
+  assert_seq s21 "A A"
+  un=$(strip_ansi "$RUN_LOG" | sed -n 's/^E2E-UNSTAGED after \([0-9.]*\)s.*/\1/p')
+  [ -n "$un" ] || die "s21: the re-staged build was not un-staged within 30 s"
+  log "time: s21 re-staged build un-staged ${un}s after /run/reboot-required"
+  TIMINGS+=("s21 un-staged ${un}s after /run/reboot-required")
+  assert "s21 B un-staged on disk" "T0 S0" "$(gpt_state "$DISK" | sed 's/.*B(P[0-9]* \(T[0-9]* S[0-9]*\)).*/\1/')"
+  assert "s21 restage-refused recorded" 1 "$(jsonl_count restage-refused)"
+  assert "s21 still one fallback" 1 "$(jsonl_count fallback)"
+  mkdir -p "$W/s21-root/var/lib/abguard"
+  root_cat "$DISK" /var/lib/abguard/attempts.jsonl >"$W/s21-root/var/lib/abguard/attempts.jsonl"
+  root_cat "$DISK" /var/lib/abguard/held.json >"$W/s21-root/var/lib/abguard/held.json"
+  prom=$("$ABGUARD_BIN" status --prometheus --disk "$DISK" --sysroot "$W/s21-root")
+  assert "s21 metrics: one rollback" 1 "$(sed -n 's/^abguard_rollbacks_total //p' <<<"$prom")"
+  assert "s21 metrics: one failed first boot" 1 "$(sed -n 's/^abguard_failed_first_boots_total //p' <<<"$prom")"
+  assert "s21 metrics: one fallback" 1 "$(sed -n 's/^abguard_fallbacks_total //p' <<<"$prom")"
+  assert "s21 metrics: B's build held" 1 "$(sed -n 's/^abguard_held_builds //p' <<<"$prom")"
+  run_guest s21b -a "e2e.settle=90" -p "$W/b2.payload" "reboot /usr/libexec/e2e-update && sleep 5" "poweroff"
+  assert_seq s21b "A B"
+  assert "s21b the other build boots" 2.1.0 "$(probe 2 version)"
+  assert "s21b and passes its gate" gate-passed "$(hist event)"
+  assert "s21b no refusal for it" 1 "$(jsonl_count restage-refused)"
 fi
 
 result="PASS ($ASSERTS_OK checks)"
