@@ -36,7 +36,7 @@ pub enum Finding<'a> {
 
 /// The slot GRUB was asked to try and did not boot: above the booted one in priority,
 /// tries=0, successful=0 (the highest such, which GRUB would have tried first).
-fn abandoned(slots: &[Slot], booted: usize) -> Option<usize> {
+pub fn abandoned(slots: &[Slot], booted: usize) -> Option<usize> {
     let p = slots.get(booted)?.attrs.priority;
     slots
         .iter()

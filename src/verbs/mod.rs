@@ -154,6 +154,11 @@ pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Ve
     else {
         return Vec::new();
     };
+    // the history is read (and parsed whole) only when a slot above the booted one was
+    // spent without success: on every other boot there is no fallback to find
+    if crate::decide::fallback::abandoned(&now.slots, booted).is_none() {
+        return Vec::new();
+    }
     let history = history::read_history(&env.sysroot);
     let (slot, attempt) = match detect(&now.slots, booted, &history) {
         Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
