@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(mmdebstrap dracut-core dmsetup cryptsetup-bin squashfs-tools erofs-utils gdisk cgpt kmod cpio
-      busybox-static e2fsprogs dosfstools xz-utils)
+      busybox-static e2fsprogs dosfstools mtools xz-utils)
 APT=(apt-get install -y -q --no-upgrade --no-install-recommends)
 
 missing() { local p; for p in "$@"; do
