@@ -1,7 +1,7 @@
 #!/bin/bash
 # Flatcar-layout test disk as a sparse file, built with no loop device and no device-mapper:
 #   1 EFI-SYSTEM (vfat)  2 BIOS-BOOT  3 USR-A  4 USR-B  6 OEM (ext4)  7 OEM-CONFIG  9 ROOT (ext4)
-# USR-A/B hold slot payloads (build-usr.sh: the rootfs's /usr as squashfs|erofs + dm-verity),
+# USR-A/B hold slot payloads (build-usr.sh: the rootfs's /usr as ext4|squashfs|erofs + dm-verity),
 # ROOT holds the rest of the rootfs.
 # Usage: build-disk.sh ROOTFS OUTDIR [USR_A.part [USR_B.part|none]]
 #   Payloads not given (or "") are built here into OUTDIR/usr-{a,b}.part with build-usr.sh, from

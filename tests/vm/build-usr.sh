@@ -1,17 +1,20 @@
 #!/bin/bash
-# One USR slot payload, Flatcar style: [squashfs|erofs /usr, zero-padded to FS_BLOCKS*4096]
+# One USR slot payload, Flatcar style: [ext4|squashfs|erofs /usr, zero-padded to FS_BLOCKS*4096]
 # [dm-verity superblock + hash tree]. FS_BLOCKS is Flatcar's fs_blocks: the largest n for which
 # n + the hash tree fits the partition, so HASH_OFFSET depends on USR_MB only and the initrd can
 # carry it built in, as Flatcar's does.
 # Usage: build-usr.sh ROOTFS VERSION_ID OUT.part
-# env: USRFS=squashfs|erofs (both lz4, to fit 128 MiB)  USR_MB=128
+# env: USRFS=ext4 (Flatcar's: exactly FS_BLOCKS blocks, so the hash tree starts where the
+#      file system's own size says, which is how bootengine finds it) | squashfs | erofs
+#      (both lz4); USR_MB=256 for ext4, 128 otherwise
 #      EXTRA_USR="DIR[:DIR...]" trees laid out like / whose usr/ is copied over /usr, in order
 #      PROBE=1 install the bootprobe reporter (guest/) and the emergency->reboot drop-in
 # Output: OUT.part (exactly USR_MB MiB, sparse) and OUT.env (VERSION_ID ROOTHASH HASH_OFFSET ...)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROOTFS=${1:?rootfs}; VER=${2:?version}; OUTP=${3:?out.part}
-USRFS=${USRFS:-squashfs}; USR_MB=${USR_MB:-128}
+USRFS=${USRFS:-ext4}
+if [ "$USRFS" = ext4 ]; then USR_MB=${USR_MB:-256}; else USR_MB=${USR_MB:-128}; fi
 ROOTFS=${ROOTFS%/}
 # staging next to the rootfs: same filesystem, so the hard-link copy below works
 W=$(mktemp -d "$ROOTFS.stage.XXXX"); trap 'rm -rf "$W"' EXIT
@@ -50,9 +53,13 @@ for d in "${extra[@]}"; do
 done
 
 case "$USRFS" in
+  # read-only at runtime, as Flatcar's: no journal, no reserved blocks, root-owned
+  ext4) FSTYPE=ext4
+    mkfs.ext4 -q -F -b 4096 -O ^has_journal,^resize_inode -m 0 -E root_owner=0:0 -L USR \
+      -d "$W/usr" "$W/fs.img" "$fs_blocks" >/dev/null ;;
   squashfs) FSTYPE=squashfs; mksquashfs "$W/usr" "$W/fs.img" -noappend -quiet -no-progress -comp lz4 >/dev/null ;;
   erofs) FSTYPE=erofs; mkfs.erofs --quiet -zlz4hc "$W/fs.img" "$W/usr" ;;
-  *) die "USRFS=$USRFS: squashfs or erofs" ;;
+  *) die "USRFS=$USRFS: ext4, squashfs or erofs" ;;
 esac
 fs_real=$(stat -c %s "$W/fs.img")
 [ "$fs_real" -le "$HASH_OFFSET" ] || die "/usr fs is $((fs_real >> 20)) MiB, slot data area $((HASH_OFFSET >> 20)) MiB: raise USR_MB"

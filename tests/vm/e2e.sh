@@ -51,13 +51,13 @@ done
 COMMON=$W/tree:$VM_DIR/e2e-guest:$F
 # shellcheck disable=SC2034 # read by prestage (scenario.sh)
 FLATCAR_CGPT=$F/usr/lib/seismograph/cgpt
-# B's os-release carries a marker that lz4 stores as literal bytes, so the host can find
-# the block holding it in the squashfs image and corrupt exactly that block
+# B's os-release carries a marker stored as literal bytes (ext4 as Flatcar's /usr; squashfs and
+# erofs with lz4 too), so the host can find the block holding it and corrupt exactly that block
 MARKER=e2e$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 mkdir -p "$W/marked/usr/lib" "$W/bad/usr/share/e2e" "$W/cold/usr/share/e2e"
 printf 'ID=abguard-e2e\nNAME="abguard test OS"\nVERSION_ID=2.0.0\nE2E_MARKER=%s\n' "$MARKER" >"$W/marked/usr/lib/os-release"
 touch "$W/bad/usr/share/e2e/web-fail"
-# a file no one opens during boot, of random bytes, so squashfs stores it as is (scenario 7)
+# a file no one opens during boot, of random bytes, so every USRFS stores it as is (scenario 7)
 { printf '%s' "$MARKER-cold"; head -c $((256 * 1024 - ${#MARKER} - 5)) /dev/urandom; } >"$W/cold/usr/share/e2e/cold.bin"
 timed "usr A" env EXTRA_USR="$COMMON" "$VM_DIR/build-usr.sh" "$ROOTFS" 1.0.0 "$W/usr-a.part"
 timed "usr B" env EXTRA_USR="$COMMON:$W/marked:$W/cold" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b.part"
