@@ -45,7 +45,8 @@ tar -xJf "$SEISMO/seismograph-bin-debian12-amd64.tar.xz" -C "$F/usr/lib/seismogr
 ln -sf ../lib/seismograph/cgpt "$F/usr/bin/cgpt"; ln -sf ../lib/seismograph/rootdev "$F/usr/bin/rootdev"
 # busybox picks the applet from its own name unless it is called "busybox"
 install -m 0755 "$(command -v busybox)" "$F/usr/lib/e2e/busybox"
-for m in fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii fs/nls/nls_utf8; do
+for m in fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii fs/nls/nls_utf8 \
+         drivers/block/loop fs/squashfs/squashfs fs/overlayfs/overlay; do
   cp "$KROOT/lib/modules/$KVER/kernel/$m.ko" "$F/usr/lib/e2e/modules/"
 done
 COMMON=$W/tree:$VM_DIR/e2e-guest:$F
@@ -276,12 +277,14 @@ fail_to_reboot() {
   TIMINGS+=("$1 failure->reboot request ${FAIL_TO_REBOOT}s")
   log "time: $1 failure -> reboot request ${FAIL_TO_REBOOT}s (failure at ${f}s, reboot asked at ${r}s)"
 }
-# hist_of EVENT FIELD: FIELD of the last history line whose event is EVENT
+# hist_of EVENT FIELD [I]: FIELD of the history lines whose event is EVENT, the last one
+# (I: python index, 0 = the first)
 hist_of() {
   root_cat "$DISK" /var/lib/abguard/attempts.jsonl | python3 -c '
 import json, sys
 v = [l for l in map(json.loads, filter(str.strip, sys.stdin)) if l.get("event") == sys.argv[1]]
-v = v[-1] if v else {}
+i = int(sys.argv[3]) if len(sys.argv) > 3 else -1
+v = v[i] if -len(v) <= i < len(v) else {}
 for k in sys.argv[2].split("."):
     v = v.get(k) if isinstance(v, dict) else None
 print("" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)' "$@"
@@ -427,6 +430,47 @@ if want 21; then
   assert "s21b the other build boots" 2.1.0 "$(probe 2 version)"
   assert "s21b and passes its gate" gate-passed "$(hist event)"
   assert "s21b no refusal for it" 1 "$(jsonl_count restage-refused)"
+fi
+
+# --- 22. stock-image mode: no dracut module, abguard only from /etc/extensions/abguard.raw ----
+# Both slots hold an image without abguard (os-release ID=flatcar SYSEXT_LEVEL=1.0, as the
+# sysext requires), the initrd has no abguard module, ROOT carries `make sysext`'s image;
+# systemd-sysext merges it and the ensure-sysext stand-in loads its units, as on Flatcar.
+# B's critical service fails: abguard-assess (booted system) and the gate roll it back.
+if want 22; then
+  ST=$W/stock; rm -rf "$ST"; mkdir -p "$ST/a/usr/lib" "$ST/b/usr/lib"
+  for v in a:1.0.0 b:2.0.0; do
+    printf 'ID=flatcar\nNAME="abguard test OS (stock image)"\nVERSION_ID=%s\nSYSEXT_LEVEL=1.0\n' "${v#*:}" \
+      >"$ST/${v%%:*}/usr/lib/os-release"
+  done
+  STOCK=$VM_DIR/e2e-guest:$F:$VM_DIR/e2e-stock
+  timed "usr A-stock" env EXTRA_USR="$STOCK:$ST/a" "$VM_DIR/build-usr.sh" "$ROOTFS" 1.0.0 "$ST/usr-a.part"
+  timed "usr B-stock-bad" env EXTRA_USR="$STOCK:$W/bad:$ST/b" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$ST/usr-b.part"
+  make_payload "$ST/usr-b.part" "$ST/b.payload"
+  timed "sysext" "$REPO_DIR/packaging/sysext.sh" "$ABGUARD_BIN" "$ST/abguard.raw" >/dev/null
+  timed "disk-stock" env EXTRA_ROOT="$VM_DIR/e2e-root" "$VM_DIR/build-disk.sh" "$ROOTFS" "$ST" "$ST/usr-a.part" none
+  timed "initramfs-stock" env EXTRA_DRACUT_MODULES="$VM_DIR/dracut/98emergency-timeout" \
+    "$VM_DIR/build-initramfs.sh" "$HASH_OFFSET" "$ST/initrd.img"
+  assert "the stock initrd has no abguard" 0 "$(lsinitrd "$ST/initrd.img" 2>/dev/null | grep -c 'bin/abguard\|abguard-initrd' || true)"
+  timed "grub-stock" "$VM_DIR/install-boot.sh" "$ST/disk.img" "$ST/layout.env" "$ST/initrd.img"
+  DISK=$W/s22.img LAYOUT=$W/s22.layout
+  mv "$ST/disk.img" "$DISK"; mv "$ST/layout.env" "$LAYOUT"
+  root_write "$DISK" /etc/extensions/abguard.raw "$ST/abguard.raw"
+  assert "s22 no abguard in USR-A" 0 "$(debugfs -R 'stat /bin/abguard' "$DISK?offset=$(( $(gpt_attr "$DISK" 3 b) * 512 ))" 2>/dev/null | grep -c '^Inode:' || true)"
+  prestage "$ST/b.payload"
+  run_guest s22 "poweroff"
+  assert_seq s22 "B A"
+  assert "s22 B took no step (the gate failed)" 1 "$(steps_taken)"
+  assert "s22 update-engine held on B" 0 "$(grep -ac '^e2e-setgoodroot: /dev/vda4' "$(boot_log 1)" || true)"
+  assert "s22 the gate failed on B, naming the unit" yes "$(has "$(hist_of gate-failed reasons)" 'web.service')"
+  assert "s22 B was assessed in the booted system" needs-health-check "$(hist_of assess verdict 0)"
+  assert "s22 B's assessment names B" USR-B "$(hist_of assess booted.label 0)"
+  assert "s22 the sysext is merged over A's /usr" yes "$(probe 2 sysext)"
+  assert "s22 A's /usr is still the slot" 3 "$(probe 2 partn)"
+  assert "s22 A assessed healthy in the booted system" healthy "$(hist verdict)"
+  assert "s22 A's record comes from abguard-assess" assess "$(hist event)"
+  assert "s22 A marked good by update-engine" 1 "$(grep -ac '^e2e-setgoodroot: /dev/vda3 marked good' "$(boot_log 2)")"
+  assert "s22 B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
 fi
 
 result="PASS ($ASSERTS_OK checks)"
