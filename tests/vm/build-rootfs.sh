@@ -1,22 +1,27 @@
 #!/bin/bash
-# Minimal Debian bookworm tree (systemd as init) that the disk builder splits into /usr + ROOT.
-# Usage: build-rootfs.sh [CACHE]   env: ROOTFS_PKGS (extra packages, comma-separated)
-# Prints the rootfs directory on stdout: CACHE/rootfs/<hash of this script + package list>.
-# Mirrors come from the host's apt config at run time; nothing is hard-coded.
+# Minimal Debian tree (systemd as init) that the disk builder splits into /usr + ROOT.
+# Usage: build-rootfs.sh [CACHE]   env: ROOTFS_PKGS (extra packages, comma-separated),
+#        ROOTFS_SUITE (bookworm: systemd 252 | trixie: systemd 257, as Flatcar's >= 256)
+# Prints the rootfs directory on stdout: CACHE/rootfs/<suite>-<hash of this script + packages>.
+# Mirrors come from the host's apt config at run time; nothing is hard-coded: for another
+# suite than the host's, the host's own Debian mirrors serve it under its name.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 C=${1:-$ABGUARD_CACHE}/rootfs
-SUITE=bookworm
+SUITE=${ROOTFS_SUITE:-bookworm}
 # cgpt: lets a guest-side probe or a human read the USR attributes of /dev/vda.
 PKGS="systemd-sysv,udev,cgpt${ROOTFS_PKGS:+,$ROOTFS_PKGS}"
-KEY=$( { cat "$0"; echo "$SUITE $PKGS"; } | sha256sum | cut -c1-16)
+KEY=$SUITE-$( { cat "$0"; echo "$SUITE $PKGS"; } | sha256sum | cut -c1-16)
 OUT=$C/$KEY
 if [ -x "$OUT/usr/bin/systemctl" ]; then echo "$OUT"; exit 0; fi
 
+# the host's Debian sources, renamed to SUITE (bookworm-security -> trixie-security)
+HOST_SUITE=$(. /etc/os-release; echo "${VERSION_CODENAME:-}")
 mapfile -t MIRRORS < <(apt-get indextargets 'Identifier: Packages' \
     --format 'deb $(REPO_URI) $(RELEASE) $(COMPONENT)' |
-  awk -v s="$SUITE" '$3==s || $3==s"-updates" || $3==s"-security"' | sort -u)
-[ ${#MIRRORS[@]} -gt 0 ] || die "no apt source for $SUITE in the host apt config (apt-get update?)"
+  awk -v h="$HOST_SUITE" -v s="$SUITE" '$3==h || $3==h"-updates" || $3==h"-security" {
+    sub("^" h, s, $3); print }' | sort -u)
+[ ${#MIRRORS[@]} -gt 0 ] || die "no apt source for $HOST_SUITE in the host apt config to serve $SUITE (apt-get update?)"
 
 mkdir -p "$C"
 rm -rf "$OUT.tmp"; trap 'rm -rf "$OUT.tmp"' EXIT
@@ -40,7 +45,7 @@ mmdebstrap --quiet --mode=root --variant=minbase --include="$PKGS" \
   --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
   --customize-hook="$TWEAK" "$SUITE" "$OUT.tmp" "${MIRRORS[@]}" >&2
 mv "$OUT.tmp" "$OUT"
-# older keys are dead weight (~170 MB each)
-find "$C" -mindepth 1 -maxdepth 1 ! -name "$KEY" -exec rm -rf {} +
+# older keys of this suite are dead weight (~170 MB each)
+find "$C" -mindepth 1 -maxdepth 1 ! -name "$KEY" \( -name "$SUITE-*" -o ! -name '*-*' \) -exec rm -rf {} +
 log "rootfs $KEY: $(du -sh --apparent-size "$OUT" | cut -f1) ($(du -sh --apparent-size "$OUT/usr" | cut -f1) in /usr)"
 echo "$OUT"
