@@ -10,7 +10,9 @@ set -euo pipefail
 C=${1:-$ABGUARD_CACHE}/rootfs
 SUITE=${ROOTFS_SUITE:-bookworm}
 # cgpt: lets a guest-side probe or a human read the USR attributes of /dev/vda.
-PKGS="systemd-sysv,udev,cgpt${ROOTFS_PKGS:+,$ROOTFS_PKGS}"
+# dmsetup: its udev rules keep /dev/mapper/usr (the initrd made it) when the root udev
+# re-processes the devices, as on Flatcar; trixie's udev drops unknown dm links.
+PKGS="systemd-sysv,udev,cgpt,dmsetup${ROOTFS_PKGS:+,$ROOTFS_PKGS}"
 KEY=$SUITE-$( { cat "$0"; echo "$SUITE $PKGS"; } | sha256sum | cut -c1-16)
 OUT=$C/$KEY
 if [ -x "$OUT/usr/bin/systemctl" ]; then echo "$OUT"; exit 0; fi

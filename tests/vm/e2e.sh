@@ -9,6 +9,7 @@
 # on ROOT, and the serial log (GRUB's choice of every boot, the guest's reports).
 # Every scenario starts from a copy of the pristine disk (A 1.0.0 installed and good, B empty).
 # Usage: e2e.sh ABGUARD_BIN   env: ABGUARD_CACHE, E2E_WORK, TIMEOUT (per boot), ONLY="3 4",
+#        ROOTFS_SUITE (trixie; bookworm for systemd 252),
 #        ABGUARD_FLATCAR_GRUB, ABGUARD_FLATCAR_SEISMOGRAPH (folders, see shared/vendor)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -25,8 +26,11 @@ want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 # --- build (kernel, rootfs and GRUB cached outside the repo) -------------------------------
 timed deps "$VM_DIR/install-deps.sh"
 timed kernel "$VM_DIR/get-kernel.sh" "$ABGUARD_CACHE"
+# the guest: Debian trixie, systemd 257 (Flatcar ships >= 256); ROOTFS_SUITE=bookworm: 252
+export ROOTFS_SUITE=${ROOTFS_SUITE:-trixie}
 timed rootfs "$VM_DIR/build-rootfs.sh" "$ABGUARD_CACHE" >"$W/rootfs.path"
 ROOTFS=$(cat "$W/rootfs.path")
+log "guest: Debian $ROOTFS_SUITE, systemd $(awk '/^Package: systemd$/{f=1} f&&/^Version:/{print $2; exit}' "$ROOTFS/var/lib/dpkg/status")"
 grub_tree >/dev/null
 # shellcheck disable=SC1091
 . "$ABGUARD_CACHE/kernel/kernel.env"
@@ -70,7 +74,7 @@ PRISTINE=$W/pristine.img PRISTINE_LAYOUT=$W/pristine.layout
 mv "$W/disk.img" "$PRISTINE"; mv "$W/layout.env" "$PRISTINE_LAYOUT"
 # shellcheck disable=SC1090
 . "$PRISTINE_LAYOUT"
-timed initramfs env EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/98emergency-timeout" \
+timed initramfs env EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/98emergency-timeout $VM_DIR/dracut/97initrd-noop" \
   "$VM_DIR/build-initramfs.sh" "$HASH_OFFSET" "$W/initrd.img"
 timed grub "$VM_DIR/install-boot.sh" "$PRISTINE" "$PRISTINE_LAYOUT" "$W/initrd.img"
 

@@ -84,7 +84,8 @@ root_cat() {
 }
 
 # --- serial log ----------------------------------------------------------------------
-strip_ansi() { sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\r$//' "$@"; }
+# CSI (with the intermediates of systemd >= 256's terminal reset, ESC [!p) and OSC (ESC ]104 BEL)
+strip_ansi() { sed 's/\x1b\[[0-9;?]*[ -\/]*[@-~]//g; s/\x1b\][^\x07\x1b]*\(\x07\|\x1b\\\)//g; s/\r$//' "$@"; }
 # probe_field LOG KEY: value of KEY= in the first BOOTPROBE line (empty if none)
 probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
