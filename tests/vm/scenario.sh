@@ -125,15 +125,16 @@ boot_timings() {
       line = sprintf("boot %d (%s): reset->grub %.1fs, grub %.1fs, grub->kernel %.1fs", n, slot, st - prev, ld - st, k0 ? k0 - ld : 0)
       if (startup != "") line = line ", " startup
       else line = line sprintf(", loaded->reset %.1fs", (rs ? rs : last) - ld)
-      if (rd != "") line = line ", abguard-initrd " rd
+      if (rd != "") line = line ", abguard-initrd " rd (noop != "" ? " (no-op unit " noop ")" : "")
       print line
     }
     BEGIN { prev = t0 }
-    / GRUB-E2E: start$/ { flush(); n++; st = $1; prev = rs ? rs : (n > 1 ? last : prev); ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; slot = "?" }
+    / GRUB-E2E: start$/ { flush(); n++; st = $1; prev = rs ? rs : (n > 1 ? last : prev); ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; noop = ""; slot = "?" }
     / GRUB-E2E: boot slot=/ { s = $0; sub(/.*slot=/, "", s); slot = toupper(substr(s, 1, 1)) }
     / GRUB-E2E: loaded/ { ld = $1 }
     / BOOTPROBE: startup: / { s = $0; sub(/.*startup: /, "", s); gsub(/ \(/, "(", s); startup = s }
     / BOOTPROBE: abguard-initrd: / { rd = $NF }
+    / BOOTPROBE: initrd-noop: / { noop = $NF }
     / reboot: (Restarting system|Power down)/ { rs = $1 }
     # a kernel line "[ uptime ]" dates the kernel start on the host clock (bzImage unpacking)
     !k0 && $2 == "[" && $3 ~ /^[0-9.]+\]$/ { u = $3; sub(/\]/, "", u); k0 = $1 - u }
