@@ -58,7 +58,7 @@ test-arm64:
 	./tests/arm64.sh target/$(ARM64_TARGET)/release/abguard
 
 # The VM scenarios `make test` boots: all of them, each one qemu run through Flatcar's GRUB
-# (20-140 s each under TCG here, ~15 min in all); `make e2e E2E_ONLY="3 8"` boots a subset.
+# (27-180 s each under TCG here, ~20 min in all); `make e2e E2E_ONLY="3 8"` boots a subset.
 E2E_ONLY ?= all
 e2e: build
 	ONLY="$(filter-out all,$(E2E_ONLY))" ./tests/vm/e2e.sh $(CURDIR)/$(BIN)
