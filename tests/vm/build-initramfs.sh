@@ -2,14 +2,15 @@
 # dracut 059 initramfs for the test VM: the minimal systemd module set, dm, the test verity
 # module (dracut/99verity-usr) and any project modules. /usr/lib/dracut is not modified: a
 # private dracutbasedir of symlinks adds the extra modules.
-# Usage: build-initramfs.sh HASH_OFFSET OUT.img [CACHE]
+# Usage: build-initramfs.sh HASH_OFFSET OUT.img [CACHE]   (HASH_OFFSET "": none built in; an
+#        ext4 slot needs none, verity-usr-open reads it from the superblock)
 # env: EXTRA_DRACUT_MODULES="/abs/dracut/50abguard ..." (added by name: 50abguard -> abguard)
 #      DRACUT_COMPRESS=--no-compress (zstd costs ~0.8 s of every boot under TCG)
 # The kernel comes from CACHE/kernel/kernel.env (get-kernel.sh); initrd systemd/udev come from
 # the host, which must match the rootfs's (both Debian 12 here).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-HOFF=${1:?hash offset}; OUTIMG=${2:?output}; CACHE=${3:-$ABGUARD_CACHE}
+HOFF=${1?hash offset (empty: none built in, ext4 slots only)}; OUTIMG=${2:?output}; CACHE=${3:-$ABGUARD_CACHE}
 # shellcheck disable=SC1091
 . "$CACHE/kernel/kernel.env"
 OUTIMG=$(realpath -m "$OUTIMG"); mkdir -p "$(dirname "$OUTIMG")"
