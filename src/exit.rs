@@ -1,5 +1,6 @@
-//! Exit codes, as the README's table lists them, and the one error type verbs return:
-//! a failure carries its code, so nothing downcasts and no verb spells a number.
+//! Exit codes: one table ([`TABLE`]) with the same meaning in every verb, printed by
+//! `--help` ([`HELP`]), the man pages and docs/operator.md; and the one error type verbs
+//! return: a failure carries its code, so nothing downcasts and no verb spells a number.
 
 use crate::decide::ab::Refusal;
 
@@ -12,11 +13,47 @@ pub enum ExitCode {
     Error = 1,
     /// A usage error (clap's own, or a value a verb's checks rejected).
     Usage = 2,
-    /// Refused: the change would break the A/B rules; nothing was written.
+    /// Refused: the change would break the A/B rules, or does not apply now; nothing
+    /// was written.
     Refused = 3,
     /// Verification failed: `verify` or `read-usr` found the slot corrupted.
     VerifyFailed = 4,
+    /// Working but degraded: `status` answered, and found something to look at (the
+    /// backup GPT in use, no USR partition, no bootable slot, configuration errors).
+    Degraded = 5,
 }
+
+/// Every code and its meaning, the same in every verb.
+pub const TABLE: &[(ExitCode, &str)] = &[
+    (ExitCode::Ok, "done"),
+    (
+        ExitCode::Error,
+        "error (the message names the path or device)",
+    ),
+    (ExitCode::Usage, "usage error"),
+    (
+        ExitCode::Refused,
+        "refused: against the A/B rules or not applicable now; nothing written",
+    ),
+    (
+        ExitCode::VerifyFailed,
+        "verification failed (verify, read-usr)",
+    ),
+    (
+        ExitCode::Degraded,
+        "working but degraded (status: see its warnings)",
+    ),
+];
+
+/// [`TABLE`] as `--help` prints it (a literal: clap's `after_help` wants one; a test
+/// holds it to the table).
+pub const HELP: &str = "Exit status (every verb):
+  0  done
+  1  error (the message names the path or device)
+  2  usage error
+  3  refused: against the A/B rules or not applicable now; nothing written
+  4  verification failed (verify, read-usr)
+  5  working but degraded (status: see its warnings)";
 
 impl ExitCode {
     pub fn code(self) -> i32 {
@@ -73,29 +110,17 @@ pub type VerbResult = Result<ExitCode, Failure>;
 mod tests {
     use super::*;
 
-    /// The README's exit-code table lists exactly these codes.
+    /// `--help`'s text is the table, row for row, and the codes run 0, 1, 2, …
     #[test]
-    fn codes_are_the_readmes() {
-        let readme = include_str!("../README.md");
-        let table = &readme[readme.find("### Exit codes").expect("the table")..];
-        let rows: Vec<i32> = table
-            .lines()
-            .skip_while(|l| !l.starts_with("|---"))
-            .skip(1)
-            .take_while(|l| l.starts_with('|'))
-            .filter_map(|l| l.split('|').nth(1)?.trim().parse().ok())
+    fn help_is_the_table() {
+        let rows: Vec<String> = TABLE
+            .iter()
+            .map(|(c, what)| format!("  {}  {what}", c.code()))
             .collect();
-        let ours: Vec<i32> = [
-            ExitCode::Ok,
-            ExitCode::Error,
-            ExitCode::Usage,
-            ExitCode::Refused,
-            ExitCode::VerifyFailed,
-        ]
-        .iter()
-        .map(|c| c.code())
-        .collect();
-        assert_eq!(rows, ours);
+        assert_eq!(HELP.lines().skip(1).collect::<Vec<_>>(), rows);
+        for (i, (c, _)) in TABLE.iter().enumerate() {
+            assert_eq!(c.code(), i as i32);
+        }
         let refused: Failure = Refusal::NothingBootable.into();
         assert_eq!(refused.code(), ExitCode::Refused);
         let error: Failure = anyhow::anyhow!("x").into();

@@ -7,13 +7,14 @@
 //! history, metrics, reboot). [`verbs`] holds one thin file per verb wiring these.
 //!
 //! Imports only point down the list of stages below (tests/layers.rs checks it):
-//! verbs → cli, exit → probe, act, config → disk → decide → types, safefs.
+//! verbs → cli → exit → probe, act, config → disk → decide → types, safefs.
 
 // Stage 1: the verbs.
 /// One file per verb: probe, decide, act, report.
 pub mod verbs;
 
-// Stage 2: what verbs are called with and end with.
+// Stage 2: what verbs are called with, and (below it, so --help prints the table) the
+// exit codes they end with.
 /// Command-line definition: the only module that knows clap.
 pub mod cli;
 /// Exit codes and the error a verb fails with.
@@ -45,11 +46,21 @@ use cli::{Cli, Command};
 use exit::VerbResult;
 
 pub fn run(cli: Cli) -> VerbResult {
+    use std::io::IsTerminal;
+    if let Some(verb) = cli.command.needs_yes() {
+        if std::io::stdin().is_terminal() {
+            return Err(exit::Failure::Refused(anyhow::anyhow!(
+                "`abguard {verb}` is run by systemd or the initrd and may reboot at once; \
+                 from a terminal pass --no-reboot, or --yes to mean it"
+            )));
+        }
+    }
     match &cli.command {
         Command::Status(a) => {
             let out = match (a.prometheus, &a.textfile) {
                 (false, _) => verbs::status::Output::Text {
                     json: a.json,
+                    short: a.short,
                     history: a.history,
                 },
                 (true, f) => verbs::status::Output::Prometheus(f.clone()),
@@ -85,6 +96,14 @@ pub fn run(cli: Cli) -> VerbResult {
             a.no_reboot,
         )?),
         Command::Emergency(a) => Ok(verbs::gate::emergency(&a.target.roots(), a.no_reboot)?),
+        Command::PassGate(a) => {
+            verbs::gate::steer::pass(&a.target.roots(), a.reason.as_deref(), a.mark_good)
+        }
+        Command::FailGate(a) => {
+            verbs::gate::steer::fail(&a.target.roots(), a.reason.as_deref(), a.no_reboot)
+        }
+        Command::Disable(a) => verbs::disable::disable(a.sysroot.as_deref(), a.reason.as_deref()),
+        Command::Enable(a) => verbs::disable::enable(a.sysroot.as_deref()),
         Command::Config(a) => Ok(verbs::config::run(&a.root, a.json, a.check, &a.files)?),
         Command::Butane(args) => verbs::butane::run(args),
         Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),

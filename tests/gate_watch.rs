@@ -9,24 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
-# `systemctl show -p PROPS [--value] [--] UNIT...`: each unit's block from units/UNIT
-d=$(dirname "$0")
-[ "$1" = show ] || exit 0
-shift
-units=""
-while [ $# -gt 0 ]; do
-  case $1 in -p) shift ;; --value|--) ;; *) units="$units $1" ;; esac
-  shift
-done
-[ -n "$units" ] || { cat "$d/userspace" 2>/dev/null || echo 0; exit 0; }
-sep=""
-for u in $units; do
-  printf "$sep"; sep="\n"
-  cat "$d/units/$u" 2>/dev/null || printf 'ActiveState=inactive\nSubState=dead\nInvocationID=\nNRestarts=0\nResult=success\n'
-done
-"#;
-
 struct Gate {
     _dir: tempfile::TempDir,
     img: PathBuf,
@@ -42,12 +24,7 @@ fn first_boot(conf: &str) -> Gate {
     let etc = m.p("sysroot/etc/abguard");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("abguard.conf"), conf).unwrap();
-    let fake = m.p("fake");
-    std::fs::create_dir_all(fake.join("units")).unwrap();
-    let sc = fake.join("systemctl");
-    std::fs::write(&sc, FAKE_SYSTEMCTL).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = fake_systemctl(&m.p("fake"));
     Gate {
         _dir: dir,
         img,
@@ -59,12 +36,7 @@ fn first_boot(conf: &str) -> Gate {
 impl Gate {
     /// What systemctl says of `unit` from now on.
     fn unit(&self, unit: &str, active: &str, sub: &str, inv: &str, restarts: u32) {
-        let t = format!(
-            "ActiveState={active}\nSubState={sub}\nInvocationID={inv}\nNRestarts={restarts}\nResult=success\n"
-        );
-        let p = self.fake.join("units").join(unit);
-        std::fs::write(p.with_extension("tmp"), t).unwrap();
-        std::fs::rename(p.with_extension("tmp"), p).unwrap();
+        fake_unit(&self.fake, unit, active, sub, inv, restarts);
     }
 
     fn cmd(&self, verb: &[&str], usr: Option<&Path>) -> Command {

@@ -2,7 +2,7 @@
 //! `super::` path) a file names, outside comments and its `#[cfg(test)]` module, is an
 //! edge from that file to the module file it names. The test fails when
 //! - a path names no module file (a flat re-export standing in for the real path),
-//! - a stage imports from its own level or above (verbs → cli, exit → probe, act,
+//! - a stage imports from its own level or above (verbs → cli → exit → probe, act,
 //!   config → disk → decide → types, safefs; see `LEVELS`),
 //! - a verb's file imports from another verb's file (what verbs share lives lower, or
 //!   in verbs/mod.rs),
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by stage, highest first; a module may import only from lower rows.
 const LEVELS: &[&[&str]] = &[
     &["verbs"],
-    &["cli", "exit"],
+    &["cli"],
+    &["exit"],
     &["probe", "act", "config"],
     &["disk"],
     &["decide"],

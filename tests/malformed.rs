@@ -734,7 +734,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
+            expect: Expect::Fails(3, &["name the slot with --partition"]),
             ..ROW
         },
         Case {
@@ -771,7 +771,7 @@ fn cases() -> Vec<Case> {
                 Fx::disk(img)
             },
             run: &["rollback"],
-            expect: Expect::Fails(3, &["name the slot to roll back to with --partition"]),
+            expect: Expect::Fails(3, &["name the slot with --partition"]),
             ..ROW
         },
         Case {

@@ -28,3 +28,5 @@ pub const EMERGENCY_JSON: &str = "emergency.json";
 pub const READ_USR_UNIT: &str = "abguard-read-usr.service";
 /// abguard's state on ROOT: the history and the loop guard's held builds.
 pub const ROOT_STATE_DIR: &str = "var/lib/abguard";
+/// On ROOT: abguard is switched off on this node (`abguard disable`): why and since when.
+pub const DISABLED_FILE: &str = "etc/abguard/disabled";

@@ -81,3 +81,18 @@ pub fn describe(h: &Held) -> String {
         h.root_hash
     )
 }
+
+/// One held build on one short line: version, a hash prefix, why, and the release.
+pub fn short(h: &Held) -> String {
+    let release = match &h.version_id {
+        Some(v) => format!("--version {v}"),
+        None => format!("--root-hash {}", h.root_hash),
+    };
+    format!(
+        "build {} ({}…) failed its first boot ({} at {}); `abguard allow {release}`",
+        h.version_id.as_deref().unwrap_or("?"),
+        h.root_hash.get(..12).unwrap_or(&h.root_hash),
+        h.event,
+        h.since,
+    )
+}

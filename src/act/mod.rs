@@ -18,3 +18,5 @@ pub mod metrics;
 pub mod reboot;
 /// The JSON boot record and the history.
 pub mod record;
+/// An operator's hand on the gate: the verdict, the release, the node's off switch.
+pub mod steer;

@@ -13,6 +13,10 @@ pub struct AssessArgs {
     /// Print the boot record as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run although stdin is a terminal: this verb is run by systemd or the initrd and may
+    /// reboot at once (not needed with --no-reboot).
+    #[arg(long)]
+    pub yes: bool,
     /// Test input: `dmsetup status usr` output instead of the DM ioctl.
     #[arg(long, hide = true, requires = "dm_table")]
     pub dm_status: Option<PathBuf>,
@@ -23,12 +27,17 @@ pub struct AssessArgs {
     pub target: Target,
 }
 
-/// Show the USR slots, the next boot, the booted slot, the last assessment and the history.
+/// What runs, what the next reboot will do and why, and why the last first boot failed;
+/// then the slots, the health gate, the held builds and the history. Exit 5: degraded.
 #[derive(Debug, Args, Clone)]
 pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// One line: what runs, what the next reboot does, and what needs a look (for motd
+    /// and scripts).
+    #[arg(long, conflicts_with_all = ["json", "prometheus"])]
+    pub short: bool,
     /// History entries to show.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub history: usize,
@@ -125,6 +134,10 @@ pub struct GatePassArgs {
     /// When the gate fails, roll back but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Run although stdin is a terminal: this verb is run by systemd or the initrd and may
+    /// reboot at once (not needed with --no-reboot).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -139,6 +152,10 @@ pub struct GateFailArgs {
     /// Spend the slot and record it, but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Run although stdin is a terminal: this verb is run by systemd or the initrd and may
+    /// reboot at once (not needed with --no-reboot).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -150,6 +167,10 @@ pub struct EmergencyArgs {
     /// Spend the slot and record it, but do not reboot.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Run although stdin is a terminal: this verb is run by systemd or the initrd and may
+    /// reboot at once (not needed with --no-reboot).
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -179,4 +200,52 @@ pub struct GeneratorArgs {
     pub root: PathBuf,
     /// NORMAL_DIR [EARLY_DIR LATE_DIR] as systemd passes them.
     pub dirs: Vec<String>,
+}
+
+/// Pass the pending health gate by hand: recorded as manual; releases update-engine and
+/// locksmithd exactly as a passing gate does (writes /run/first-boot-healthy).
+#[derive(Debug, Args, Clone)]
+pub struct PassGateArgs {
+    /// Why, for the history (e.g. a ticket number).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Also mark the booted slot good now (as MARK_GOOD=yes would).
+    #[arg(long)]
+    pub mark_good: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// Fail the pending health gate now, as a failed critical unit does: record why, spend
+/// the booted slot and reboot into the other one.
+#[derive(Debug, Args, Clone)]
+pub struct FailGateArgs {
+    /// Why, for the history.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Spend the slot and record it, but do not reboot.
+    #[arg(long)]
+    pub no_reboot: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// Switch abguard's health gate off on this node (/etc/abguard/disabled): first boots
+/// pass at once, as on stock Flatcar; recorded, and shown by status.
+#[derive(Debug, Args, Clone)]
+pub struct DisableArgs {
+    /// Why, for the history and status.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Root of the system to change [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+}
+
+/// Switch abguard's health gate back on (from the next first boot after an upgrade).
+#[derive(Debug, Args, Clone)]
+pub struct EnableArgs {
+    /// Root of the system to change [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
 }

@@ -11,8 +11,9 @@ pub mod target;
 pub mod tools;
 
 use args::{
-    ConfigArgs, EmergencyArgs, GateFailArgs, GatePassArgs, GeneratorArgs, InitrdArgs, MarkGoodArgs,
-    NextArgs, RollbackArgs, StageArgs, StatusArgs, StockAssessArgs,
+    ConfigArgs, DisableArgs, EmergencyArgs, EnableArgs, FailGateArgs, GateFailArgs, GatePassArgs,
+    GeneratorArgs, InitrdArgs, MarkGoodArgs, NextArgs, PassGateArgs, RollbackArgs, StageArgs,
+    StatusArgs, StockAssessArgs,
 };
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 use tools::{ButaneArgs, ReadUsrArgs, VerifyArgs};
@@ -22,7 +23,7 @@ pub const ABOUT: &str =
     "Health-gated A/B updates with automatic rollback for Flatcar Container Linux";
 
 #[derive(Debug, Parser)]
-#[command(name = "abguard", version, about = ABOUT)]
+#[command(name = "abguard", version, about = ABOUT, after_help = crate::exit::HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub globals: Globals,
@@ -59,12 +60,29 @@ impl Cli {
         let mut root = Globals::augment_args(
             clap::Command::new("abguard")
                 .version(env!("CARGO_PKG_VERSION"))
-                .about(ABOUT),
+                .about(ABOUT)
+                .after_help(crate::exit::HELP),
         )
         .subcommand_required(true)
         .subcommand(verb);
         let m = root.try_get_matches_from_mut(args).ok()?;
         Cli::from_arg_matches(&m).ok()
+    }
+}
+
+impl Command {
+    /// An internal verb that may reboot at once, without `--no-reboot` or `--yes`: what
+    /// to say when it is typed at a terminal (systemd and the initrd run it otherwise).
+    pub fn needs_yes(&self) -> Option<&'static str> {
+        let (verb, no_reboot, yes) = match self {
+            Command::Initrd(InitrdArgs { opts: a }) => ("initrd", a.no_reboot, a.yes),
+            Command::Assess(StockAssessArgs { opts: a }) => ("assess", a.no_reboot, a.yes),
+            Command::GatePass(a) => ("gate-pass", a.no_reboot, a.yes),
+            Command::GateFail(a) => ("gate-fail", a.no_reboot, a.yes),
+            Command::Emergency(a) => ("emergency", a.no_reboot, a.yes),
+            _ => return None,
+        };
+        (!no_reboot && !yes).then_some(verb)
     }
 }
 
@@ -89,17 +107,23 @@ pub fn verb_command(name: &str) -> Option<clap::Command> {
         "stage" => StageArgs::augment_args(C::new("stage")),
         "mark-good" => MarkGoodArgs::augment_args(C::new("mark-good")),
         "rollback" => RollbackArgs::augment_args(C::new("rollback")),
-        "initrd" => InitrdArgs::augment_args(C::new("initrd")),
-        "assess" => StockAssessArgs::augment_args(C::new("assess")),
-        "gate-pass" => GatePassArgs::augment_args(C::new("gate-pass")),
-        "gate-fail" => GateFailArgs::augment_args(C::new("gate-fail")),
-        "emergency" => EmergencyArgs::augment_args(C::new("emergency")),
+        "initrd" => InitrdArgs::augment_args(C::new("initrd")).hide(true),
+        "assess" => StockAssessArgs::augment_args(C::new("assess")).hide(true),
+        "gate-pass" => GatePassArgs::augment_args(C::new("gate-pass")).hide(true),
+        "gate-fail" => GateFailArgs::augment_args(C::new("gate-fail")).hide(true),
+        "emergency" => EmergencyArgs::augment_args(C::new("emergency")).hide(true),
         "config" => ConfigArgs::augment_args(C::new("config")),
         "butane" => ButaneArgs::augment_args(C::new("butane")),
         "verify" => VerifyArgs::augment_args(C::new("verify")),
         "read-usr" => ReadUsrArgs::augment_args(C::new("read-usr")),
         "allow" => lifecycle::AllowArgs::augment_args(C::new("allow")),
-        "guard-staged" => lifecycle::GuardStagedArgs::augment_args(C::new("guard-staged")),
+        "pass-gate" => PassGateArgs::augment_args(C::new("pass-gate")),
+        "fail-gate" => FailGateArgs::augment_args(C::new("fail-gate")),
+        "disable" => DisableArgs::augment_args(C::new("disable")),
+        "enable" => EnableArgs::augment_args(C::new("enable")),
+        "guard-staged" => {
+            lifecycle::GuardStagedArgs::augment_args(C::new("guard-staged")).hide(true)
+        }
         _ => return None,
     })
 }
@@ -114,16 +138,28 @@ pub enum Command {
     Stage(StageArgs),
     MarkGood(MarkGoodArgs),
     Rollback(RollbackArgs),
-    Initrd(InitrdArgs),
-    Assess(StockAssessArgs),
-    GatePass(GatePassArgs),
-    GateFail(GateFailArgs),
-    Emergency(EmergencyArgs),
+    PassGate(PassGateArgs),
+    FailGate(FailGateArgs),
+    Disable(DisableArgs),
+    Enable(EnableArgs),
     Config(ConfigArgs),
     Butane(ButaneArgs),
     Verify(VerifyArgs),
     ReadUsr(ReadUsrArgs),
     Allow(lifecycle::AllowArgs),
+    // Internal: run by systemd units and the initrd, not by hand (hidden from --help;
+    // their man pages stay; the ones that may reboot refuse a terminal without --yes).
+    #[command(hide = true)]
+    Initrd(InitrdArgs),
+    #[command(hide = true)]
+    Assess(StockAssessArgs),
+    #[command(hide = true)]
+    GatePass(GatePassArgs),
+    #[command(hide = true)]
+    GateFail(GateFailArgs),
+    #[command(hide = true)]
+    Emergency(EmergencyArgs),
+    #[command(hide = true)]
     GuardStaged(lifecycle::GuardStagedArgs),
     /// systemd generator mode (also selected by running as abguard-generator).
     #[command(hide = true)]
@@ -171,8 +207,8 @@ mod tests {
         ));
     }
 
-    /// Every visible verb, built alone, renders the same help as in the full tree: same
-    /// description, options, defaults and order.
+    /// Every verb (the internal ones too), built alone, renders the same help as in the
+    /// full tree: same description, options, defaults and order.
     #[test]
     fn single_verb_definitions_match_the_full_tree() {
         let mut full = Cli::command();
@@ -180,7 +216,7 @@ mod tests {
         let mut seen = 0;
         for sub in full.get_subcommands_mut() {
             let name = sub.get_name().to_string();
-            if sub.is_hide_set() || name == "help" {
+            if name == "generator" || name == "help" {
                 assert!(verb_command(&name).is_none(), "{name} has a fast path");
                 continue;
             }
@@ -196,7 +232,7 @@ mod tests {
             );
             seen += 1;
         }
-        assert_eq!(seen, 16);
+        assert_eq!(seen, 20);
     }
 
     /// The fast path either agrees with the full parse or steps aside.

@@ -21,7 +21,7 @@ pub enum Refusal {
     #[error("cannot tell which slot to roll back to: {0}")]
     AmbiguousOther(String),
     /// A rollback counted from a guessed slot could re-arm the failed update.
-    #[error("cannot tell which slot booted ({0}); name the slot to roll back to with --partition")]
+    #[error("cannot tell which slot booted ({0}); name the slot with --partition (for rollback: the slot to roll back to)")]
     BootedUnknown(String),
     #[error(
         "refusing to spend partition {0}: no other USR partition would be bootable afterwards"

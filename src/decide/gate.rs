@@ -186,9 +186,20 @@ pub struct GateFacts {
 /// Why the gate failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
-    Unit { unit: String, what: String },
-    Verity { what: String },
-    Deadline { pending: Vec<String> },
+    Unit {
+        unit: String,
+        what: String,
+    },
+    Verity {
+        what: String,
+    },
+    Deadline {
+        pending: Vec<String>,
+    },
+    /// An operator failed the gate (`abguard fail-gate`), with why.
+    Manual {
+        reason: Option<String>,
+    },
 }
 
 impl Failure {
@@ -200,6 +211,12 @@ impl Failure {
             Failure::Deadline { pending } => {
                 format!("deadline passed while waiting for {}", pending.join("; "))
             }
+            Failure::Manual { reason } => format!(
+                "failed by hand (abguard fail-gate){}",
+                reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(": {r}"))
+            ),
         }
     }
     /// The history's event name.

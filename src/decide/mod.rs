@@ -12,5 +12,7 @@ pub mod fallback;
 pub mod gate;
 /// The loop guard: which failed builds are held, and which a staged build matches.
 pub mod loopguard;
+/// What status answers first: each slot's state word and what the next reboot does.
+pub mod outlook;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;

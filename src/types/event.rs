@@ -63,6 +63,12 @@ pub enum Event {
     ManualMarkGood,
     ManualRollback,
     ManualNext,
+    /// `abguard pass-gate` (or `mark-good` of the booted slot while its gate waited):
+    /// the gate passed by hand.
+    ManualPassGate,
+    /// `abguard disable` / `enable`: the health gate switched off / on on this node.
+    Disabled,
+    Enabled,
     /// GRUB fell back from a slot whose first boot reached no verdict.
     Fallback,
     /// The loop guard un-staged a build that already failed its first boot.
@@ -88,6 +94,9 @@ string_enum!(Event {
     ManualMarkGood => "manual-mark-good",
     ManualRollback => "manual-rollback",
     ManualNext => "manual-next",
+    ManualPassGate => "manual-pass-gate",
+    Disabled => "disabled",
+    Enabled => "enabled",
     Fallback => "fallback",
     RestageRefused => "restage-refused",
     Allowed => "allowed",
@@ -103,7 +112,13 @@ impl Event {
     pub fn is_manual(&self) -> bool {
         matches!(
             self,
-            Event::ManualStage | Event::ManualMarkGood | Event::ManualRollback | Event::ManualNext
+            Event::ManualStage
+                | Event::ManualMarkGood
+                | Event::ManualRollback
+                | Event::ManualNext
+                | Event::ManualPassGate
+                | Event::Disabled
+                | Event::Enabled
         )
     }
 

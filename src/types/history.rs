@@ -43,6 +43,8 @@ pub struct Entry {
     pub reasons: Vec<String>,
     pub actions: Vec<Action>,
     pub failed: Option<Build>,
+    /// A failed gate's units, as the gate described them.
+    pub failed_units: Vec<String>,
     pub raw: Value,
 }
 
@@ -126,6 +128,7 @@ impl Entry {
                 .map(|a| Action::parse(a))
                 .collect(),
             failed,
+            failed_units: texts(&v, "failed_units"),
             raw: v,
         }
     }

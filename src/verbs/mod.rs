@@ -6,7 +6,10 @@ pub mod allow;
 pub mod butane;
 /// `config`: the effective settings, and `--check` of configuration files.
 pub mod config;
-/// `gate-pass` (the watcher), `gate-fail`, `emergency`: the booted system's health gate.
+/// `disable`, `enable`: the node's off switch for the health gate.
+pub mod disable;
+/// `gate-pass` (the watcher), `gate-fail`, `emergency`, and an operator's `pass-gate`,
+/// `fail-gate`: the booted system's health gate.
 pub mod gate;
 /// `generator`: the systemd generator that wires the gate from the config.
 pub mod generator;
@@ -99,6 +102,11 @@ impl HostState {
             record::Event::Assess => Some(Source::Late),
             _ => None,
         }
+    }
+
+    /// /run, when this disk is the running system's (or --run-dir names one).
+    pub fn run_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.boot_json.as_ref()?.parent()?.parent()?.to_path_buf())
     }
 
     /// A flag or file under /run (`flags::STATE_DIR/...` or the healthy flag), when

@@ -21,6 +21,7 @@ fn record_manual(
     disk: &Path,
     before: &[Slot],
     after: &[Slot],
+    booted: Option<usize>,
 ) {
     let Some(root) = &host.history else {
         return;
@@ -30,6 +31,7 @@ fn record_manual(
     }
     let mut r = record::Record::at(&host.proc, verb.event(), record::Verdict::Manual);
     r.disk = Some(disk.display().to_string());
+    r.booted = booted.map(|i| crate::types::Booted::of(&after[i], "probe"));
     r.before = before.to_vec();
     r.slots = after.to_vec();
     r.actions = before
@@ -75,6 +77,7 @@ pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
             &path,
             &before,
             &after,
+            booted_of(&env, &path),
         );
     }
     let i = pick.ok_or_else(|| anyhow!("no slot was picked"))?;
@@ -89,15 +92,23 @@ pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
         }));
     } else {
         println!("{}", after[i].partition);
+        if !dry_run {
+            eprintln!("{} spent a try: reboot to apply", after[i].label);
+        }
     }
     Ok(ExitCode::Ok)
 }
 
 fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json: bool) {
+    let next = ab::next_boot(after).map(|i| after[i].label.clone());
     if json {
-        print_json(
-            &json!({ "disk": path.display().to_string(), "action": what, "before": before, "after": after }),
-        );
+        print_json(&json!({
+            "disk": path.display().to_string(),
+            "action": what,
+            "before": before,
+            "after": after,
+            "next_boot": next,
+        }));
         return;
     }
     for (b, a) in before.iter().zip(after) {
@@ -107,6 +118,20 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
             a.label, a.partition, b.attrs, a.attrs
         );
     }
+    if before != after && what != "mark-good" {
+        println!(
+            "next boot: {}: reboot to apply",
+            next.as_deref().unwrap_or("none")
+        );
+    }
+}
+
+/// The booted slot's index when the probe can tell (else none: nothing is guessed).
+fn booted_of(env: &Env, path: &Path) -> Option<usize> {
+    let (_, table) = read_table(path, false).ok()?;
+    super::booted_slot(env, path, &table)
+        .ok()
+        .map(|id| id.index)
 }
 
 pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
@@ -129,6 +154,7 @@ pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
         &path,
         &before,
         &after,
+        booted_of(&env, &path),
     );
     report_change("stage", &path, &before, &after, json);
     Ok(ExitCode::Ok)
@@ -137,6 +163,7 @@ pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
 pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
     let env = Env::new(p, false);
     let path = env.disk_path()?;
+    let booted = booted_of(&env, &path);
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = match partition {
             Some(n) => ab::find_partition(s, n)?,
@@ -145,27 +172,70 @@ pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
         ab::mark_good(s, i);
         Ok(())
     })?;
+    let host = HostState::of(&env, p, &path);
     record_manual(
-        &HostState::of(&env, p, &path),
+        &host,
         record::Manual::MarkGood,
         &path,
         &before,
         &after,
+        booted,
     );
+    // the booted slot marked good while its gate waits: the gate is passed with it, so
+    // update-engine and locksmithd are not held for the rest of the boot
+    let marked = partition.map_or(booted, |n| ab::find_partition(&after, n).ok());
+    let passed = (marked.is_some() && marked == booted)
+        .then(|| pass_pending_gate(&env, &host, &after, booted?))
+        .flatten();
     report_change("mark-good", &path, &before, &after, json);
+    if let Some(line) = passed {
+        eprintln!("{line}");
+    }
     Ok(ExitCode::Ok)
 }
 
-fn booted_index(env: &Env, path: &Path) -> Result<usize> {
+/// When a gate is pending on this boot: take its verdict, write the flag a pass
+/// writes, record `manual-pass-gate`; the line saying so.
+fn pass_pending_gate(env: &Env, host: &HostState, after: &[Slot], booted: usize) -> Option<String> {
+    use crate::act::steer;
+    let run = host.run_dir()?;
+    if !steer::gate_pending(&run) || !steer::claim(&run) {
+        return None;
+    }
+    let mut r = record::Record::at(
+        &host.proc,
+        record::Event::ManualPassGate,
+        record::Verdict::Manual,
+    );
+    r.booted = Some(crate::types::Booted::of(&after[booted], "probe"));
+    r.slots = after.to_vec();
+    r.version_id = crate::probe::version_id(&env.usr_candidates);
+    r.reasons
+        .push("abguard mark-good of the booted slot while its health gate waited".into());
+    let line = match steer::release(&run) {
+        Ok(flag) => {
+            r.actions.push(record::Action::Wrote(flag));
+            format!(
+                "the health gate pending on this boot is passed by hand with it: update-engine \
+                 and locksmithd are released ({} recorded)",
+                r.event
+            )
+        }
+        Err(e) => format!("the pending health gate could not be released: {e:#}"),
+    };
+    if let Some(root) = &host.history {
+        if let Err(e) = crate::act::history::log_event(root, &r) {
+            log::warn!("history not updated: {e:#}");
+        }
+    }
+    Some(line)
+}
+
+fn booted_index(env: &Env, path: &Path) -> Result<usize, Failure> {
     let (_, table) = read_table(path, false)?;
     super::booted_slot(env, path, &table)
         .map(|id| id.index)
-        .map_err(|why| {
-            anyhow!(
-                "cannot tell which slot booted ({}); pass --partition",
-                why.join("; ")
-            )
-        })
+        .map_err(|why| Refusal::BootedUnknown(why.join("; ")).into())
 }
 
 pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> VerbResult {
@@ -193,6 +263,7 @@ pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> V
         &path,
         &before,
         &after,
+        booted_of(&env, &path),
     );
     report_change("rollback", &path, &before, &after, json);
     Ok(ExitCode::Ok)

@@ -460,3 +460,43 @@ pub fn with_attrs(base: &[u8], a: Attrs, b: Attrs) -> Vec<u8> {
     t.write(&mut c).unwrap();
     c.into_inner()
 }
+
+/// A stand-in for systemctl (ABGUARD_SYSTEMCTL): each unit's `systemctl show` block from
+/// DIR/units/UNIT, which a test changes while the gate runs.
+pub const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+# `systemctl show -p PROPS [--value] [--] UNIT...`: each unit's block from units/UNIT
+d=$(dirname "$0")
+[ "$1" = show ] || exit 0
+shift
+units=""
+while [ $# -gt 0 ]; do
+  case $1 in -p) shift ;; --value|--) ;; *) units="$units $1" ;; esac
+  shift
+done
+[ -n "$units" ] || { cat "$d/userspace" 2>/dev/null || echo 0; exit 0; }
+sep=""
+for u in $units; do
+  printf "$sep"; sep="\n"
+  cat "$d/units/$u" 2>/dev/null || printf 'ActiveState=inactive\nSubState=dead\nInvocationID=\nNRestarts=0\nResult=success\n'
+done
+"#;
+
+/// The stand-in installed as DIR/systemctl (with DIR/units/); returns DIR.
+pub fn fake_systemctl(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("units")).unwrap();
+    let sc = dir.join("systemctl");
+    std::fs::write(&sc, FAKE_SYSTEMCTL).unwrap();
+    std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.to_path_buf()
+}
+
+/// What the stand-in under DIR says of `unit` from now on (written atomically).
+pub fn fake_unit(dir: &Path, unit: &str, active: &str, sub: &str, inv: &str, restarts: u32) {
+    let t = format!(
+        "ActiveState={active}\nSubState={sub}\nInvocationID={inv}\nNRestarts={restarts}\nResult=success\n"
+    );
+    let p = dir.join("units").join(unit);
+    std::fs::write(p.with_extension("tmp"), t).unwrap();
+    std::fs::rename(p.with_extension("tmp"), p).unwrap();
+}

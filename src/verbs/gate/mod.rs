@@ -6,11 +6,13 @@
 //! that this really is the first boot after an upgrade before touching anything, so no
 //! path here can reboot a normal boot.
 
+/// An operator's hand: `pass-gate` and `fail-gate`.
+pub mod steer;
 /// The watching half: units, window, checks, until a verdict.
 pub mod watch;
 
 use crate::act::flags::{
-    CONFIG_ERROR, EMERGENCY_JSON, GATE_JSON, GATE_VERDICT, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR,
+    CONFIG_ERROR, EMERGENCY_JSON, GATE_JSON, HEALTHY_FLAG, NEEDS_CHECK, STATE_DIR,
 };
 use crate::act::{
     reboot,
@@ -114,20 +116,7 @@ pub(crate) fn save(env: &Env, r: &Record) {
 
 /// Claim the verdict; false when someone else already did.
 pub(crate) fn claim(env: &Env) -> bool {
-    let p = env.run_dir.join(STATE_DIR).join(GATE_VERDICT);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&p)
-    {
-        Ok(_) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        // an unwritable /run must not stop a rollback
-        Err(e) => {
-            log::warn!("{}: {e}", p.display());
-            true
-        }
-    }
+    crate::act::steer::claim(&env.run_dir)
 }
 
 /// `gate-pass`: the gate on this boot ([`watch`]).
@@ -144,13 +133,8 @@ pub(crate) fn act_pass(
     mut r: Record,
     no_mark_good: bool,
 ) -> Result<ExitCode> {
-    let run = SafeDir::open(&env.run_dir)?;
-    let state = run.subdir(STATE_DIR, true)?;
-    run.write_atomic(HEALTHY_FLAG, b"")?;
-    state.remove(NEEDS_CHECK)?;
-    r.actions.push(Action::Wrote(
-        run.path().join(HEALTHY_FLAG).display().to_string(),
-    ));
+    let flag = crate::act::steer::release(&env.run_dir)?;
+    r.actions.push(Action::Wrote(flag));
     if cfg.mark_good && !no_mark_good {
         match h {
             Ok(h) => {
@@ -193,6 +177,14 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
     if !state.exists(NEEDS_CHECK) || run.exists(HEALTHY_FLAG) {
         log::warn!(
             "not the first boot after an upgrade (or already proven healthy): nothing to roll back"
+        );
+        return Ok(ExitCode::Ok);
+    }
+    if let Some(d) = crate::act::steer::disabled(&env.sysroot) {
+        log::warn!(
+            "abguard is disabled on this node (since {}: {}): not rolling back",
+            d.since,
+            d.reason
         );
         return Ok(ExitCode::Ok);
     }
@@ -246,7 +238,7 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
 }
 
 /// One check as the watcher's snapshot has it.
-fn check_of(c: &serde_json::Value) -> CheckTrack {
+pub(crate) fn check_of(c: &serde_json::Value) -> CheckTrack {
     CheckTrack {
         name: c["name"].as_str().unwrap_or("?").into(),
         required: c["required"].as_bool().unwrap_or(true),

@@ -76,6 +76,9 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     let h = here(&env, true);
+    if let Some(d) = crate::act::steer::disabled(&env.sysroot) {
+        return pass_disabled(&env, &cfg, &h, &d, no_mark_good);
+    }
     let start = mono_us();
     let deadline_at = units::manager_u64("UserspaceTimestampMonotonic")
         .filter(|t| *t > 0)
@@ -222,6 +225,26 @@ fn passed(
     }
     r.config_errors = f.config_errors.clone();
     r.gate = snap;
+    act_pass(env, cfg, h, r, no_mark_good)
+}
+
+/// abguard is switched off on this node: the first boot passes at once, as stock
+/// Flatcar would boot it, and the record says why.
+fn pass_disabled(
+    env: &Env,
+    cfg: &Config,
+    h: &Result<Here>,
+    d: &crate::act::steer::Disabled,
+    no_mark_good: bool,
+) -> Result<ExitCode> {
+    if !claim(env) {
+        return Ok(ExitCode::Ok);
+    }
+    let mut r = base_record(Event::GatePassed, Verdict::Healthy, h.as_ref().ok(), env);
+    r.reasons.push(format!(
+        "abguard is disabled on this node (since {}: {}): passed without watching",
+        d.since, d.reason
+    ));
     act_pass(env, cfg, h, r, no_mark_good)
 }
 
