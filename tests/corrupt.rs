@@ -28,8 +28,10 @@ fn one_bad_copy_falls_back_and_repairs_like_cgpt() {
         let theirs = dir.path().join("theirs.img");
         std::fs::copy(&ours, &theirs).unwrap();
 
+        // working but degraded: status answers and exits 5
         let o = abguard(&["status", "--disk", ours.to_str().unwrap(), "--json"]);
-        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(5), "{kind}: {}", stderr(&o));
+        assert!(j_degraded(&o).contains(problem), "{kind}");
         let j = json(&o);
         assert_eq!(j["table"], used, "{kind}");
         let problems = j["problems"].to_string();
@@ -51,12 +53,9 @@ fn one_bad_copy_falls_back_and_repairs_like_cgpt() {
             sha(&ours) == sha(&theirs),
             "{kind}: repair + stage differs from cgpt repair + add"
         );
-        let j = json(&abguard(&[
-            "status",
-            "--disk",
-            ours.to_str().unwrap(),
-            "--json",
-        ]));
+        let o = abguard(&["status", "--disk", ours.to_str().unwrap(), "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{kind}: repaired, fine again");
+        let j = json(&o);
         assert_eq!(
             (j["table"].as_str(), j["problems"].as_array().map(Vec::len)),
             (Some("primary"), Some(0)),
@@ -164,4 +163,8 @@ fn a_non_utf8_image_path_is_a_path_not_a_panic() {
         ]))["next_boot"],
         3
     );
+}
+
+fn j_degraded(o: &std::process::Output) -> String {
+    json(o)["degraded"].to_string()
 }
