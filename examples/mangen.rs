@@ -1,5 +1,5 @@
 //! Generates the man pages from the CLI definition (src/cli/mod.rs) with clap_mangen:
-//! abguard.8 and one abguard-VERB.8 per visible verb.
+//! abguard.8 and one abguard-VERB.8 per verb (the internal ones too, though --help hides them).
 //!
 //!     cargo run --example mangen -- man      # or: make man
 //!
@@ -22,7 +22,11 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
     // "abguard-status" etc., as their pages are titled
     cmd.build();
     let mut out = vec![("abguard.8".to_string(), render(&cmd, None))];
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    // the internal verbs (hidden from --help) keep their pages: units name them
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "generator")
+    {
         let name = sub.get_display_name().unwrap_or(sub.get_name());
         out.push((format!("{name}.8"), render(sub, Some(sub.get_name()))));
     }
@@ -123,39 +127,56 @@ fn synopsis(cmd: &clap::Command, verb: Option<&str>) -> Roff {
     r
 }
 
-/// Exit codes (the README's table), per verb.
-fn exit_status(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
-    let ok = match verb {
-        Some("initrd" | "assess") => "A verdict was reached and written (also healthy, indeterminate and rollback verdicts).",
-        Some("gate-pass" | "gate-fail" | "emergency") => "Done, including when there was nothing to do (not a first boot after an upgrade) or a rollback was refused and recorded.",
-        Some("verify") => "The slot verified: every data block matches the hash tree and the tree the root hash; with --staged also when nothing is staged.",
-        Some("read-usr") => "Every block was read.",
-        _ => "Done.",
+/// EXIT STATUS: the codes the verb can end with (abguard::exit::codes), each with its
+/// meaning from the one table (abguard::exit::TABLE) and what it means for this verb.
+fn exit_status(verb: Option<&str>) -> Vec<(String, String)> {
+    use abguard::exit::{codes, ExitCode, TABLE};
+    let list: Vec<ExitCode> = match verb {
+        None => TABLE.iter().map(|(c, _)| *c).collect(),
+        Some(v) => codes(v).to_vec(),
     };
-    let mut v = vec![
-        ("0", ok),
-        ("1", "Error: unreadable disk or file, no valid GPT, unwritable /run, bad configuration; the message names what."),
-        ("2", "Usage error (unknown option, missing or invalid value)."),
-    ];
-    let refused = match verb {
-        None => Some("Refused: no slot qualifies for booting, the partition is not a USR slot, a rollback target never booted successfully, or spending would leave nothing bootable; nothing was written."),
-        Some("next") => Some("Refused: no slot qualifies for booting; nothing was written."),
-        Some("stage") => Some("Refused: the partition is not a USR slot, or the loop guard holds the build in it (it failed its first boot; abguard allow releases it); nothing was written."),
-        Some("mark-good") => Some("Refused: the partition is not a USR slot; nothing was written."),
-        Some("rollback") => Some("Refused: the target is not a USR slot, there is no single other slot, or it never booted successfully (without --force); nothing was written."),
-        Some("verify") => Some("Refused: the partition is not a USR slot; nothing was written."),
-        _ => None,
-    };
-    if let Some(r) = refused {
-        v.push(("3", r));
-    }
-    match verb {
-        None => v.push(("4", "Verification failed: verify found the slot corrupted, its hash tree missing or not matching the root hash; read-usr hit a block dm-verity rejects.")),
-        Some("verify") => v.push(("4", "Verification failed: corrupted (the report names the first bad block), wrong-hash or no-hash-tree. With --unstage-on-failure the staged slot was un-staged.")),
-        Some("read-usr") => v.push(("4", "A read failed: the report names the first 4 KiB block dm-verity rejected (with --record, also in the history).")),
-        _ => {}
-    }
-    v
+    list.into_iter()
+        .map(|c| {
+            let general = TABLE.iter().find(|(x, _)| *x == c).map_or("", |(_, m)| *m);
+            let text = match exit_detail(verb, c) {
+                Some(d) => format!("{}: {d}", capitalized(general)),
+                None => format!("{}.", capitalized(general)),
+            };
+            (c.code().to_string(), text)
+        })
+        .collect()
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// What a code means for one verb, beyond the table's words.
+fn exit_detail(verb: Option<&str>, c: abguard::exit::ExitCode) -> Option<&'static str> {
+    use abguard::exit::ExitCode::*;
+    Some(match (c, verb) {
+        (Ok, Some("initrd" | "assess")) => "a verdict was reached and written (also healthy, indeterminate and rollback verdicts).",
+        (Ok, Some("gate-pass" | "gate-fail" | "emergency")) => "also when there was nothing to do (not a first boot after an upgrade) or a rollback was refused and recorded.",
+        (Ok, Some("verify")) => "every data block matches the hash tree and the tree the root hash; with --staged also when nothing is staged.",
+        (Ok, Some("read-usr")) => "every block was read.",
+        (Error, _) => "unreadable disk or file, no valid GPT, unwritable /run, bad configuration.",
+        (Refused, None) => "no slot qualifies for booting, the partition is not a USR slot, a rollback target never booted successfully, spending would leave nothing bootable, no gate is pending, or an internal verb that may reboot was typed at a terminal without --yes.",
+        (Refused, Some("next")) => "no slot qualifies for booting.",
+        (Refused, Some("stage")) => "the partition is not a USR slot, or the loop guard holds the build in it (it failed its first boot; abguard allow releases it).",
+        (Refused, Some("mark-good")) => "the partition is not a USR slot, or (without --partition) the booted slot cannot be told.",
+        (Refused, Some("rollback")) => "the target is not a USR slot, there is no single other slot, the booted slot cannot be told (name the target with --partition), or the target never booted successfully (without --force).",
+        (Refused, Some("verify")) => "the partition is not a USR slot.",
+        (Refused, Some("pass-gate" | "fail-gate")) => "no health gate is pending on this boot (or, for fail-gate, the disk says the booted slot is not on its first boot).",
+        (Refused, Some(_)) => "stdin is a terminal and neither --yes nor --no-reboot was given: this verb is run by systemd or the initrd and may reboot at once.",
+        (VerifyFailed, None) => "verify found the slot corrupted, its hash tree missing or not matching the root hash; read-usr hit a block dm-verity rejects.",
+        (VerifyFailed, Some("verify")) => "corrupted (the report names the first bad block), wrong-hash or no-hash-tree. With --unstage-on-failure the staged slot was un-staged.",
+        (VerifyFailed, Some(_)) => "a read failed: the report names the first 4 KiB block dm-verity rejected (with --record, also in the history).",
+        (Degraded, _) => "the answer is printed, and a DEGRADED line says what to look at: the backup GPT in use or a copy damaged, no USR partition, no bootable slot, configuration errors on this boot, the booted slot not known on a running system.",
+        _ => return None,
+    })
 }
 
 const CONF: (&str, &str) = (
@@ -203,18 +224,72 @@ const MAPPER_USR: (&str, &str) = (
     "The dm-verity device of the booted /usr.",
 );
 
+const CHECKS: (&str, &str) = (
+    "/etc/abguard/checks.d/",
+    "Health checks: executables the gate runs once the critical units are up, until each exits 0 (a name ending in .wanted is only recorded when it fails).",
+);
+const GATE_JSON: (&str, &str) = (
+    "/run/abguard/gate.json",
+    "The health gate's snapshot while it waits (units, window, checks, deadline); abguard status shows it.",
+);
+const GATE_VERDICT: (&str, &str) = (
+    "/run/abguard/gate-verdict",
+    "Created once the gate's verdict is taken (by the watcher, a unit's OnFailure= hook, the deadline or an operator), so nobody acts twice.",
+);
+const DISABLED: (&str, &str) = (
+    "/etc/abguard/disabled",
+    "abguard disable writes it (since when, why): first boots pass their gate at once; abguard enable removes it.",
+);
+const TEXTFILE: (&str, &str) = (
+    "/var/lib/node_exporter/textfile_collector/abguard.prom",
+    "What abguard-metrics.service writes every minute (ABGUARD_TEXTFILE_DIR in the unit sets the directory).",
+);
+
 fn files(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
     match verb {
         None => vec![
-            DEFAULTS, CONF, BOOT_JSON, FLAGS, HISTORY, PROC, HELPER, DRACUT,
+            DEFAULTS,
+            CONF,
+            CHECKS,
+            DISABLED,
+            BOOT_JSON,
+            FLAGS,
+            GATE_JSON,
+            GATE_VERDICT,
+            HISTORY,
+            HELD,
+            PROC,
+            HELPER,
+            DRACUT,
         ],
-        Some("status") => vec![PROC, BOOT_JSON, HISTORY],
+        Some("status") => vec![
+            PROC,
+            BOOT_JSON,
+            FLAGS,
+            GATE_JSON,
+            GATE_VERDICT,
+            HISTORY,
+            HELD,
+            DISABLED,
+            TEXTFILE,
+        ],
+        Some("pass-gate" | "fail-gate") => vec![FLAGS, GATE_JSON, GATE_VERDICT, HISTORY],
+        Some("disable" | "enable") => vec![DISABLED, HISTORY],
         Some("next" | "stage" | "rollback") => vec![PROC],
         Some("mark-good") => vec![PROC],
         Some("initrd") => vec![PROC, BOOT_JSON, FLAGS, HISTORY, DRACUT],
         Some("assess") => vec![PROC, BOOT_JSON, FLAGS, HISTORY],
-        Some("gate-pass") => vec![DEFAULTS, CONF, FLAGS, HISTORY],
-        Some("gate-fail") => vec![DEFAULTS, CONF, FLAGS, HISTORY],
+        Some("gate-pass") => vec![
+            DEFAULTS,
+            CONF,
+            CHECKS,
+            DISABLED,
+            FLAGS,
+            GATE_JSON,
+            GATE_VERDICT,
+            HISTORY,
+        ],
+        Some("gate-fail") => vec![DEFAULTS, CONF, DISABLED, FLAGS, GATE_VERDICT, HISTORY],
         Some("emergency") => vec![
             PROC,
             (
@@ -224,7 +299,7 @@ fn files(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
             HISTORY,
             DRACUT,
         ],
-        Some("config") => vec![DEFAULTS, CONF],
+        Some("config") => vec![DEFAULTS, CONF, CHECKS],
         Some("butane") => vec![(
             "/etc/abguard/abguard.conf.d/10-butane.conf",
             "The settings file the generated config writes on the machine.",
@@ -273,10 +348,14 @@ fn examples(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
                 "As JSON, with the last 50 events:",
                 "abguard status --json --history 50",
             ),
+            (
+                "One line for a login banner; exit 5 when something needs a look:",
+                "abguard status --short",
+            ),
             ("Of a disk image:", "abguard status --disk disk.img"),
             (
                 "For node_exporter's textfile collector (what abguard-metrics.service runs):",
-                "abguard status --prometheus --textfile /var/lib/node_exporter/abguard.prom",
+                "abguard status --prometheus --textfile /var/lib/node_exporter/textfile_collector/abguard.prom",
             ),
         ],
         Some("next") => vec![
@@ -400,6 +479,25 @@ fn examples(verb: Option<&str>) -> Vec<(&'static str, &'static str)> {
             "What abguard-guard-staged.service runs when /run/reboot-required appears:",
             "abguard guard-staged",
         )],
+        Some("pass-gate") => vec![
+            (
+                "Pass the pending gate (the service is fine, a check is wrong):",
+                "abguard pass-gate --reason 'INC-42: check fixed upstream'",
+            ),
+            (
+                "Pass it and mark the slot good at once:",
+                "abguard pass-gate --mark-good",
+            ),
+        ],
+        Some("fail-gate") => vec![(
+            "Give up on this update now (spends the slot, reboots into the other):",
+            "abguard fail-gate --reason 'canary errors'",
+        )],
+        Some("disable") => vec![(
+            "Switch the health gate off on this node while debugging:",
+            "abguard disable --reason 'INC-42'",
+        )],
+        Some("enable") => vec![("Switch it on again:", "abguard enable")],
         Some(_) => vec![],
     }
 }
@@ -416,7 +514,11 @@ fn see_also(verb: Option<&str>) -> String {
             "systemd.generator(7)",
             "dracut.modules(7)",
         ][..],
-        Some("status") => &["abguard-next(8)", "abguard-rollback(8)"],
+        Some("status") => &[
+            "abguard-next(8)",
+            "abguard-rollback(8)",
+            "abguard-pass-gate(8)",
+        ],
         Some("next" | "stage" | "mark-good") => &["abguard-status(8)", "abguard-rollback(8)"],
         Some("rollback") => &["abguard-status(8)", "abguard-mark-good(8)"],
         Some("initrd" | "assess") => &[
@@ -436,6 +538,8 @@ fn see_also(verb: Option<&str>) -> String {
         Some("verify") => &["abguard-read-usr(8)", "veritysetup(8)"],
         Some("read-usr") => &["abguard-verify(8)", "abguard-config(8)"],
         Some("allow" | "guard-staged") => &["abguard-status(8)", "abguard-stage(8)"],
+        Some("pass-gate" | "fail-gate") => &["abguard-status(8)", "abguard-mark-good(8)"],
+        Some("disable" | "enable") => &["abguard-status(8)", "abguard-config(8)"],
         Some(_) => &[],
     });
     v.join(", ")
@@ -466,6 +570,14 @@ fn extra(verb: Option<&str>) -> Roff {
                 ])
                 .text([roman(k.doc)]);
         }
+    }
+    if verb.is_none() {
+        r.control("SH", ["INTERNAL VERBS"]);
+        r.text([roman(
+            "Run by systemd units and the dracut module, hidden from --help (each has its page): \
+             initrd, assess, gate-pass, gate-fail, emergency, guard-staged. Those that may reboot \
+             refuse to run with a terminal on stdin unless --yes or --no-reboot is given.",
+        )]);
     }
     let files = files(verb);
     if !files.is_empty() {

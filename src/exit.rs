@@ -61,6 +61,27 @@ impl ExitCode {
     }
 }
 
+/// The codes a verb can end with: a subset of [`TABLE`], never another meaning.
+/// tests/exit_codes.rs runs every verb against it; the man pages list these.
+pub fn codes(verb: &str) -> &'static [ExitCode] {
+    use ExitCode::*;
+    match verb {
+        "status" => &[Ok, Error, Usage, Degraded],
+        "next" | "stage" | "mark-good" | "rollback" | "pass-gate" | "fail-gate" => {
+            &[Ok, Error, Usage, Refused]
+        }
+        // the internal verbs that may reboot refuse a terminal without --yes
+        "initrd" | "assess" | "gate-pass" | "gate-fail" | "emergency" => {
+            &[Ok, Error, Usage, Refused]
+        }
+        "verify" => &[Ok, Error, Usage, Refused, VerifyFailed],
+        "read-usr" => &[Ok, Error, Usage, VerifyFailed],
+        // its input is the command line and local files named on it: both usage
+        "butane" => &[Ok, Usage],
+        _ => &[Ok, Error, Usage],
+    }
+}
+
 /// Why a verb stopped, and so which exit code it ends with.
 #[derive(Debug)]
 pub enum Failure {

@@ -1537,7 +1537,11 @@ fn check_case(c: &Case) {
             let j = json(&o);
             // status exits 5 exactly when it lists something degraded
             let degraded = j["degraded"].as_array().is_some_and(|d| !d.is_empty());
-            let want = if c.run.first() == Some(&"status") && degraded { 5 } else { 0 };
+            let want = if c.run.first() == Some(&"status") && degraded {
+                5
+            } else {
+                0
+            };
             assert_eq!(code, Some(want), "stderr: {err}\n{j:#}");
             let bad: Vec<String> = fields
                 .iter()

@@ -46,7 +46,17 @@ impl Cli {
     /// alone; anything that does not parse that way (help, typos, no verb) is parsed
     /// again against the full definition, so errors and help are clap's usual ones.
     pub fn parse_args(args: Vec<std::ffi::OsString>) -> Cli {
-        Self::parse_one_verb(&args).unwrap_or_else(|| Cli::parse_from(args))
+        if let Some(c) = Self::parse_one_verb(&args) {
+            return c;
+        }
+        Cli::try_parse_from(&args).unwrap_or_else(|e| {
+            let hint = misplaced_option(&e, &args);
+            let _ = e.print();
+            if let Some(h) = hint {
+                eprintln!("{h}");
+            }
+            std::process::exit(e.exit_code())
+        })
     }
 
     /// The fast path: `None` when it cannot decide alone.
@@ -84,6 +94,31 @@ impl Command {
         };
         (!no_reboot && !yes).then_some(verb)
     }
+}
+
+/// `abguard --disk X status`: the verb's options go after it; say so, with the command
+/// line reordered.
+pub fn misplaced_option(e: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let at = words.iter().position(|w| verb_command(w).is_some())?;
+    let verb = verb_command(words[at])?;
+    let takes = |w: &str| {
+        let long = w.strip_prefix("--")?.split('=').next()?;
+        verb.get_arguments()
+            .any(|a| a.get_long() == Some(long))
+            .then_some(())
+    };
+    words[..at].iter().find(|w| takes(w).is_some())?;
+    let mut fixed = vec![words[at]];
+    fixed.extend(&words[..at]);
+    fixed.extend(&words[at + 1..]);
+    Some(format!(
+        "hint: a verb's options go after it: abguard {}",
+        fixed.join(" ")
+    ))
 }
 
 /// A usage error a verb's own checks found after parsing, shown as clap shows its own
@@ -293,6 +328,19 @@ mod tests {
         for args in deferred {
             assert!(Cli::parse_one_verb(&os(args)).is_none(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn a_verbs_option_before_it_gets_a_hint() {
+        let args = os(&["abguard", "--disk", "d.img", "status", "--json"]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert_eq!(
+            misplaced_option(&e, &args).as_deref(),
+            Some("hint: a verb's options go after it: abguard status --disk d.img --json")
+        );
+        let args = os(&["abguard", "--bogus", "status"]);
+        let e = Cli::try_parse_from(&args).unwrap_err();
+        assert_eq!(misplaced_option(&e, &args), None, "not an option of status");
     }
 
     /// The probe options belong to the verbs that read a disk or the running system:
