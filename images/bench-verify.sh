@@ -1,5 +1,5 @@
 #!/bin/bash
-# Paired benchmarks for "Verify before trust" (README), on one USR slot of USR_MB MiB
+# Paired benchmarks for "Verify before trust" (docs/operator.md), on one USR slot of USR_MB MiB
 # (default 256) filled with incompressible data, copied out of a mkimage.sh image:
 #  1. `abguard verify` against `veritysetup verify` on the same slot: the same libcryptsetup
 #     does the hashing, so the ratio is abguard's own cost (finding the hash offset, the

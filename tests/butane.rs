@@ -1,4 +1,4 @@
-//! `abguard butane`: the README's example is what the command prints; the Ignition
+//! `abguard butane`: docs/operator.md's example is what the command prints; the Ignition
 //! form passes the real Ignition validator (`ignition-validate`, Debian's ignition
 //! package) and the Ignition 3.3.0 JSON schema (tests/data/ignition-3.3.schema.json,
 //! coreos/ignition's, Apache-2.0) under a real JSON-schema validator (python3-jsonschema);
@@ -177,10 +177,10 @@ fn same_config(butane: &Value, ign: &Value) -> String {
     bf[0]["contents"]["inline"].as_str().unwrap().to_string()
 }
 
-/// The README's example: the `abguard butane …` command in a ```sh block and the
+/// docs/operator.md's example: the `abguard butane …` command in a ```sh block and the
 /// ```yaml block after it.
 fn readme_example() -> (Vec<String>, String) {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("docs/operator.md")).unwrap();
     let blocks: Vec<(&str, &str)> = readme
         .split("```")
         .skip(1)
@@ -190,7 +190,7 @@ fn readme_example() -> (Vec<String>, String) {
     let i = blocks
         .iter()
         .position(|(lang, body)| *lang == "sh" && body.starts_with("abguard butane "))
-        .expect("README has a ```sh block starting with `abguard butane`");
+        .expect("docs/operator.md has a ```sh block starting with `abguard butane`");
     let (lang, yaml) = blocks[i + 1];
     assert_eq!(lang, "yaml", "the example's output follows its command");
     let cmd = blocks[i].1.replace("\\\n", " ");
@@ -208,7 +208,7 @@ fn readme_example_is_the_commands_output() {
     assert_eq!(
         have,
         want,
-        "README's Butane example is stale; paste `abguard butane {}`",
+        "docs/operator.md's Butane example is stale; paste `abguard butane {}`",
         args.join(" ")
     );
 }

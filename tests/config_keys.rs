@@ -1,6 +1,6 @@
 //! Each configuration key is defined once (config::keys::KEYS) and every consumer knows
 //! it: the loader (a default that parses back), `abguard config`, `abguard butane` (an
-//! option that writes it), the man page, the vendor defaults file and the README's table.
+//! option that writes it), the man page, the vendor defaults file and the table in docs/configuration.md.
 //! A key added to the table but missing from any of them fails here.
 
 mod common;
@@ -12,7 +12,7 @@ fn every_key_reaches_every_consumer() {
     let config_out = stdout(&abguard(&["config", "--root", "/nonexistent"]));
     let man = std::fs::read_to_string(repo().join("man/abguard-config.8")).unwrap();
     let vendor = std::fs::read_to_string(repo().join("systemd/abguard.conf")).unwrap();
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
     let help = stdout(&abguard(&["butane", "--help"]));
     let mut missing = Vec::new();
     for k in KEYS {
@@ -46,7 +46,7 @@ fn every_key_reaches_every_consumer() {
         }
         if !readme.contains(&format!("| `{}` |", k.name)) {
             missing.push(format!(
-                "{}: not in the README's configuration table",
+                "{}: not in the table of docs/configuration.md",
                 k.name
             ));
         }

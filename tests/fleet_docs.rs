@@ -1,4 +1,4 @@
-//! The README's fleet section against the shipped rules: the kured regexp it gives
+//! docs/fleet.md against the shipped rules: the kured regexp it gives
 //! (the code block after `<!-- kured-flags -->`) matches every alert in
 //! prometheus/abguard.rules.yml and no other alert, and each PromQL example (after
 //! `<!-- operator-promql -->`) parses (promtool, as a recording rule).
@@ -11,14 +11,14 @@ fn repo() -> PathBuf {
 }
 
 fn readme() -> String {
-    std::fs::read_to_string(repo().join("README.md")).unwrap()
+    std::fs::read_to_string(repo().join("docs/fleet.md")).unwrap()
 }
 
 /// The lines of the fenced code block that follows `marker`.
 fn block_after(text: &str, marker: &str) -> Vec<String> {
     let rest = text
         .split_once(marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .unwrap_or_else(|| panic!("docs/fleet.md has no {marker}"))
         .1;
     let mut lines = rest.lines().skip_while(|l| !l.starts_with("```"));
     assert!(lines.next().is_some(), "no code block after {marker}");

@@ -315,7 +315,7 @@ enum Expect {
     /// Exit 0 and exactly this on stdout (trimmed).
     Prints(&'static str),
     /// `abguard initrd` exits 0 with this verdict, the booted (partition, source) and
-    /// these words in the reasons; the /run flags are the README's for the verdict.
+    /// these words in the reasons; the /run flags are docs/design.md's for the verdict.
     Verdict(
         &'static str,
         Option<(u32, &'static str)>,
@@ -1568,7 +1568,7 @@ fn check_case(c: &Case) {
             for w in *words {
                 assert!(reasons.contains(w), "reasons lack {w:?}: {reasons}");
             }
-            // the README's assessment table
+            // docs/design.md's assessment table
             let m = fx.m();
             let has = |f: &str| m.p("run").join(f).symlink_metadata().is_ok();
             let (healthy, needs, indeterminate) = match *verdict {

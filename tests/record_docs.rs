@@ -1,19 +1,19 @@
-//! The README's record table names exactly the events and verdicts the code writes: the
+//! The record table of docs/operator.md names exactly the events and verdicts the code writes: the
 //! values in the `event` and `verdict` rows are the enums' spellings, no more, no fewer.
 
 use abguard::types::event::{Event, Verdict};
 use std::collections::BTreeSet;
 
-/// The back-quoted words of the README's record-table row for `field`, outside
+/// The back-quoted words of docs/operator.md's record-table row for `field`, outside
 /// parentheses (which name where a value appears, not values).
 fn row(field: &str) -> BTreeSet<String> {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operator.md")).unwrap();
     let prefix = format!("| `{field}` |");
     let line = readme
         .lines()
         .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("README.md has no {prefix} row"));
+        .unwrap_or_else(|| panic!("docs/operator.md has no {prefix} row"));
     let mut depth = 0;
     let outside: String = line[prefix.len()..]
         .chars()

@@ -11,7 +11,7 @@ pub struct Key {
     pub name: &'static str,
     /// The value when no file sets it, in the file's syntax (parsed by `set`).
     pub default: &'static str,
-    /// One line for `abguard config`, the man page and the README's table.
+    /// One line for `abguard config`, the man page and docs/configuration.md's table.
     pub doc: &'static str,
     /// The `abguard butane` option that writes this key.
     pub butane: &'static str,

@@ -1,5 +1,5 @@
 //! The words of the record as types: which event, which verdict, which action. Each is
-//! written as the string the README documents and read back into the same variant; a
+//! written as the string docs/operator.md documents and read back into the same variant; a
 //! value a newer version writes is kept as `Other` rather than failing the line.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -9,7 +9,7 @@ use std::fmt;
 macro_rules! string_enum {
     ($ty:ident { $($v:ident => $s:literal),+ $(,)? }) => {
         impl $ty {
-            /// Every known variant, in the README's order.
+            /// Every known variant, in docs/operator.md's order.
             pub const ALL: &'static [$ty] = &[$($ty::$v),+];
 
             pub fn as_str(&self) -> &str {

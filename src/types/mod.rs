@@ -3,7 +3,7 @@
 
 /// The GPT attribute bits of a USR partition (priority, tries, successful).
 pub mod attrs;
-/// Event, verdict and action as types, written as the README's strings.
+/// Event, verdict and action as types, written as docs/operator.md's strings.
 pub mod event;
 /// A history line read back, and the build a failure names.
 pub mod history;

@@ -2,7 +2,7 @@
 # Distributed under the terms of the GNU General Public License v2
 
 # sys-apps/abguard for the Flatcar SDK (sdk_container/src/third_party/coreos-overlay).
-# To put it in the image and in the initrd see README.md, "Installing into a Flatcar
+# To put it in the image and in the initrd see docs/image-builder.md, "Installing into a Flatcar
 # image build". src_install is kept to plain install commands on purpose:
 # tests/packaging.rs reads them and checks they install exactly what `make install`
 # does, file for file.
