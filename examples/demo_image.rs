@@ -28,6 +28,9 @@ const USR_B_PARTUUID: &str = "e03dd35c-7c2d-4a47-b3fe-27f15780a57c";
 /// Arbitrary fixed stand-ins (64 hex, the form dm-verity uses); nothing hashes to them.
 const USR_A_ROOTHASH: &str = "5f1c1a0e3d6b5e1f8e7a2c4b9d0f6a3e2b1c8d7e6f5a4b3c2d1e0f9a8b7c6d5e";
 const USR_B_ROOTHASH: &str = "a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3";
+/// The fixed build the demo writes to USR-B after 2.0.0 failed: another version, another
+/// root hash.
+const USR_B2_ROOTHASH: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const SALT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// (number, label, type GUID, partition GUID or None for a per-number one, MiB), as
@@ -98,6 +101,14 @@ fn os_release(dir: &Path, version: &str) -> Result<()> {
     fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
 }
 
+/// A stand-in for a slot's kernel: what abguard reads of it is the root hash GRUB passes,
+/// 64 hex characters at byte 0x40 (Flatcar's x86 layout).
+fn kernel(path: &Path, hash: &str) -> Result<()> {
+    let mut b = vec![0u8; 0x40];
+    b.extend_from_slice(hash.as_bytes());
+    fs::write(path, b).with_context(|| format!("writing {}", path.display()))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     ensure!(args.len() == 1, "usage: demo_image OUTDIR");
@@ -152,6 +163,12 @@ fn main() -> Result<()> {
 
     os_release(&out.join("usr-a"), "1.0.0")?;
     os_release(&out.join("usr-b"), "2.0.0")?;
+    os_release(&out.join("usr-b2"), "2.1.0")?;
+    let kernels = out.join("kernels");
+    fs::create_dir_all(&kernels).with_context(|| format!("creating {}", kernels.display()))?;
+    kernel(&kernels.join("vmlinuz-a"), USR_A_ROOTHASH)?;
+    kernel(&kernels.join("vmlinuz-b"), USR_B_ROOTHASH)?;
+    kernel(&kernels.join("vmlinuz-b2"), USR_B2_ROOTHASH)?;
 
     let fsb = fs_blocks(USR_MB * MIB / 4096);
     let start_of = |n: u32| layout.iter().find(|p| p.0 == n).map(|p| p.4).unwrap_or(0);
@@ -159,7 +176,8 @@ fn main() -> Result<()> {
         "DISK={}\nDISK_SIZE={disk_size}\nSECTOR_SIZE={SECTOR}\nSTATE=fresh\nUSR_FS=none\nVERITY=0\n\
          FS_BLOCKS={fsb}\nHASH_OFFSET={}\nSALT={SALT}\n\
          USR_A_PARTUUID={USR_A_PARTUUID}\nUSR_A_ROOTHASH={USR_A_ROOTHASH}\nUSR_A_START={}\nUSR_A_VERSION=1.0.0\n\
-         USR_B_PARTUUID={USR_B_PARTUUID}\nUSR_B_ROOTHASH={USR_B_ROOTHASH}\nUSR_B_START={}\nUSR_B_VERSION=2.0.0\n",
+         USR_B_PARTUUID={USR_B_PARTUUID}\nUSR_B_ROOTHASH={USR_B_ROOTHASH}\nUSR_B_START={}\nUSR_B_VERSION=2.0.0\n\
+         USR_B2_ROOTHASH={USR_B2_ROOTHASH}\nUSR_B2_VERSION=2.1.0\n",
         img.display(),
         fsb * 4096,
         start_of(3),

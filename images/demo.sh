@@ -1,7 +1,9 @@
 #!/bin/bash
-# The A/B story told with abguard's real verbs on a sample image: an update that fails
-# its health gate falls back by itself, one that passes is kept. Unprivileged, a few
-# seconds, and every step is checked, so `make demo` doubles as a smoke test.
+# The A/B story told with abguard's real verbs on a sample image: an update whose
+# critical service crashes fails its health gate (the real gate code, with a stand-in
+# for systemctl), rolls back, and status says why; the loop guard refuses the same build
+# once; a different build passes its gate and is kept. Unprivileged, a few seconds, and
+# every step is checked, so `make demo` doubles as a smoke test.
 set -euo pipefail
 
 [ $# -eq 2 ] || { echo "usage: $0 ABGUARD_BIN DEMO_IMAGE_BIN" >&2; exit 2; }
@@ -44,7 +46,8 @@ fake_boot() {
 	ln -s ../../devices/virtual/block/dm-0 "$s/sys/dev/block/253:0"
 	echo "30 29 253:0 / $s/usr ro,relatime - ext4 /dev/mapper/usr ro" >"$s/mountinfo"
 	echo "mount.usr=/dev/mapper/usr verity.usr=PARTUUID=$uuid verity.usrhash=$hash" >"$s/cmdline"
-	cp "$T/usr-${slot,,}/lib/os-release" "$s/usr/lib/os-release"
+	# slot B holds build 2.0.0 (usr-b), later 2.1.0 (usr-b2, BUILD_B=2)
+	cp "$T/usr-${slot,,}$([ "$slot" = B ] && echo "${BUILD_B:-}")/lib/os-release" "$s/usr/lib/os-release"
 	salt=$SALT
 	echo "0 $((FS_BLOCKS * 8)) verity V" >"$s/dm-status"
 	echo "0 $((FS_BLOCKS * 8)) verity 1 254:$n 254:$n 4096 4096 $FS_BLOCKS $((HASH_OFFSET / 4096 + 1)) sha256 $hash $salt" >"$s/dm-table"
@@ -92,51 +95,134 @@ flags() {
 	done
 }
 
+# The stand-in for systemctl the gate asks (ABGUARD_SYSTEMCTL): `systemctl show` of a unit
+# answers from $T/units/UNIT, which the demo changes while the gate watches.
+mkdir -p "$T/units"
+cat >"$T/systemctl" <<'EOF'
+#!/bin/sh
+[ "$1" = show ] || exit 0
+d=$(dirname "$0")
+shift
+units=""
+while [ $# -gt 0 ]; do
+	case $1 in -p) shift ;; --value | --) ;; *) units="$units $1" ;; esac
+	shift
+done
+[ -n "$units" ] || { echo 0; exit 0; }
+sep=""
+for u in $units; do
+	printf "%b" "$sep"
+	sep="\n"
+	cat "$d/units/$u"
+done
+EOF
+chmod +x "$T/systemctl"
+export ABGUARD_SYSTEMCTL=$T/systemctl
+
+# unit STATE SUB RESTARTS: what systemd says of web.service from now on
+unit() {
+	printf 'ActiveState=%s\nSubState=%s\nInvocationID=i1\nNRestarts=%s\nResult=%s\n' "$1" "$2" "$3" \
+		"$([ "$1" = failed ] && echo exit-code || echo success)" >"$T/units/web.service.new"
+	mv "$T/units/web.service.new" "$T/units/web.service"
+}
+
+# The booted system's health gate (abguard-gate.service runs `abguard gate-pass`), in the
+# background until its verdict.
+gate_start() {
+	ab gate-pass "${PROBE[@]}" --no-reboot 2>"$T/gate.err" &
+	GATE=$!
+	local i
+	for i in $(seq 100); do
+		[ -e "$RUN/abguard/gate.json" ] && return
+		sleep 0.05
+	done
+	die "the gate did not start watching: $(cat "$T/gate.err")"
+}
+gate_end() {
+	wait "$GATE" || die "the gate failed: $(cat "$T/gate.err")"
+	sed 's/^/   gate: /' "$T/gate.err"
+}
+
 # examples/demo_image.rs: Flatcar's table and attributes, written with gptman, so the demo
 # needs no disk tools
 "$MKDEMO" "$T"
 # shellcheck source=/dev/null
 . "$T/disk.env"
 IMG=disk.img
+BUILD_B=
+# the kernels on the boot partition: each carries its slot's root hash (the loop guard's
+# build identity)
+mkdir -p "$SYSROOT/boot/flatcar" "$SYSROOT/etc/abguard"
+cp "$T/kernels/vmlinuz-a" "$T/kernels/vmlinuz-b" "$SYSROOT/boot/flatcar/"
+# the node's configuration: web.service must come up and stay up for 2 s
+printf 'CRITICAL_UNITS=web.service\nSTABLE_FOR=2s\n' >"$SYSROOT/etc/abguard/abguard.conf"
 fake_boot 3
 
 echo "The sample disk holds Flatcar's partition table and the fresh-install attributes, and"
-echo "no filesystem: abguard decides from the table and attributes; each slot's os-release and"
-echo "dm-verity table (with fixed stand-in root hashes) are files given to it as in the initrd."
+echo "no filesystem: abguard decides from the table and attributes; each slot's os-release,"
+echo "kernel and dm-verity table (with fixed stand-in root hashes) are files given to it as"
+echo "on a machine, and systemctl is a stand-in the demo tells what web.service does."
 
-step "1. fresh image: USR-A (1.0.0) is good and boots; USR-B holds 2.0.0, not yet staged"
+step "1. fresh image: USR-A (1.0.0) is good and boots; USR-B is empty"
+initrd 3 healthy
 status
 
 step "2. update_engine wrote 2.0.0 to USR-B; its postinst stages it: one try, top priority"
-ab stage --partition 4 | sed 's/^/   /'
-status
+ab stage --partition 4 "${PROBE[@]}" | sed 's/^/   /'
 
-step "3. reboot: GRUB picks USR-B and spends its only try"
+step "3. reboot: GRUB picks USR-B and spends its only try; the initrd says: prove yourself"
 next 4
-step "4. initrd on USR-B: first boot after an upgrade, so the system must prove itself"
 initrd 4 needs-health-check
 flags abguard/needs-health-check
 
-step "5. a critical service fails: nothing runs mark-good, the watchdog reboots"
+step "4. the health gate watches web.service: it starts, then crashes"
+unit activating start 0
+gate_start
+unit active running 0
+sleep 0.6
+unit failed failed 0
+gate_end
+flags abguard/needs-health-check
+
+step "5. status answers: what runs, what the next reboot does, and why"
 status
 
-step "6. reboot: USR-B has no tries left, GRUB falls back to USR-A"
+step "6. reboot: USR-B is spent, GRUB falls back to USR-A"
 next 3
 initrd 3 healthy
 flags first-boot-healthy
-status
+status | sed -n 1,5p
+ab status "${PROBE[@]}" | grep -q 'why: critical unit web.service failed' ||
+	die "status does not say why"
 
-step "7. the fixed update: stage USR-B again, boot it, services come up, mark it good"
-ab stage --partition 4 >/dev/null
+step "7. update_engine re-stages the same 2.0.0: the loop guard refuses it"
+if ab stage --partition 4 "${PROBE[@]}" 2>"$T/err"; then die "the failed build was staged again"; fi
+sed 's/^/   /' "$T/err"
+
+step "8. a different build, 2.1.0 (another root hash), is written to USR-B and staged"
+cp "$T/kernels/vmlinuz-b2" "$SYSROOT/boot/flatcar/vmlinuz-b"
+BUILD_B=2 USR_B_ROOTHASH=$USR_B2_ROOTHASH
+ab stage --partition 4 "${PROBE[@]}" | sed 's/^/   /'
 next 4
 initrd 4 needs-health-check
-# no --partition: mark-good finds the booted slot itself, as on a real machine
+
+step "9. the gate watches again: web.service comes up and stays up for 2 s"
+unit activating start 0
+gate_start
+unit active running 0
+gate_end
+flags first-boot-healthy
+status | sed -n 1,3p
+
+step "10. update-engine marks the booted slot good (flatcar-setgoodroot): 2.1.0 is kept"
 ab mark-good "${PROBE[@]}" | sed 's/^/   /'
 status
-ab status --json | python3 -c '
+ab status "${PROBE[@]}" --json | python3 -c '
 import json, sys
-b = json.load(sys.stdin)["slots"][1]
-sys.exit(not (b["successful"] and b["priority"] == 2 and b["tries"] == 0))' ||
-	die "USR-B is not marked good"
+s = json.load(sys.stdin)
+b = s["slots"][1]
+ok = b["successful"] and b["tries"] == 0 and s["running"]["version_id"] == "2.1.0"
+ok = ok and s["next_reboot"]["label"] == "USR-B" and s["health_gate"]["state"] == "passed"
+sys.exit(not ok)' || die "USR-B 2.1.0 is not kept"
 echo
 echo "demo: OK"

@@ -28,7 +28,11 @@ pub(super) fn versions(
             history.iter().rev().find_map(|e| {
                 let (part, version, hash) = match (&e.failed, &e.booted) {
                     (Some(f), _) => (f.partition, f.version_id.as_ref(), f.root_hash.as_ref()),
-                    (None, Some(b)) => (b.partition, e.version_id.as_ref(), e.root_hash.as_ref()),
+                    (None, Some(b)) => (
+                        b.partition,
+                        e.version_id.as_ref(),
+                        e.root_hash.as_ref().or(e.verity_root_hash.as_ref()),
+                    ),
                     _ => return None,
                 };
                 let same = match (&hashes[i], hash) {
