@@ -118,6 +118,8 @@ install: build
 	ln -sf ../abguard-deadline.timer $(DESTDIR)$(UNITDIR)/timers.target.wants/abguard-deadline.timer
 	ln -sf ../../../bin/abguard $(DESTDIR)$(PREFIX)/lib/systemd/system-generators/abguard-generator
 	install -D -m 0644 systemd/abguard.conf $(DESTDIR)$(PREFIX)/lib/abguard/abguard.conf
+	@# journalctl -x explains abguard's rollbacks (src/act/journal.rs's MESSAGE_IDs)
+	install -D -m 0644 systemd/abguard.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/abguard.catalog
 	@# optional: make build-cryptsetup && make install WITH_CRYPTSETUP=1
 	[ -z "$(WITH_CRYPTSETUP)" ] || install -D -m 0755 $(CRYPTSETUP_BIN) $(DESTDIR)$(PREFIX)/lib/abguard/abguard-cryptsetup
 	install -D -m 0755 dracut/50abguard/module-setup.sh $(DESTDIR)$(DRACUTDIR)/module-setup.sh

@@ -10,6 +10,8 @@ pub mod gate_state;
 pub mod held;
 /// The bounded history and the totals it carries.
 pub mod history;
+/// Journal entries with a MESSAGE_ID, explained by systemd/abguard.catalog.
+pub mod journal;
 /// One line per event to /dev/kmsg in the initrd, stderr elsewhere.
 pub mod kmsg;
 /// The Prometheus textfile.

@@ -82,6 +82,15 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         }
     }
     log_summary(&rec);
+    if rec.verdict == crate::act::record::Verdict::Rollback {
+        let slot = rec.booted.as_ref().map_or("?", |b| b.label.as_str());
+        crate::act::journal::send(
+            &env.run_dir,
+            crate::act::journal::INITRD_ROLLBACK,
+            &rec.reasons.join("; "),
+            &[("SLOT", slot)],
+        );
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);
     }

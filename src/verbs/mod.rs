@@ -182,6 +182,12 @@ pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Ve
     let r = fallback::record(now, slot, attempt, kernel, said);
     let line = fallback::summary(&r);
     log::error!("{line}");
+    crate::act::journal::send(
+        &env.run_dir,
+        crate::act::journal::FALLBACK,
+        &line,
+        &[("SLOT", &slot.label)],
+    );
     match history::log_event(&env.sysroot, &r) {
         Ok(()) => vec![line],
         Err(e) => vec![format!("{line} (not recorded: {e:#})")],

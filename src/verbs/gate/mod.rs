@@ -300,8 +300,17 @@ pub(crate) fn act_fail(
         }
     };
     let actions: Vec<String> = r.actions.iter().map(Action::to_string).collect();
-    log::error!("{} → {}", r.reasons.join("; "), actions.join("; "));
+    let line = format!("{} → {}", r.reasons.join("; "), actions.join("; "));
+    log::error!("{line}");
     save(env, &r);
+    let version = r.version_id.as_deref().unwrap_or("?");
+    let slot = &h.slots[h.booted].label;
+    crate::act::journal::send(
+        &env.run_dir,
+        crate::act::journal::GATE_FAILED,
+        &line,
+        &[("SLOT", slot), ("VERSION", version)],
+    );
     if reboot {
         log::warn!("rolled back {}: rebooting", h.slots[h.booted].label);
         reboot::reboot()?;
@@ -336,10 +345,17 @@ pub fn emergency(p: &Roots, no_reboot: bool) -> Result<ExitCode> {
             return Ok(ExitCode::Ok);
         }
     }
-    log::error!(
+    let line = format!(
         "initrd failed on the first boot of {}: {}; rebooting",
         h.slots[h.booted].label,
         r.actions[0]
+    );
+    log::error!("{line}");
+    crate::act::journal::send(
+        &env.run_dir,
+        crate::act::journal::EMERGENCY,
+        &line,
+        &[("SLOT", &h.slots[h.booted].label)],
     );
     if let Ok(run) = SafeDir::open(&env.run_dir).and_then(|d| d.subdir(STATE_DIR, true)) {
         let _ = run.write_atomic(EMERGENCY_JSON, serde_json::to_string_pretty(&r)?.as_bytes());

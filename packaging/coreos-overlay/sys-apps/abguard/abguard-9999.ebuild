@@ -208,6 +208,8 @@ src_install() {
 
 	insinto /usr/lib/abguard
 	doins systemd/abguard.conf
+	insinto /usr/lib/systemd/catalog
+	doins systemd/abguard.catalog
 	insinto /usr/share/abguard
 	doins prometheus/abguard.rules.yml
 
