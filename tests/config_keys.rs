@@ -25,7 +25,7 @@ fn every_key_reaches_every_consumer() {
         }
         if !config_out
             .lines()
-            .any(|l| l == format!("{}={}", k.name, k.default))
+            .any(|l| l == format!("{}={}  # default", k.name, k.default))
         {
             missing.push(format!(
                 "{}: not in `abguard config` with its default",
@@ -144,4 +144,55 @@ fn the_boot_record_carries_config_errors_from_the_start() {
         e.contains("etc/abguard/abguard.conf:1: CRITICAL_UNITS="),
         "{rec}"
     );
+}
+
+/// `abguard config` says where each value came from, and warns when nothing is protected
+/// or no file exists.
+#[test]
+fn config_names_each_values_origin_and_warns() {
+    let t = tempfile::tempdir().unwrap();
+    let etc = t.path().join("etc/abguard");
+    std::fs::create_dir_all(etc.join("abguard.conf.d")).unwrap();
+    std::fs::write(
+        etc.join("abguard.conf"),
+        "CRITICAL_UNITS=a.service\nDEADLINE=5min\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("abguard.conf.d/10-x.conf"),
+        "CRITICAL_UNITS=b.service\n",
+    )
+    .unwrap();
+    let o = abguard(&["config", "--root", t.path().to_str().unwrap()]);
+    let out = stdout(&o);
+    let main = etc.join("abguard.conf").display().to_string();
+    let drop = etc.join("abguard.conf.d/10-x.conf").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "CRITICAL_UNITS=a.service b.service  # from {main} + {drop}\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("DEADLINE=5min  # from {main}\n")),
+        "{out}"
+    );
+    assert!(out.contains("STABLE_FOR=1min  # default\n"), "{out}");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let o = abguard(&["config", "--root", "/nonexistent"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: no configuration file under /nonexistent"),
+        "{err}"
+    );
+    assert!(err.contains("warning: CRITICAL_UNITS is empty"), "{err}");
+    let o = abguard(&["butane", "--deadline", "10min"]);
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("warning: no --critical-unit"),
+        "{}",
+        stderr(&o)
+    );
+    let o = abguard(&["butane", "--critical-unit", "a.service"]);
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }

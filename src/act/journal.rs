@@ -56,7 +56,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("systemd/journal")).unwrap();
         let rx = std::os::unix::net::UnixDatagram::bind(d.path().join(SOCKET)).unwrap();
-        send(d.path(), GATE_FAILED, "gate failed:\nnginx", &[("SLOT", "USR-B")]);
+        send(
+            d.path(),
+            GATE_FAILED,
+            "gate failed:\nnginx",
+            &[("SLOT", "USR-B")],
+        );
         let mut buf = [0u8; 512];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(

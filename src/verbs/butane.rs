@@ -288,6 +288,12 @@ pub fn run(a: &ButaneArgs) -> VerbResult {
         verb: "butane",
         message,
     })?;
+    if a.critical_unit.is_empty() {
+        eprintln!(
+            "warning: no --critical-unit: the gate waits only for boot-complete.target and \
+             STABLE_FOR, so no service of yours is protected"
+        );
+    }
     let config = settings.config_text()?;
     let (checks, units) = (read_all(checks)?, read_all(units)?);
     if a.format == "ignition" {

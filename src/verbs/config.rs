@@ -7,6 +7,48 @@ use crate::exit::ExitCode;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+/// Where a key's value came from: the last file that sets it (for CRITICAL_UNITS, which
+/// merges, every one), else the built-in default.
+fn origin(texts: &[(PathBuf, String)], key: &str, merged: bool) -> String {
+    let sets = |t: &str| {
+        t.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+    };
+    let from: Vec<String> = texts
+        .iter()
+        .filter(|(_, t)| sets(t))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    match (from.last(), merged) {
+        (None, _) => "default".into(),
+        (Some(_), true) => format!("from {}", from.join(" + ")),
+        (Some(last), false) => format!("from {last}"),
+    }
+}
+
+/// What an operator should know about the effective configuration.
+fn warnings(root: &Path, c: &Config, under_root: bool) -> Vec<String> {
+    let mut w = Vec::new();
+    if under_root && c.sources.is_empty() {
+        w.push(format!(
+            "no configuration file under {} (usr/lib/abguard/abguard.conf, \
+             etc/abguard/abguard.conf[.d]): the built-in defaults apply",
+            root.display()
+        ));
+    }
+    if c.critical_units.is_empty() {
+        w.push(
+            "CRITICAL_UNITS is empty: the gate waits only for boot-complete.target and \
+             STABLE_FOR, so no service of yours is protected"
+                .into(),
+        );
+    }
+    w
+}
+
 pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
     let c = if files.is_empty() {
         Config::load(root)
@@ -27,11 +69,19 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
     if json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else if !check {
+        let texts: Vec<(PathBuf, String)> = (c.sources.iter())
+            .filter_map(|s| Some((s.clone(), std::fs::read_to_string(s).ok()?)))
+            .collect();
         for k in KEYS {
-            println!("{}={}", k.name, (k.show)(&c));
+            println!(
+                "{}={}  # {}",
+                k.name,
+                (k.show)(&c),
+                origin(&texts, k.name, k.name == "CRITICAL_UNITS")
+            );
         }
-        for s in &c.sources {
-            println!("# from {}", s.display());
+        for w in warnings(root, &c, files.is_empty()) {
+            eprintln!("warning: {w}");
         }
     }
     for e in &c.errors {

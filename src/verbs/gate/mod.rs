@@ -347,8 +347,7 @@ pub fn emergency(p: &Roots, no_reboot: bool) -> Result<ExitCode> {
     }
     let line = format!(
         "initrd failed on the first boot of {}: {}; rebooting",
-        h.slots[h.booted].label,
-        r.actions[0]
+        h.slots[h.booted].label, r.actions[0]
     );
     log::error!("{line}");
     crate::act::journal::send(
