@@ -149,6 +149,50 @@ pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
     })
 }
 
+/// How far the read is, on stderr when it is a terminal (twice a second at most); the
+/// result line with the rate is printed either way.
+struct Progress {
+    size: u64,
+    tty: bool,
+    last: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl Progress {
+    fn new(size: u64) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            size,
+            tty: std::io::stderr().is_terminal(),
+            last: std::cell::Cell::new(None),
+        }
+    }
+
+    fn show(&self, done: u64) {
+        let now = std::time::Instant::now();
+        if !self.tty
+            || self
+                .last
+                .get()
+                .is_some_and(|t| now - t < std::time::Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last.set(Some(now));
+        eprint!(
+            "\rread-usr: {} / {} MiB ({}%)",
+            done >> 20,
+            self.size >> 20,
+            done * 100 / self.size.max(1)
+        );
+    }
+
+    fn end(&self) {
+        if self.tty && self.last.get().is_some() {
+            eprintln!();
+        }
+    }
+}
+
 /// Read the whole device once; the report and its one-line message.
 fn read_device(a: &ReadUsrArgs) -> Result<(Report, String)> {
     use nix::fcntl::{posix_fadvise, OFlag, PosixFadviseAdvice as Adv};
@@ -165,6 +209,7 @@ fn read_device(a: &ReadUsrArgs) -> Result<(Report, String)> {
         .with_context(|| format!("reading the size of {}", a.device.display()))?;
     let _ = posix_fadvise(&f, 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut bytes_read = 0;
+    let progress = Progress::new(size);
     let result = read_all(
         &|buf: &mut [u8], at| f.read_at(buf, at),
         &|at, n| {
@@ -172,12 +217,14 @@ fn read_device(a: &ReadUsrArgs) -> Result<(Report, String)> {
                 // hashed and done with: leave the page cache to the running system
                 let _ = posix_fadvise(&f, at as i64, n as i64, Adv::POSIX_FADV_DONTNEED);
             }
+            progress.show(at + n as u64);
         },
         size,
         a.block_size,
         a.direct,
         &mut bytes_read,
     );
+    progress.end();
     let seconds = t0.elapsed().as_secs_f64();
     let mut r = Report {
         device: a.device.display().to_string(),

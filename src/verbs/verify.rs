@@ -183,7 +183,21 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
             );
         }
         Some((offset, _, sb)) => {
+            use std::io::IsTerminal;
+            // libcryptsetup reads the whole slot in one call: say so before the wait
+            if std::io::stderr().is_terminal() {
+                eprintln!(
+                    "verify: reading {what} through libcryptsetup ({} MiB)…",
+                    offset >> 20
+                );
+            }
             let out = crate::probe::cryptsetup::verify(&source.path, offset, &hash_bytes)?;
+            let secs = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "verify: {} MiB of data in {secs:.2} s ({:.0} MiB/s)",
+                offset >> 20,
+                (offset >> 20) as f64 / secs.max(1e-9)
+            );
             r.libcryptsetup = out.log;
             r.judge(&what, out.verdict, offset, sb.as_ref());
         }
