@@ -250,3 +250,55 @@ fn exit_status_per_verb() {
     assert_eq!(codes_of("abguard-status.8"), ["0", "1", "2", "5"]);
     assert_eq!(codes_of("abguard-read-usr.8"), ["0", "1", "2", "4"]);
 }
+
+/// Every EXAMPLES command line is one the CLI accepts (parsed as the shell would split
+/// it, up to a redirection or `&&`).
+#[test]
+fn examples_parse() {
+    use clap::Parser;
+    let mut bad = Vec::new();
+    for (name, page) in mangen::pages() {
+        let page = String::from_utf8(page).unwrap();
+        let ex = sections(&page)
+            .into_iter()
+            .find(|(h, _)| h == "EXAMPLES")
+            .map(|(_, l)| l.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut lines = ex.iter();
+        while let Some(l) = lines.next() {
+            if l != ".IP" {
+                continue;
+            }
+            let cmd = lines.next().unwrap();
+            let cmd = cmd
+                .trim_start_matches("\\fB")
+                .trim_end_matches("\\fR")
+                .replace("\\-", "-")
+                .replace("\\*(Aq", "'");
+            let mut words: Vec<String> = Vec::new();
+            let mut quoted: Option<String> = None;
+            for w in cmd.split(' ') {
+                if let Some(q) = quoted.as_mut() {
+                    q.push(' ');
+                    q.push_str(w.trim_end_matches('\''));
+                    if w.ends_with('\'') {
+                        words.push(quoted.take().unwrap());
+                    }
+                    continue;
+                }
+                if [">", "&&", "|"].contains(&w) {
+                    break;
+                }
+                match w.strip_prefix('\'') {
+                    Some(r) if r.ends_with('\'') => words.push(r.trim_end_matches('\'').into()),
+                    Some(r) => quoted = Some(r.to_string()),
+                    None => words.push(w.to_string()),
+                }
+            }
+            if let Err(e) = abguard::cli::Cli::try_parse_from(&words) {
+                bad.push(format!("{name}: {cmd}: {}", e.kind()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
