@@ -131,8 +131,7 @@ unit() {
 gate_start() {
 	ab gate-pass "${PROBE[@]}" --no-reboot 2>"$T/gate.err" &
 	GATE=$!
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -e "$RUN/abguard/gate.json" ] && return
 		sleep 0.05
 	done
@@ -201,6 +200,7 @@ sed 's/^/   /' "$T/err"
 
 step "8. a different build, 2.1.0 (another root hash), is written to USR-B and staged"
 cp "$T/kernels/vmlinuz-b2" "$SYSROOT/boot/flatcar/vmlinuz-b"
+# shellcheck disable=SC2034 # fake_boot reads it through ${!hash}
 BUILD_B=2 USR_B_ROOTHASH=$USR_B2_ROOTHASH
 ab stage --partition 4 "${PROBE[@]}" | sed 's/^/   /'
 next 4

@@ -46,7 +46,7 @@ pub(crate) enum GateNow {
     None,
     Pending(Option<serde_json::Value>),
     /// Decided, by this history entry.
-    Decided(record::Entry),
+    Decided(Box<record::Entry>),
     /// Decided (the verdict is taken, or the healthy flag written), not yet recorded.
     Unrecorded {
         healthy: bool,
@@ -219,7 +219,7 @@ fn gate_now(
         ) && (this_boot.is_none() || e.boot_id.is_none() || e.boot_id == this_boot)
     });
     match decided {
-        Some(e) => GateNow::Decided(e.clone()),
+        Some(e) => GateNow::Decided(Box::new(e.clone())),
         None if verdict || healthy => GateNow::Unrecorded { healthy },
         None => GateNow::None,
     }
