@@ -46,16 +46,7 @@ use exit::VerbResult;
 
 pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
-        Command::Status(a) => {
-            let out = match (a.prometheus, &a.textfile) {
-                (false, _) => verbs::status::Output::Text {
-                    json: a.json,
-                    history: a.history,
-                },
-                (true, f) => verbs::status::Output::Prometheus(f.clone()),
-            };
-            verbs::status::status(&a.target.roots(), out)
-        }
+        Command::Status(a) => verbs::status::run(a),
         Command::Next(a) => verbs::slots::next(&a.target.roots(), a.dry_run, a.json),
         Command::Stage(a) => verbs::slots::stage(&a.target.roots(), a.partition, a.json),
         Command::MarkGood(a) => verbs::slots::mark_good(&a.target.roots(), a.partition, a.json),
@@ -74,17 +65,9 @@ pub fn run(cli: Cli) -> VerbResult {
             };
             Ok(verbs::initrd::run(&a.target.roots(), &o)?)
         }
-        Command::GatePass(a) => Ok(verbs::gate::pass(
-            &a.target.roots(),
-            a.no_mark_good,
-            a.no_reboot,
-        )?),
-        Command::GateFail(a) => Ok(verbs::gate::fail(
-            &a.target.roots(),
-            a.unit.as_deref(),
-            a.no_reboot,
-        )?),
-        Command::Emergency(a) => Ok(verbs::gate::emergency(&a.target.roots(), a.no_reboot)?),
+        Command::GatePass(a) => verbs::gate::pass(a),
+        Command::GateFail(a) => verbs::gate::fail(a),
+        Command::Emergency(a) => verbs::gate::emergency(a),
         Command::Config(a) => Ok(verbs::config::run(&a.root, a.json, a.check, &a.files)?),
         Command::Butane(args) => verbs::butane::run(args),
         Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),

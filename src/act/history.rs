@@ -28,8 +28,9 @@ pub fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
     append(root, event, None)
 }
 
-/// Record an event: one history line carrying the running totals after it.
-pub fn log_event(root: &Path, r: &Record) -> Result<()> {
+/// Record a counted event: one history line carrying the running totals after it (and,
+/// for a failed first boot, the build the loop guard holds).
+pub fn record_event(root: &Path, r: &Record) -> Result<()> {
     append(root, r, Some(r))?;
     // a first boot that failed: remember the build so it is not staged again
     let failed = crate::decide::loopguard::Failure {

@@ -59,9 +59,9 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Actio
     })
 }
 
-/// Read the GPT of `path` (read-only unless `writable`).
-pub fn read_table(path: &Path, writable: bool) -> Result<(Disk, Table)> {
-    let mut disk = Disk::open(path, writable)?;
+/// Read the GPT of `path`, read-only: every write goes through [`change_slots`].
+pub fn read_table(path: &Path) -> Result<(Disk, Table)> {
+    let mut disk = Disk::open(path, false)?;
     let ss = disk.sector_size;
     let table = Table::read(&mut disk.file, ss)
         .with_context(|| format!("reading the GPT of {}", path.display()))?;

@@ -15,7 +15,7 @@ use std::path::Path;
 pub fn run(p: &Roots, json: bool) -> VerbResult {
     let env = Env::new(p, false);
     let path = env.disk_path()?;
-    let (_, table) = crate::disk::read_table(&path, false)?;
+    let (_, table) = crate::disk::read_table(&path)?;
     let slots = table.slots();
     let say = |msg: &str| {
         match json {
@@ -43,7 +43,7 @@ pub fn run(p: &Roots, json: bool) -> VerbResult {
         return say(&format!("{} holds build {hash}: not held", slots[i].label));
     };
     let r = unstage(&env, &path, &slots[i], &h)?;
-    if let Err(e) = crate::act::history::log_event(&env.sysroot, &r) {
+    if let Err(e) = crate::act::history::record_event(&env.sysroot, &r) {
         log::warn!("history not updated: {e:#}");
     }
     let action = r

@@ -35,7 +35,7 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     }
     let disk = env.disk_path();
     let table = match &disk {
-        Ok(path) => read_table(path, false)
+        Ok(path) => read_table(path)
             .map(|(_, t)| t)
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!("{e:#}")),
@@ -77,7 +77,7 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         log::error!("{e:#}");
     }
     if env.sysroot.is_dir() {
-        if let Err(e) = crate::act::history::log_event(&env.sysroot, &rec) {
+        if let Err(e) = crate::act::history::record_event(&env.sysroot, &rec) {
             log::warn!("history not updated: {e:#}");
         }
     }

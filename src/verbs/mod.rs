@@ -76,9 +76,12 @@ impl HostState {
         }
     }
 
-    pub fn last_assessment(&self) -> Option<serde_json::Value> {
+    /// This boot's record (boot.json), through the history's typed reader.
+    pub fn last_assessment(&self) -> Option<record::Entry> {
         let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
-        serde_json::from_slice(&b).ok()
+        serde_json::from_slice(&b)
+            .ok()
+            .map(record::Entry::from_value)
     }
 
     pub fn held(&self) -> Vec<crate::decide::loopguard::Held> {
@@ -92,9 +95,9 @@ impl HostState {
     }
 
     /// Who assessed this boot: the initrd module, or late the booted system.
-    pub fn source(&self, last: Option<&serde_json::Value>) -> Option<crate::act::metrics::Source> {
+    pub fn source(&self, last: Option<&record::Entry>) -> Option<crate::act::metrics::Source> {
         use crate::act::metrics::Source;
-        match record::Event::parse(last?["event"].as_str()?) {
+        match last?.event {
             record::Event::Initrd => Some(Source::Initrd),
             record::Event::Assess => Some(Source::Late),
             _ => None,
@@ -174,7 +177,7 @@ pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Ve
     let r = fallback::record(now, slot, attempt, kernel, said);
     let line = fallback::summary(&r);
     log::error!("{line}");
-    match history::log_event(&env.sysroot, &r) {
+    match history::record_event(&env.sysroot, &r) {
         Ok(()) => vec![line],
         Err(e) => vec![format!("{line} (not recorded: {e:#})")],
     }

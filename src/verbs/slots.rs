@@ -43,7 +43,7 @@ fn record_manual(
             after: a.attrs.to_string(),
         })
         .collect();
-    if let Err(e) = crate::act::history::log_event(root, &r) {
+    if let Err(e) = crate::act::history::record_event(root, &r) {
         log::warn!("history not updated: {e:#}");
     }
 }
@@ -53,7 +53,7 @@ pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
     let path = env.disk_path()?;
     let mut pick = None;
     let (before, after) = if dry_run {
-        let (_, t) = read_table(&path, false)?;
+        let (_, t) = read_table(&path)?;
         let s = t.slots();
         let i = ab::require_next_boot(&s)?;
         let mut a = s.clone();
@@ -114,7 +114,7 @@ pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     let path = env.disk_path()?;
     // the loop guard: a build that failed its first boot is not staged again
     if let Some(root) = &HostState::of(&env, p, &path).history {
-        let (_, t) = read_table(&path, false)?;
+        let (_, t) = read_table(&path)?;
         let slots = t.slots();
         super::check_stage(root, &slots[ab::find_partition(&slots, partition)?])?;
     }
@@ -157,7 +157,7 @@ pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
 }
 
 fn booted_index(env: &Env, path: &Path) -> Result<usize> {
-    let (_, table) = read_table(path, false)?;
+    let (_, table) = read_table(path)?;
     super::booted_slot(env, path, &table)
         .map(|id| id.index)
         .map_err(|why| {
@@ -177,7 +177,7 @@ pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> V
             None => {
                 // only from a slot known to have booted: counting from GRUB's next
                 // slot would, on a disk mid-update, make the staged update the target
-                let (_, table) = read_table(&path, false)?;
+                let (_, table) = read_table(&path)?;
                 let from = super::booted_slot(&env, &path, &table)
                     .map_err(|why| Refusal::BootedUnknown(why.join("; ")))?
                     .index;

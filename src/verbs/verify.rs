@@ -90,7 +90,7 @@ fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> 
         return Ok(Some(None));
     }
     let disk = env.disk_path()?;
-    let (_, table) = read_table(&disk, false)?;
+    let (_, table) = read_table(&disk)?;
     let slots = table.slots();
     let index = match (a.partition, ab::staged(&slots)) {
         (Some(n), _) => ab::find_partition(&slots, n)?,
