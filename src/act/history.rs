@@ -23,8 +23,18 @@ const TAIL: u64 = 16 * 1024;
 /// `version_id` label stays bounded however many updates a node sees.
 pub const VERSIONS_KEPT: usize = 5;
 
-/// Append an event that is not counted in the totals (a verify or read-usr report).
-pub fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
+/// Append a report verb's event (`verify`, `read-usr`), not counted in the totals: the
+/// record's fields and the verb's report under `key`.
+pub fn append_report(root: &Path, r: &Record, key: &str, report: &impl Serialize) -> Result<()> {
+    let mut line = serde_json::to_value(r)?;
+    if let Some(o) = line.as_object_mut() {
+        o.insert(key.to_string(), serde_json::to_value(report)?);
+    }
+    append_history(root, &line)
+}
+
+/// Append an event that is not counted in the totals.
+fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
     append(root, event, None)
 }
 

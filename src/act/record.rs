@@ -148,19 +148,6 @@ fn uptime(s: &str) -> Option<f64> {
     Some(whole as f64 + frac as f64 / 10f64.powi(digits as i32))
 }
 
-impl From<crate::decide::assess::Verdict> for Verdict {
-    fn from(v: crate::decide::assess::Verdict) -> Self {
-        use crate::decide::assess::Verdict as A;
-        match v {
-            A::Healthy => Verdict::Healthy,
-            A::NeedsHealthCheck => Verdict::NeedsHealthCheck,
-            A::Rollback => Verdict::Rollback,
-            A::Mismatch => Verdict::Mismatch,
-            A::Indeterminate => Verdict::Indeterminate,
-        }
-    }
-}
-
 fn read_trim(p: &Path) -> Option<String> {
     std::fs::read_to_string(p)
         .ok()

@@ -12,4 +12,4 @@ pub mod layout;
 /// The whole-disk lock every writer takes.
 pub mod lock;
 
-pub use change::{change_slots, read_table, spend_booted};
+pub use change::{change_slots, read_table, spend_booted, unstage};

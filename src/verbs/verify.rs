@@ -13,14 +13,13 @@ use super::is_block;
 use crate::act::record::{self, Record};
 use crate::cli::tools::VerifyArgs;
 use crate::decide::ab;
-use crate::disk::{change_slots, gpt::Table, read_table};
+use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::source::{self, Source};
 use crate::probe::verity::{self, OffsetSource};
 use crate::probe::{self, Env};
-use crate::types::{Booted, Roots, Slot};
+use crate::types::{Booted, Slot};
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
 
 /// The report and what libcryptsetup's verdict means in it.
 mod report;
@@ -51,7 +50,7 @@ pub const HELPER: &str = "/usr/lib/abguard/abguard-cryptsetup";
 /// Without libcryptsetup: hand the whole command line to [`HELPER`] when it is
 /// installed (the booted system), else fail clearly (the initrd, a bare static build).
 #[cfg(not(feature = "cryptsetup"))]
-pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
+pub fn run(_a: &VerifyArgs) -> VerbResult {
     use std::os::unix::process::CommandExt;
     // set on the hand-over, so a helper that lacks the feature too fails instead of
     // handing it on again
@@ -137,9 +136,9 @@ fn source(env: &Env, a: &VerifyArgs, target: Option<&Target>) -> Result<Source> 
 }
 
 #[cfg(feature = "cryptsetup")]
-pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
+pub fn run(a: &VerifyArgs) -> VerbResult {
     let t0 = std::time::Instant::now();
-    let env = Env::new(p, false);
+    let env = Env::new(&a.target.roots(), false);
     let Some(target) = select(&env, a)? else {
         let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
         if a.json {
@@ -228,18 +227,7 @@ fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> 
 /// is still the staged one, and record why. Never leaves nothing bootable.
 fn unstage(env: &Env, t: &Target, r: &mut Report) {
     let before = t.slot();
-    let result = change_slots(&t.disk, |slots: &mut Vec<Slot>| -> Result<()> {
-        let i = ab::find_partition(slots, before.partition)?;
-        if slots[i] != before || ab::staged(slots) != Some(i) {
-            bail!(
-                "{} is not the staged slot any more (the table changed during verification)",
-                before.label
-            );
-        }
-        ab::spend_slot(slots, i)?;
-        Ok(())
-    })
-    .map(|(_, after)| after);
+    let result = crate::disk::unstage(&t.disk, &before);
     let mut rec = Record::at(
         &env.proc,
         record::Event::VerifyFailed,
@@ -253,17 +241,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
     }
     rec.reasons.push(r.message.clone());
     match result {
-        Ok(slots) => {
-            let others: Vec<String> = slots
-                .iter()
-                .filter(|s| s.partition != before.partition)
-                .map(|s| format!("{} {}", s.label, s.attrs))
-                .collect();
-            let action = record::Action::Unstaged {
-                label: before.label.clone(),
-                partition: before.partition,
-                stays_on: others.join(", "),
-            };
+        Ok((slots, action)) => {
             let msg = action.to_string();
             log::error!("{msg}");
             rec.verdict = record::Verdict::Unstaged;
@@ -279,19 +257,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
             r.actions.push(msg);
         }
     }
-    #[derive(Serialize)]
-    struct WithReport<'a> {
-        #[serde(flatten)]
-        record: &'a Record,
-        verify: &'a Report,
-    }
-    if let Err(e) = crate::act::history::append_history(
-        &env.sysroot,
-        &WithReport {
-            record: &rec,
-            verify: r,
-        },
-    ) {
+    if let Err(e) = crate::act::history::append_report(&env.sysroot, &rec, "verify", r) {
         log::warn!("history not updated: {e:#}");
         r.actions.push(format!("history not updated: {e:#}"));
     } else {

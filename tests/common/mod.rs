@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// The fake sysfs tree (shared with src/probe/sysfs_tests.rs).
+pub mod fake_sysfs;
+pub use fake_sysfs::FakeSys;
+
 pub const A_UUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
 pub const B_UUID: &str = "e03dd35c-7c2d-4a47-b3fe-27f15780a57c";
 
@@ -183,17 +187,13 @@ impl FakeMachine {
             dir,
             disk: disk.to_path_buf(),
         };
-        for d in ["sys/class/block", "sys/dev/block", "run", "sysroot/usr/lib"] {
+        for d in ["run", "sysroot/usr/lib"] {
             std::fs::create_dir_all(m.p(d)).unwrap();
         }
-        m.node("devices/pci0000:00/block/vda", "vda", "254:0", None);
+        let sys = m.sys();
+        sys.disk("vda", "254:0");
         for n in [1u32, 2, 3, 4, 6, 7, 9] {
-            m.node(
-                &format!("devices/pci0000:00/block/vda/vda{n}"),
-                &format!("vda{n}"),
-                &format!("254:{n}"),
-                Some(n),
-            );
+            sys.part("vda", &format!("vda{n}"), n, &format!("254:{n}"));
         }
         m
     }
@@ -202,32 +202,15 @@ impl FakeMachine {
         self.dir.path().join(rel)
     }
 
-    fn node(&self, devpath: &str, name: &str, majmin: &str, partition: Option<u32>) {
-        let d = self.p("sys").join(devpath);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("dev"), format!("{majmin}\n")).unwrap();
-        if let Some(n) = partition {
-            std::fs::write(d.join("partition"), format!("{n}\n")).unwrap();
-        }
-        self.node_links(devpath, name, majmin);
+    /// The machine's sysfs, to add or change devices.
+    pub fn sys(&self) -> FakeSys {
+        FakeSys::at(&self.p("sys"))
     }
 
     /// /usr really comes from partition `sysfs_part`; the command line claims `cmdline`.
     pub fn boot(&self, sysfs_part: u32, cmdline: &str, dm_status: &str, dm_roothash: &str) {
-        let dm = self.p("sys/devices/virtual/block/dm-0");
-        let _ = std::fs::remove_dir_all(&dm);
-        let _ = std::fs::remove_file(self.p("sys/class/block/dm-0"));
-        let _ = std::fs::remove_file(self.p("sys/dev/block/253:0"));
-        std::fs::create_dir_all(dm.join("slaves")).unwrap();
-        std::fs::create_dir_all(dm.join("dm")).unwrap();
-        std::fs::write(dm.join("dm/name"), "usr\n").unwrap();
-        self.node_links("devices/virtual/block/dm-0", "dm-0", "253:0");
-        std::fs::write(dm.join("dev"), "253:0\n").unwrap();
-        std::os::unix::fs::symlink(
-            format!("../../../../pci0000:00/block/vda/vda{sysfs_part}"),
-            dm.join("slaves").join(format!("vda{sysfs_part}")),
-        )
-        .unwrap();
+        self.sys()
+            .dm("dm-0", "usr", "253:0", &[&format!("vda{sysfs_part}")]);
         std::fs::write(self.p("mountinfo"), "1 0 254:9 / / rw - ext4 /dev/vda9 rw\n25 1 253:0 / /sysusr/usr ro - ext4 /dev/mapper/usr ro\n")
             .unwrap();
         std::fs::write(self.p("cmdline"), format!("{cmdline}\n")).unwrap();
@@ -235,19 +218,6 @@ impl FakeMachine {
         std::fs::write(
             self.p("dm-table"),
             format!("0 32496 verity 1 254:{sysfs_part} 254:{sysfs_part} 4096 4096 4062 4063 sha256 {dm_roothash} 00\n"),
-        )
-        .unwrap();
-    }
-
-    fn node_links(&self, devpath: &str, name: &str, majmin: &str) {
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/class/block").join(name),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/dev/block").join(majmin),
         )
         .unwrap();
     }

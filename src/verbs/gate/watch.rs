@@ -8,7 +8,9 @@
 use super::ordinary;
 use super::outcome::Outcome;
 use super::this_boot::{self, ThisBoot, UsrVerity};
-use crate::act::flags::{GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR};
+use crate::act::flags::{
+    CHECKS_LOG_DIR, GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR,
+};
 use crate::act::gate_state::{Clock, GateState};
 use crate::cli::args::GatePassArgs;
 use crate::config::Config;
@@ -164,7 +166,7 @@ impl Watch {
         }
         let runner = checks::Runner::new(
             found.into_iter().map(|(_, p)| p).collect(),
-            env.run_dir.join(STATE_DIR).join("checks"),
+            env.run_dir.join(STATE_DIR).join(CHECKS_LOG_DIR),
             cfg.check_timeout.0,
         );
         Watch {
