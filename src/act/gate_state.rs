@@ -183,47 +183,41 @@ impl GateState {
 
     /// The snapshot as a JSON value, for the record's `gate` field.
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.to_json()).unwrap_or(Value::Null)
+        serde_json::from_slice(self.to_json().as_bytes()).unwrap_or(Value::Null)
     }
 
     /// Read a snapshot back; a missing key or a value of the wrong type is an error
     /// naming it, never a default.
     pub fn parse(bytes: &[u8]) -> Result<GateState> {
         let v: Value = serde_json::from_slice(bytes).context("not JSON")?;
+        let mut units = Vec::new();
+        for u in array(&v, "units")? {
+            units.push(UnitLine {
+                unit: text(u, "unit")?,
+                state: maybe_text(u, "state")?,
+                restarts: maybe(u, "restarts", Value::as_u64)?.map(|n| n as u32),
+                invocation: maybe_text(u, "invocation")?,
+                up_since: maybe_text(u, "up_since")?,
+                failure: maybe_text(u, "failure")?,
+            });
+        }
+        let mut checks = Vec::new();
+        for c in array(&v, "checks")? {
+            checks.push(CheckTrack {
+                name: text(c, "name")?,
+                required: field(c, "required", Value::as_bool)?,
+                runs: field(c, "runs", Value::as_u64)? as u32,
+                passed: maybe(c, "passed", Value::as_bool)?,
+                what: text(c, "result")?,
+                output: text(c, "output")?,
+            });
+        }
         let phase = text(&v, "state")?;
-        let units = array(&v, "units")?
-            .iter()
-            .map(|u| {
-                Ok(UnitLine {
-                    unit: text(u, "unit")?,
-                    state: maybe(u, "state", Value::as_str)?.map(String::from),
-                    restarts: maybe(u, "restarts", Value::as_u64)?.map(|n| n as u32),
-                    invocation: maybe(u, "invocation", Value::as_str)?.map(String::from),
-                    up_since: maybe(u, "up_since", Value::as_str)?.map(String::from),
-                    failure: maybe(u, "failure", Value::as_str)?.map(String::from),
-                })
-            })
-            .collect::<Result<_>>()
-            .context("units")?;
-        let checks = array(&v, "checks")?
-            .iter()
-            .map(|c| {
-                Ok(CheckTrack {
-                    name: text(c, "name")?,
-                    required: field(c, "required", Value::as_bool)?,
-                    runs: field(c, "runs", Value::as_u64)? as u32,
-                    passed: maybe(c, "passed", Value::as_bool)?,
-                    what: text(c, "result")?,
-                    output: text(c, "output")?,
-                })
-            })
-            .collect::<Result<_>>()
-            .context("checks")?;
         Ok(GateState {
             phase: Phase::parse(&phase).ok_or_else(|| anyhow!("unknown state {phase:?}"))?,
             since: text(&v, "since")?,
             waiting: texts(&v, "waiting")?,
-            window_ends: maybe(&v, "window_ends", Value::as_str)?.map(String::from),
+            window_ends: maybe_text(&v, "window_ends")?,
             deadline: text(&v, "deadline")?,
             deadline_unix: field(&v, "deadline_unix", Value::as_u64)?,
             units,
@@ -318,17 +312,18 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("null".into(), |v| v.to_string())
 }
 
+fn get<'a>(v: &'a Value, k: &str) -> Result<&'a Value> {
+    v.get(k).ok_or_else(|| anyhow!("no {k:?}"))
+}
+
 fn field<'a, T>(v: &'a Value, k: &str, as_t: fn(&'a Value) -> Option<T>) -> Result<T> {
-    match v.get(k) {
-        None => bail!("no {k:?}"),
-        Some(x) => as_t(x).ok_or_else(|| anyhow!("{k:?} has the wrong type: {x}")),
-    }
+    as_t(get(v, k)?).ok_or_else(|| anyhow!("{k:?} has the wrong type"))
 }
 
 /// A key that must be present and may be null.
 fn maybe<'a, T>(v: &'a Value, k: &str, as_t: fn(&'a Value) -> Option<T>) -> Result<Option<T>> {
-    match v.get(k) {
-        Some(Value::Null) => Ok(None),
+    match get(v, k)? {
+        Value::Null => Ok(None),
         _ => field(v, k, as_t).map(Some),
     }
 }
@@ -337,16 +332,24 @@ fn text(v: &Value, k: &str) -> Result<String> {
     field(v, k, Value::as_str).map(String::from)
 }
 
+fn maybe_text(v: &Value, k: &str) -> Result<Option<String>> {
+    Ok(maybe(v, k, Value::as_str)?.map(String::from))
+}
+
 fn array<'a>(v: &'a Value, k: &str) -> Result<&'a Vec<Value>> {
     field(v, k, Value::as_array)
 }
 
 fn texts(v: &Value, k: &str) -> Result<Vec<String>> {
-    array(v, k)?
-        .iter()
-        .map(|x| x.as_str().map(String::from))
-        .collect::<Option<_>>()
-        .ok_or_else(|| anyhow!("{k:?} holds a non-string"))
+    let mut out = Vec::new();
+    for x in array(v, k)? {
+        out.push(
+            x.as_str()
+                .ok_or_else(|| anyhow!("{k:?} holds a non-string"))?
+                .into(),
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

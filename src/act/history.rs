@@ -26,10 +26,17 @@ pub const VERSIONS_KEPT: usize = 5;
 /// Append a report verb's event (`verify`, `read-usr`), not counted in the totals: the
 /// record's fields and the verb's report under `key`.
 pub fn append_report(root: &Path, r: &Record, key: &str, report: &impl Serialize) -> Result<()> {
-    let mut line = serde_json::to_value(r)?;
-    if let Some(o) = line.as_object_mut() {
-        o.insert(key.to_string(), serde_json::to_value(report)?);
+    #[derive(Serialize)]
+    struct WithReport<'a, R> {
+        #[serde(flatten)]
+        record: &'a Record,
+        #[serde(flatten)]
+        report: std::collections::BTreeMap<&'a str, &'a R>,
     }
+    let line = WithReport {
+        record: r,
+        report: [(key, report)].into(),
+    };
     append_history(root, &line)
 }
 

@@ -92,12 +92,11 @@ fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
         }
         let now = GateState::of(&w.f, &action, w.deadline_at, clock(w.f.now));
         // rewritten when what the gate waits for changes, not for the countdown
-        if !published
+        let changed = !published
             .as_ref()
-            .is_some_and(|p| now.same_but_for_the_countdown(p))
-        {
+            .is_some_and(|p| now.same_but_for_the_countdown(p));
+        if changed {
             let _ = state.write_atomic(GATE_JSON, now.to_json().as_bytes());
-            published = Some(now.clone());
         }
         match action {
             GateAction::Wait { .. } => {}
@@ -109,6 +108,9 @@ fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
                 w.runner.stop();
                 return o.pass(&w.f, &now);
             }
+        }
+        if changed {
+            published = Some(now);
         }
         // someone else decided (a unit's OnFailure= hook, the deadline)
         if state.exists(GATE_VERDICT) || !state.exists(NEEDS_CHECK) {
