@@ -11,7 +11,7 @@
 use crate::act::flags::{CONFIG_ERROR, GATE_JSON, STATE_DIR};
 use crate::act::record::rfc3339;
 use crate::decide::gate::{CheckTrack, GateAction, GateFacts, WINDOW_WAIT};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 use std::path::Path;
 
