@@ -36,12 +36,12 @@ fn grub_tarball() -> Option<PathBuf> {
             tar.display()
         ),
         (t, q) => {
-            eprintln!(
-                "SKIPPED: GRUB oracle needs {} ({}) and qemu-system-x86_64 ({}); set ABGUARD_FLATCAR_GRUB",
+            skip(&format!(
+                "GRUB oracle needs {} ({}) and qemu-system-x86_64 ({}); set ABGUARD_FLATCAR_GRUB (docs/test-dependencies.md)",
                 tar.display(),
                 if t { "found" } else { "absent" },
                 if q { "found" } else { "absent" }
-            );
+            ));
             None
         }
     }

@@ -13,6 +13,46 @@ pub use fake_sysfs::FakeSys;
 pub const A_UUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
 pub const B_UUID: &str = "e03dd35c-7c2d-4a47-b3fe-27f15780a57c";
 
+/// The one skip policy. A test that lacks a tool, a file or root calls this and returns:
+/// outside CI it passes with a SKIPPED line written past the test harness's capture (so
+/// it shows even for a passing test); under CI (`CI` set, as .ci/run sets it) it fails,
+/// so CI never counts a test that did not run.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set, so this test may not skip: {why}"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// A tool on PATH, or None after [`skip`] when it is absent.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        skip(&format!(
+            "no {name} on PATH (./ci/install-deps.sh installs it)"
+        ));
+    }
+    found
+}
+
+/// Running as root, or false after [`skip`]: loop devices and mounts need it.
+pub fn root(what: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        skip(&format!("{what} needs root (.ci/run runs as root)"));
+    }
+    root
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
