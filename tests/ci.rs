@@ -71,3 +71,42 @@ fn ci_lints_first_and_sets_ci() {
         "make test runs the quick tier"
     );
 }
+
+/// images/layout.sh is the one copy of Flatcar's GUIDs for the shell scripts; it agrees
+/// with the binary's (the USR type, USR-A's PARTUUID) and the tests' constants.
+#[test]
+fn the_shell_layout_is_the_binarys() {
+    let text = read("images/layout.sh");
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or_else(|| panic!("images/layout.sh has no {k}"))
+            .to_ascii_lowercase()
+    };
+    assert_eq!(
+        get("USR_A_PARTUUID"),
+        abguard::probe::verity::USR_A_PARTUUID
+    );
+    assert_eq!(get("USR_A_PARTUUID"), common::A_UUID);
+    assert_eq!(get("USR_B_PARTUUID"), common::B_UUID);
+    let usr = get("T_USR");
+    let gpt = read("src/disk/gpt.rs");
+    assert!(
+        gpt.contains(&format!(
+            "pub const USR_TYPE: [u8; 16] = guid_bytes(\"{usr}\");"
+        )),
+        "T_USR {usr} is not src/disk/gpt.rs's USR_TYPE"
+    );
+    for script in ["images/mkimage.sh", "tests/vm/lib.sh"] {
+        let s = read(script);
+        assert!(
+            s.contains("layout.sh\""),
+            "{script} does not source images/layout.sh"
+        );
+        assert!(
+            !s.contains(&usr.to_ascii_uppercase()),
+            "{script} spells the USR type itself"
+        );
+    }
+}
