@@ -3,7 +3,7 @@
 //! types: written from [`Record`], read back as [`Entry`].
 
 use crate::decide::verity::Verity;
-use crate::disk::gpt::Copy;
+use crate::disk::gpt::GptCopy;
 pub use crate::types::event::{Action, Event, Verdict};
 pub use crate::types::history::{Build, Entry};
 pub use crate::types::Booted;
@@ -51,7 +51,7 @@ pub struct Record {
     pub uptime_s: Option<f64>,
     pub boot_id: Option<String>,
     pub disk: Option<String>,
-    pub table: Option<Copy>,
+    pub table: Option<GptCopy>,
     pub booted: Option<Booted>,
     pub slots: Vec<Slot>,
     /// Manual events only: the attributes before the change (`slots` are after it).

@@ -28,19 +28,19 @@ use std::fs::File;
 use std::path::PathBuf;
 
 /// The slot whose partition is verified, with the table it came from.
-struct Target {
+struct SlotOnDisk {
     disk: PathBuf,
     table: Table,
     index: usize,
 }
 
-impl Target {
+impl SlotOnDisk {
     fn slot(&self) -> Slot {
         self.table.slots()[self.index].clone()
     }
 }
 
-fn booted(env: &Env, t: &Target) -> Option<Booted> {
+fn booted(env: &Env, t: &SlotOnDisk) -> Option<Booted> {
     let id = super::booted_slot(env, &t.disk, &t.table).ok()?;
     Some(Booted::of(&t.table.slots()[id.index], id.source))
 }
@@ -79,7 +79,7 @@ pub fn run(_a: &VerifyArgs) -> VerbResult {
 /// The slot `verify` was asked about, or `None` when nothing is staged and `--staged`
 /// says that is fine.
 #[cfg(feature = "cryptsetup")]
-fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> {
+fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<SlotOnDisk>>, Failure> {
     let need_table = a.device.is_none()
         || a.partition.is_some()
         || a.staged
@@ -102,7 +102,7 @@ fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> 
             .into())
         }
     };
-    Ok(Some(Some(Target { disk, table, index })))
+    Ok(Some(Some(SlotOnDisk { disk, table, index })))
 }
 
 /// The root hash to verify against, and where it came from.
@@ -123,7 +123,7 @@ fn root_hash(env: &Env, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, 
 
 /// What to read: `--device`, the slot's partition node, or a copy out of the image.
 #[cfg(feature = "cryptsetup")]
-fn source(env: &Env, a: &VerifyArgs, target: Option<&Target>) -> Result<Source> {
+fn source(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Result<Source> {
     match (&a.device, target) {
         (Some(dev), _) => Ok(Source::direct(dev)),
         (None, Some(t)) if is_block(&t.disk) => {
@@ -151,7 +151,7 @@ pub fn run(a: &VerifyArgs) -> VerbResult {
         }
         return Ok(ExitCode::Ok);
     };
-    let slot = target.as_ref().map(Target::slot);
+    let slot = target.as_ref().map(SlotOnDisk::slot);
     let (root_hash, root_hash_from) = root_hash(&env, a, slot.as_ref())?;
     let hash_bytes = verity::parse_hex(&root_hash)?;
     let source = source(&env, a, target.as_ref())?;
@@ -194,7 +194,7 @@ pub fn run(a: &VerifyArgs) -> VerbResult {
 
 /// Log, un-stage when asked, print; the exit code says whether the slot verified.
 #[cfg(feature = "cryptsetup")]
-fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> VerbResult {
+fn finish(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>, mut r: Report) -> VerbResult {
     let failed = r.result != Outcome::Verified;
     if failed {
         log::error!("{}", r.message);
@@ -225,7 +225,7 @@ fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> 
 
 /// Un-stage a slot that failed: tries=0, successful=0 (ab::spend_slot), only while it
 /// is still the staged one, and record why. Never leaves nothing bootable.
-fn unstage(env: &Env, t: &Target, r: &mut Report) {
+fn unstage(env: &Env, t: &SlotOnDisk, r: &mut Report) {
     let before = t.slot();
     let result = crate::disk::unstage(&t.disk, &before);
     let mut rec = Record::at(

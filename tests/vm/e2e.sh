@@ -10,7 +10,7 @@
 # Every scenario starts from a copy of the pristine disk (A 1.0.0 installed and good, B empty).
 # Usage: e2e.sh ABGUARD_BIN   env: ABGUARD_CACHE, E2E_WORK, TIMEOUT (per boot), ONLY="3 4",
 #        ROOTFS_SUITE (trixie; bookworm for systemd 252),
-#        ABGUARD_FLATCAR_GRUB, ABGUARD_FLATCAR_SEISMOGRAPH (folders, see shared/vendor)
+#        ABGUARD_FLATCAR_GRUB, ABGUARD_FLATCAR_SEISMOGRAPH (folders, docs/test-dependencies.md)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$VM_DIR/scenario.sh"
@@ -253,7 +253,7 @@ if want 7; then
   assert "s7 B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
 fi
 
-# --- 8-13: the health gate (issue 11) -----------------------------------------------------
+# --- 8-13: the health gate -----------------------------------------------------------
 # One update for all of them: B with the gate's test units (tests/vm/e2e-gate/usr), staged
 # from the host; each scenario's ROOT config names which of them is critical, so only those
 # start. Boot 1 is B's first boot; after a rollback GRUB boots A (boot 2), which powers off.
@@ -303,7 +303,7 @@ has() { grep -qF -- "$2" <<<"$1" && echo yes || echo no; }
 ROLLED_BACK="A(P2 T0 S1) B(P1 T0 S0)"   # B spent; A's setgoodroot prioritized A
 KEPT="A(P1 T0 S1) B(P2 T0 S1)"          # B marked good by update-engine's setgoodroot
 
-# --- 8. (a) the tutorial's nginx shape, failing ExecStartPre, no DEADLINE: back on A fast --
+# --- 8. (a) the nginx unit shape, failing ExecStartPre, no DEADLINE: back on A fast --
 if want 8; then
   gate_disk 8
   run_guest s8 "poweroff"
@@ -358,7 +358,7 @@ if want 11; then
 fi
 
 # --- 12. (f)+(e) a healthy B with a failing wanted check: good only after the window -------
-#         and (issue 14) locksmithd held back until the verdict
+#         and locksmithd held back until the verdict
 if want 12; then
   gate_disk 12
   root_put "$G/checks/disk.wanted" /etc/abguard/checks.d/disk.wanted 755

@@ -82,7 +82,7 @@ probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr 
 
 # --- Flatcar's GRUB (install-boot.sh, run-guest.sh) ------------------------------------------
 # Flatcar's GRUB build, unpacked once into the cache (keyed by the tarball's hash); prints the
-# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (shared/vendor).
+# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (docs/test-dependencies.md).
 ABGUARD_FLATCAR_GRUB=${ABGUARD_FLATCAR_GRUB:-$REPO_DIR/../shared/vendor/flatcar-grub}
 GRUB_TARBALL=grub-2.06-flatcar-i386-pc.tar.xz
 grub_tree() {
