@@ -2,8 +2,9 @@
 //!
 //! Reads validate each copy on its own (header CRC, cgpt's header limits, array CRC,
 //! entry bounds) and fall back to the backup when the primary is bad, recording which
-//! copy was used. Writes go backup first, fsync, then primary, fsync (GRUB's
-//! `grub_gpt_write` order), so a power cut leaves at least one valid copy. Serialisation
+//! copy was used. Writes flush each copy before the next: the backup first, then the
+//! primary (GRUB's `grub_gpt_write` order), or the damaged copy first when the table was
+//! read from the backup ([`Table::write`]), so a power cut leaves a valid copy. Serialisation
 //! and CRCs come from gptman; the copy selection and write order are ours because
 //! gptman neither reports which copy it used nor orders or syncs its writes.
 
