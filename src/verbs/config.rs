@@ -2,9 +2,9 @@
 //! validates files with the boot's own parser and no side effects (for provisioning
 //! pipelines).
 
+use crate::cli::args::ConfigArgs;
 use crate::config::{keys::KEYS, Config};
-use crate::exit::ExitCode;
-use anyhow::Result;
+use crate::exit::{ExitCode, VerbResult};
 use std::path::{Path, PathBuf};
 
 /// Where a key's value came from: the last file that sets it (for CRITICAL_UNITS, which
@@ -49,7 +49,9 @@ fn warnings(root: &Path, c: &Config, under_root: bool) -> Vec<String> {
     w
 }
 
-pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
+/// `config`: the effective settings, or `--check` of files.
+pub fn run(a: &ConfigArgs) -> VerbResult {
+    let (root, json, check, files) = (&a.root, a.json, a.check, &a.files);
     let c = if files.is_empty() {
         Config::load(root)
     } else {
@@ -67,7 +69,10 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
         c
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&c).map_err(anyhow::Error::from)?
+        );
     } else if !check {
         let texts: Vec<(PathBuf, String)> = (c.sources.iter())
             .filter_map(|s| Some((s.clone(), std::fs::read_to_string(s).ok()?)))

@@ -5,6 +5,7 @@
 
 use crate::act::record::{Event, Record, Verdict};
 use crate::act::{history, steer};
+use crate::cli::args::{DisableArgs, EnableArgs};
 use crate::exit::{ExitCode, VerbResult};
 use std::path::{Path, PathBuf};
 
@@ -15,13 +16,13 @@ fn root(sysroot: Option<&Path>) -> PathBuf {
 fn record(root: &Path, event: Event, reason: String) {
     let mut r = Record::at(&root.join("proc"), event, Verdict::Manual);
     r.reasons.push(reason);
-    if let Err(e) = history::log_event(root, &r) {
+    if let Err(e) = history::record_event(root, &r) {
         log::warn!("history not updated: {e:#}");
     }
 }
 
-pub fn disable(sysroot: Option<&Path>, reason: Option<&str>) -> VerbResult {
-    let root = root(sysroot);
+pub fn disable(a: &DisableArgs) -> VerbResult {
+    let (root, reason) = (root(a.sysroot.as_deref()), a.reason.as_deref());
     let d = steer::Disabled {
         since: crate::act::record::now_rfc3339(),
         reason: reason.unwrap_or("no reason given").to_string(),
@@ -43,8 +44,8 @@ pub fn disable(sysroot: Option<&Path>, reason: Option<&str>) -> VerbResult {
     Ok(ExitCode::Ok)
 }
 
-pub fn enable(sysroot: Option<&Path>) -> VerbResult {
-    let root = root(sysroot);
+pub fn enable(a: &EnableArgs) -> VerbResult {
+    let root = root(a.sysroot.as_deref());
     if steer::set_disabled(&root, None)? {
         record(&root, Event::Enabled, "abguard enabled".into());
     }

@@ -155,7 +155,7 @@ pub(super) fn gate(f: &Facts) -> Option<String> {
         GateNow::Pending(snap) => Some(format!(
             "{}; decide by hand: `abguard pass-gate` or `abguard fail-gate`",
             snap.as_ref()
-                .and_then(crate::act::gate_state::explain)
+                .and_then(|g| g.explain(unix_now()))
                 .unwrap_or_else(|| "health gate pending (no snapshot yet)".into())
         )),
         GateNow::Decided(e) if failed(e) => Some(format!(
@@ -277,4 +277,10 @@ pub(super) fn short(f: &Facts) -> String {
         parts.push(format!("DEGRADED: {}", f.degraded.join("; ")));
     }
     parts.join("; ")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -11,31 +11,90 @@ mod prometheus;
 mod render;
 
 use super::{booted_slot, HostState};
-use crate::act::{flags, gate_state, record, steer};
+use crate::act::gate_state::{self, GateState};
+use crate::act::{flags, record, steer};
+use crate::cli::args::StatusArgs;
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
-use crate::types::{Roots, Slot};
-use std::path::Path;
+use crate::types::Slot;
+use anyhow::Result;
+use std::path::{Path, PathBuf};
 
-/// Which slot booted (see [`super::booted_slot`]), or why that cannot be told.
-fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    match booted_slot(env, disk, table) {
-        Ok(id) => (Some(id.index), id.notes),
-        Err(why) => (None, why),
-    }
+/// What both reports start from: the disk and its slots, which one booted, where the
+/// host's state is, this boot's record and the health gate's snapshot.
+struct Seen {
+    env: Env,
+    path: PathBuf,
+    table: Table,
+    slots: Vec<Slot>,
+    booted: Option<usize>,
+    /// How the booted slot was found, or why it could not be.
+    booted_notes: Vec<String>,
+    host: HostState,
+    /// boot.json.
+    last: Option<record::Entry>,
+    /// The gate's own account of a pending first boot (verbs/gate/watch.rs).
+    gate: Option<GateState>,
 }
 
-/// How `status` reports.
-pub enum Output {
-    Text {
-        json: bool,
-        short: bool,
-        history: usize,
-    },
-    /// Prometheus exposition, to stdout or atomically into a textfile-collector file.
-    Prometheus(Option<std::path::PathBuf>),
+fn look(a: &StatusArgs) -> Result<Seen> {
+    let p = a.target.roots();
+    let env = Env::new(&p, false);
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path)?;
+    let (booted, booted_notes) = match booted_slot(&env, &path, &table) {
+        Ok(id) => (Some(id.index), id.notes),
+        Err(why) => (None, why),
+    };
+    let host = HostState::of(&env, &p, &path);
+    let gate = match host
+        .boot_json
+        .as_ref()
+        .and_then(|_| gate_state::read(&env.run_dir))
+    {
+        Some(Ok(g)) => Some(g),
+        Some(Err(e)) => {
+            log::warn!("{e:#}");
+            None
+        }
+        None => None,
+    };
+    Ok(Seen {
+        slots: table.slots(),
+        last: host.last_assessment(),
+        env,
+        path,
+        table,
+        booted,
+        booted_notes,
+        host,
+        gate,
+    })
+}
+
+/// `status`: the answers and details as text, one line (`--short`) or JSON; or the
+/// Prometheus exposition (to stdout or a textfile). Exit 5 when something is degraded.
+pub fn run(a: &StatusArgs) -> VerbResult {
+    let s = look(a)?;
+    if a.prometheus {
+        prometheus::prometheus(&s, a.textfile.as_deref())?;
+        return Ok(ExitCode::Ok);
+    }
+    let f = gather(s);
+    if a.json {
+        render::json(&f, a.history);
+    } else if a.short {
+        println!("{}", answers::short(&f));
+    } else {
+        render::text(&f, a.history);
+    }
+    Ok(if f.degraded.is_empty() {
+        ExitCode::Ok
+    } else {
+        ExitCode::Degraded
+    })
 }
 
 /// The health gate on this boot, from the /run flags and the history (gate.json alone
@@ -44,7 +103,7 @@ pub enum Output {
 pub(crate) enum GateNow {
     /// Not a first boot after an upgrade, or nothing known of /run.
     None,
-    Pending(Option<serde_json::Value>),
+    Pending(Option<GateState>),
     /// Decided, by this history entry.
     Decided(Box<record::Entry>),
     /// Decided (the verdict is taken, or the healthy flag written), not yet recorded.
@@ -66,7 +125,7 @@ pub(crate) struct Facts {
     pub versions: Vec<Option<String>>,
     /// Per slot: the loop guard holds its build.
     pub held_slot: Vec<bool>,
-    pub last: Option<serde_json::Value>,
+    pub last: Option<record::Entry>,
     pub source: Option<crate::act::metrics::Source>,
     pub gate: GateNow,
     pub history: Vec<record::Entry>,
@@ -76,40 +135,20 @@ pub(crate) struct Facts {
     pub degraded: Vec<String>,
 }
 
-pub fn status(p: &Roots, out: Output) -> VerbResult {
-    let (json, short, history) = match out {
-        Output::Text {
-            json,
-            short,
-            history,
-        } => (json, short, history),
-        Output::Prometheus(file) => return Ok(prometheus::prometheus(p, file)?),
-    };
-    let f = gather(p)?;
-    if json {
-        render::json(&f, history);
-    } else if short {
-        println!("{}", answers::short(&f));
-    } else {
-        render::text(&f, history);
-    }
-    Ok(if f.degraded.is_empty() {
-        ExitCode::Ok
-    } else {
-        ExitCode::Degraded
-    })
-}
-
-fn gather(p: &Roots) -> anyhow::Result<Facts> {
-    let env = Env::new(p, false);
-    let path = env.disk_path()?;
-    let (_, table) = read_table(&path, false)?;
-    let slots = table.slots();
+fn gather(s: Seen) -> Facts {
+    let Seen {
+        env,
+        path,
+        table,
+        slots,
+        booted,
+        booted_notes,
+        host,
+        last,
+        gate: _,
+    } = s;
     let next = ab::next_boot(&slots);
-    let (booted, booted_notes) = booted(&env, &path, &table);
-    let host = HostState::of(&env, p, &path);
     let live = super::is_block(&path) || env.explicit;
-    let last = host.last_assessment();
     let history = host.history();
     let held = host.held();
     let run = host.run_dir();
@@ -147,7 +186,7 @@ fn gather(p: &Roots) -> anyhow::Result<Facts> {
         .collect();
     let running_version = last
         .as_ref()
-        .and_then(|l| l["version_id"].as_str().map(str::to_string))
+        .and_then(|l| l.version_id.clone())
         .or_else(|| {
             live.then(|| probe::version_id(&env.usr_candidates))
                 .flatten()
@@ -164,7 +203,7 @@ fn gather(p: &Roots) -> anyhow::Result<Facts> {
                 })
         })
         .collect();
-    Ok(Facts {
+    Facts {
         disk: path.display().to_string(),
         source: host.source(last.as_ref()),
         disabled: root.as_deref().and_then(steer::disabled),
@@ -183,14 +222,14 @@ fn gather(p: &Roots) -> anyhow::Result<Facts> {
         history,
         held,
         degraded,
-    })
+    }
 }
 
 /// The gate on this boot. A decision is the newest gate event after this boot's
 /// assessment in the history (and of the same boot, where both name it).
 fn gate_now(
     run: Option<&Path>,
-    last: Option<&serde_json::Value>,
+    last: Option<&record::Entry>,
     history: &[record::Entry],
 ) -> GateNow {
     use record::Event as E;
@@ -198,12 +237,12 @@ fn gate_now(
         return GateNow::None;
     };
     if steer::gate_pending(run) {
-        return GateNow::Pending(gate_state::read(run));
+        return GateNow::Pending(gate_state::read(run).and_then(Result::ok));
     }
     let state = run.join(flags::STATE_DIR);
     let verdict = state.join(flags::GATE_VERDICT).exists();
     let healthy = run.join(flags::HEALTHY_FLAG).exists();
-    let first = last.is_some_and(|v| v["first_boot_after_upgrade"] == true);
+    let first = last.is_some_and(|l| l.first_boot_after_upgrade == Some(true));
     if !verdict && !first {
         return GateNow::None;
     }

@@ -36,18 +36,12 @@ fn gate_word(g: &GateNow) -> &'static str {
 /// The initrd's verdict, marked superseded once the gate decided.
 fn assessment(f: &Facts) -> Option<String> {
     let l = f.last.as_ref()?;
-    let reasons: Vec<&str> = l["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
     let mut t = format!(
         "initrd assessment: {}",
-        l["verdict"].as_str().unwrap_or("?")
+        l.verdict.as_ref().map_or("?", |v| v.as_str())
     );
-    if !reasons.is_empty() {
-        t.push_str(&format!(" ({})", reasons.join("; ")));
+    if !l.reasons.is_empty() {
+        t.push_str(&format!(" ({})", l.reasons.join("; ")));
     }
     if let GateNow::Decided(_) | GateNow::Unrecorded { .. } = f.gate {
         t.push_str(&format!(
@@ -124,7 +118,7 @@ pub(super) fn json(f: &Facts, history: usize) {
         problems.push(crate::decide::ab::Refusal::NoUsrPartition.to_string());
     }
     let mut gate = match &f.gate {
-        GateNow::Pending(s) => s.clone(),
+        GateNow::Pending(s) => s.as_ref().map(|g| g.to_value()),
         GateNow::Decided(e) => e.raw.get("gate").cloned(),
         _ => None,
     };
