@@ -493,7 +493,8 @@ fi
 # Flatcar's first-boot marker and the initrd Debian's real Ignition. Boot 1 is Ignition's
 # provisioning boot; it stages the bad B from inside, whose gate (Ignition's files) rolls
 # it back; a second run on the same disk stages the good B, which is kept.
-# ign_journal: the initrd's Ignition and abguard lines of this boot, on the serial console
+# IGN_JOURNAL: this boot's command line and the initrd's Ignition and abguard journal lines,
+# printed to the serial console by a plan step
 IGN_JOURNAL='sed "s/^/E2E-IGN-CMDLINE: /" /proc/cmdline; journalctl -b -o short-monotonic --no-pager -u ignition-fetch-offline.service -u ignition-files.service -u ignition-quench.service -u abguard-initrd.service | sed "s/^/E2E-IGN: /"; echo E2E-IGN-END'
 # root_has PATH: yes when PATH exists on ROOT
 root_has() { root_debugfs "$DISK" "stat $1" | grep -q '^Inode:' && echo yes || echo no; }
