@@ -66,7 +66,7 @@ touch "$W/bad/usr/share/e2e/web-fail"
 { printf '%s' "$MARKER-cold"; head -c $((256 * 1024 - ${#MARKER} - 5)) /dev/urandom; } >"$W/cold/usr/share/e2e/cold.bin"
 timed "usr A" env EXTRA_USR="$COMMON" "$VM_DIR/build-usr.sh" "$ROOTFS" 1.0.0 "$W/usr-a.part"
 timed "usr B" env EXTRA_USR="$COMMON:$W/marked:$W/cold" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b.part"
-if want 3; then
+if want 3 || want ign; then
   timed "usr B-bad" env EXTRA_USR="$COMMON:$W/bad" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b-bad.part"
 fi
 timed disk env EXTRA_ROOT="$VM_DIR/e2e-root" "$VM_DIR/build-disk.sh" "$ROOTFS" "$W" "$W/usr-a.part" none
@@ -76,7 +76,11 @@ mv "$W/disk.img" "$PRISTINE"; mv "$W/layout.env" "$PRISTINE_LAYOUT"
 . "$PRISTINE_LAYOUT"
 # ext4 slots: no offset built in, so every boot proves the superblock read (bootengine's e2size)
 BUILTIN_OFFSET=$HASH_OFFSET; [ "$USR_FSTYPE" != ext4 ] || BUILTIN_OFFSET=""
-timed initramfs env EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/98emergency-timeout $VM_DIR/dracut/97initrd-noop" \
+RD_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/98emergency-timeout $VM_DIR/dracut/97initrd-noop"
+# Debian's Ignition (its dracut module as the package installs it) and the lab's stand-in for
+# Flatcar's ignition-quench: only the ign scenario's initrd carries them (+40 MB uncompressed)
+IGNITION_MODULES="/usr/lib/dracut/modules.d/30ignition $VM_DIR/dracut/96ignition-quench"
+timed initramfs env EXTRA_DRACUT_MODULES="$RD_MODULES" \
   "$VM_DIR/build-initramfs.sh" "$BUILTIN_OFFSET" "$W/initrd.img"
 timed grub "$VM_DIR/install-boot.sh" "$PRISTINE" "$PRISTINE_LAYOUT" "$W/initrd.img"
 
@@ -110,7 +114,7 @@ if want 21; then   # another build: another version, so another root hash
   timed "usr B2" env EXTRA_USR="$COMMON" "$VM_DIR/build-usr.sh" "$ROOTFS" 2.1.0 "$W/usr-b2.part"
   make_payload "$W/usr-b2.part" "$W/b2.payload"
 fi
-! want 3 || make_payload "$W/usr-b-bad.part" "$W/b-bad.payload"
+! { want 3 || want ign; } || make_payload "$W/usr-b-bad.part" "$W/b-bad.payload"
 # scenario 2 stages from inside A (its first step), GRUB picks B on the next reset; the
 # scenarios about a bad update stage it from the host before the run (prestage), the same
 # writes with the same Flatcar cgpt, saving one boot each
@@ -489,6 +493,131 @@ if want 22; then
   assert "s22 A's record comes from abguard-assess" assess "$(hist event)"
   assert "s22 A marked good by update-engine" 1 "$(grep -ac '^e2e-setgoodroot: /dev/vda3 marked good' "$(boot_log 2)")"
   assert "s22 B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+fi
+
+# --- ign. Ignition's first boot: a fresh machine provisioned from `abguard butane` ---------
+# The tutorial's shape as abguard prints it (a critical web service that fails on the bad
+# update, a deadline, a required check) goes to the guest over fw_cfg, as
+# flatcar_production_qemu_uefi.sh -i passes it. ROOT starts without any of it (no
+# /etc/abguard, no unit, no check, no machine-id, as Flatcar's image), EFI-SYSTEM carries
+# Flatcar's first-boot marker and the initrd Debian's real Ignition. Boot 1 is Ignition's
+# provisioning boot; it stages the bad B from inside, whose gate (Ignition's files) rolls
+# it back; a second run on the same disk stages the good B, which is kept.
+# IGN_JOURNAL: this boot's command line and the initrd's Ignition and abguard journal lines,
+# printed to the serial console by a plan step
+IGN_JOURNAL='sed "s/^/E2E-IGN-CMDLINE: /" /proc/cmdline; journalctl -b -o short-monotonic --no-pager -u ignition-fetch-offline.service -u ignition-files.service -u ignition-quench.service -u abguard-initrd.service | sed "s/^/E2E-IGN: /"; echo E2E-IGN-END'
+# root_has PATH: yes when PATH exists on ROOT
+root_has() { root_debugfs "$DISK" "stat $1" | grep -q '^Inode:' && echo yes || echo no; }
+# hq PYEXPR: a Python expression over L, the history on ROOT as a list of records
+hq() {
+  root_cat "$DISK" /var/lib/abguard/attempts.jsonl |
+    python3 -c 'import json, sys; L = [json.loads(l) for l in sys.stdin if l.strip()]; print(eval(sys.argv[1]))' "$1"
+}
+if want ign; then
+  IG=$W/ign; rm -rf "$IG"; mkdir -p "$IG"
+  "$ABGUARD_BIN" butane --format ignition --critical-unit ign-web.service --deadline 173s \
+    --stable-for 10s --check "ign-web-up=$VM_DIR/e2e-ign/ign-web-up" \
+    --unit-file "ign-web.service=$VM_DIR/e2e-ign/ign-web.service" >"$IG/config.ign"
+  assert "ign config passes ignition-validate" "" "$(ignition-validate "$IG/config.ign" 2>&1)"
+  assert "ign config matches the Ignition 3.3.0 JSON schema" valid "$(python3 -c 'import json, sys, jsonschema
+jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print("valid")' \
+    "$IG/config.ign" "$REPO_DIR/tests/data/ignition-3.3.schema.json" 2>&1)"
+  # the files the config writes, decoded (data: URLs) for the comparison after the boot
+  python3 - "$IG/config.ign" "$IG/want" <<'PY'
+import json, os, sys, urllib.parse
+c = json.load(open(sys.argv[1]))
+for f in c["storage"]["files"]:
+    p = sys.argv[2] + f["path"]
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(urllib.parse.unquote_to_bytes(f["contents"]["source"].split(",", 1)[1]))
+PY
+  # ROOT: only the SELinux stand-in Debian's Ignition needs (e2e-ign/root/etc/selinux/config)
+  timed "disk-ign" env EXTRA_ROOT="$VM_DIR/e2e-ign/root" "$VM_DIR/build-disk.sh" "$ROOTFS" "$IG" "$W/usr-a.part" none
+  timed "initramfs-ign" env EXTRA_DRACUT_MODULES="$RD_MODULES $IGNITION_MODULES" \
+    "$VM_DIR/build-initramfs.sh" "$BUILTIN_OFFSET" "$IG/initrd.img"
+  listing=$(lsinitrd "$IG/initrd.img" 2>/dev/null)
+  for f in usr/bin/ignition usr/bin/abguard usr/lib/systemd/system-generators/ignition-generator \
+           usr/lib/systemd/system/ignition-files.service usr/lib/systemd/system/ignition-quench.service \
+           usr/sbin/setfiles; do
+    assert "lsinitrd (ign) shows $f" 1 "$(grep -c " $f\( \|$\)" <<<"$listing")"
+  done
+  assert "the ign initrd has the fw_cfg driver" 1 "$(grep -c '/qemu_fw_cfg.ko' <<<"$listing")"
+  timed "grub-ign" "$VM_DIR/install-boot.sh" "$IG/disk.img" "$IG/layout.env" "$IG/initrd.img"
+  DISK=$W/sign.img LAYOUT=$W/sign.layout
+  mv "$IG/disk.img" "$DISK"; mv "$IG/layout.env" "$LAYOUT"
+  ESP=(-i "$DISK@@$(( $(gpt_attr "$DISK" 1 b) * 512 ))")
+  # Flatcar's image ships the first-boot marker on EFI-SYSTEM and no /etc/machine-id
+  : >"$IG/first_boot"; mcopy -o "${ESP[@]}" "$IG/first_boot" ::/flatcar/first_boot
+  debugfs -w -R "rm /etc/machine-id" "$DISK?offset=$(( $(gpt_attr "$DISK" 9 b) * 512 ))" >/dev/null 2>&1
+  assert "ign ROOT starts without /etc/abguard" no "$(root_has /etc/abguard)"
+  assert "ign ROOT starts without the web unit" no "$(root_has /etc/systemd/system/ign-web.service)"
+  assert "ign ROOT starts without a machine-id (systemd's first boot)" no "$(root_has /etc/machine-id)"
+  assert "ign ROOT starts without a history" no "$(root_has /var/lib/abguard/attempts.jsonl)"
+
+  # systemd.firstboot=no: no interactive systemd-firstboot prompt on the serial console
+  run_guest ign -i "$IG/config.ign" -a "ignition.platform.id=qemu systemd.firstboot=no" -p "$W/b-bad.payload" \
+    "reboot $IGN_JOURNAL; /usr/libexec/e2e-update" "poweroff $IGN_JOURNAL"
+  assert_seq ign "A B A"
+  b1=$(boot_log 1); b3=$(boot_log 3)
+  assert "ign boot 1 printed its journal" 1 "$(grep -ac '^E2E-IGN-END' "$b1" || true)"
+  assert "ign boot 1 is Ignition's first boot (GRUB saw the marker)" 1 \
+    "$(grep -a '^E2E-IGN-CMDLINE: ' "$b1" | grep -c ' flatcar.first_boot=detected ignition.firstboot=1 .*ignition.platform.id=qemu' || true)"
+  assert "ign Ignition read the config from fw_cfg" 1 "$(grep -ac 'ignition\[[0-9]*\]: fetched user config from "qemu"' "$b1" || true)"
+  while read -r f; do
+    assert "ign Ignition wrote $f in the initrd" 1 "$(grep -ac "ignition\[[0-9]*\]: .*\[finished\] writing file \"/sysroot$f\"" "$b1" || true)"
+  done < <(cd "$IG/want" && find . -type f | sed 's/^\.//')
+  assert "ign Ignition wrote the unit" 1 "$(grep -ac 'ignition\[[0-9]*\]: .*\[finished\] writing unit "ign-web.service"' "$b1" || true)"
+  assert "ign Ignition set the unit's preset" 1 "$(grep -ac 'ignition\[[0-9]*\]: .*\[finished\] setting preset to enabled for "ign-web.service"' "$b1" || true)"
+  assert "ign the first-boot marker removed in the initrd" 1 "$(grep -ac 'ignition-quench: removed /flatcar/first_boot' "$b1" || true)"
+  # abguard's initrd unit ran after Ignition's files stage (monotonic journal stamps)
+  order=$(awk 'function t() { return match($0, /\[ *[0-9]+\.[0-9]+\]/) ? substr($0, RSTART + 1, RLENGTH - 2) + 0 : "" }
+               /^E2E-IGN: / && /Finished ignition-files.service/ { f = t() }
+               /^E2E-IGN: / && /Starting abguard-initrd.service/ { a = t() }
+               END { print (f != "" && a != "" && f <= a) ? "after" : "files=" f " abguard=" a }' "$b1")
+  assert "ign abguard-initrd started after ignition-files finished" after "$order"
+  assert "ign boot 3 printed its journal" 1 "$(grep -ac '^E2E-IGN-END' "$b3" || true)"
+  assert "ign Ignition did not run again on boot 3" 0 "$(grep -ac 'ignition\[[0-9]*\]:' "$b3" || true)"
+  assert "ign boot 3 is no first boot for GRUB" "1 0" \
+    "$(grep -ac '^E2E-IGN-CMDLINE: ' "$b3" || true) $(grep -a '^E2E-IGN-CMDLINE: ' "$b3" | grep -c 'first_boot\|firstboot=1' || true)"
+  assert "ign the marker is gone from EFI-SYSTEM" no "$(mdir "${ESP[@]}" ::/flatcar/first_boot >/dev/null 2>&1 && echo yes || echo no)"
+  while read -r f; do
+    assert "ign ROOT has Ignition's $f (sha256)" "$(sha256sum <"$IG/want$f")" "$(root_cat "$DISK" "$f" | sha256sum)"
+  done < <(cd "$IG/want" && find . -type f | sed 's/^\.//')
+  assert "ign the check is executable (Ignition's mode 0755)" 0755 \
+    "$(root_debugfs "$DISK" "stat /etc/abguard/checks.d/ign-web-up" | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')"
+  assert "ign ROOT has Ignition's unit (sha256)" "$(sha256sum <"$VM_DIR/e2e-ign/ign-web.service")" \
+    "$(root_cat "$DISK" /etc/systemd/system/ign-web.service | sha256sum)"
+  assert "ign the unit was enabled by the first boot's presets" 1 \
+    "$(root_debugfs "$DISK" "ls /etc/systemd/system/multi-user.target.wants" | grep -c 'ign-web.service' || true)"
+  # the provisioning boot: abguard's records of it say a plain boot of a good A, nothing else
+  assert "ign provisioning boot: abguard's records of it" initrd \
+    "$(hq '" ".join(l["event"] for l in L if l.get("boot_id") == L[0]["boot_id"])')"
+  assert "ign provisioning boot: a plain boot of a good A" "USR-A healthy False" \
+    "$(hq '" ".join(map(str, (L[0]["booted"]["label"], L[0]["verdict"], L[0]["first_boot_after_upgrade"])))')"
+  assert "ign provisioning boot: no first boot, rollback or failure counted" "0 0 0" \
+    "$(hq '" ".join(str(L[0]["totals"][k]) for k in ("first_boots", "rollbacks", "failed_first_boots"))')"
+  # the bad B: the gate acted on Ignition's unit
+  assert "ign B's first boot gated in the initrd" needs-health-check \
+    "$(hq '" ".join(l["verdict"] for l in L if l["event"] == "initrd" and l["booted"]["label"] == "USR-B")')"
+  assert "ign the gate failed on Ignition's unit" yes "$(has "$(hist_of gate-failed reasons)" 'critical unit ign-web.service')"
+  assert "ign the image's own web.service is not critical here" no "$(has "$(hist_of gate-failed reasons)" 'critical unit web.service')"
+  assert "ign failed units recorded" yes "$(has "$(hist_of gate-failed failed_units)" ign-web.service)"
+  assert "ign A healthy after the rollback" healthy "$(hist verdict)"
+  assert "ign B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+
+  # the good B, staged from inside the provisioned machine; the config is still on fw_cfg
+  DEADLINE_DROPIN='sed "s/^/E2E-IGN-DEADLINE: /" /run/systemd/generator/abguard-deadline.timer.d/50-abguard.conf'
+  run_guest ign2 -i "$IG/config.ign" -p "$W/b.payload" "$UPDATE" "poweroff $DEADLINE_DROPIN; $IGN_JOURNAL"
+  assert_seq ign2 "A B"
+  assert "ign2 Ignition did not run again" 0 "$(cat "$(boot_log 1)" "$(boot_log 2)" | grep -ac 'ignition\[[0-9]*\]:' || true)"
+  assert "ign2 gate passed" gate-passed "$(hist event)"
+  assert "ign2 the gate watched Ignition's unit" ign-web.service \
+    "$(hq '" ".join(u["unit"] for u in [l for l in L if l["event"] == "gate-passed"][-1]["gate"]["units"])')"
+  assert "ign2 the gate ran Ignition's check, passed" "ign-web-up True True ign-web.service is active" \
+    "$(hq '" ".join(str(c[k]).strip() for c in [l for l in L if l["event"] == "gate-passed"][-1]["gate"]["checks"] for k in ("name", "required", "passed", "output"))')"
+  assert "ign2 the deadline timer is Ignition's" 'E2E-IGN-DEADLINE: OnStartupSec=173s' \
+    "$(grep -a '^E2E-IGN-DEADLINE: OnStartupSec=.' "$(boot_log 2)" || true)"
+  assert "ign2 B kept" "$KEPT" "$(gpt_state "$DISK")"
 fi
 
 result="PASS ($ASSERTS_OK checks)"

@@ -26,7 +26,7 @@ if [ ! -s "$D/vmlinux" ] || [ ! -e "$D/root/lib/modules/$KVER/modules.dep" ]; th
   dpkg-deb --fsys-tarfile "$T/${KPKG}"_*.deb | tar -x -C "$T/root" --wildcards \
     './boot/vmlinuz-*' './boot/config-*' "./lib/modules/$KVER/modules.*" \
     "$M/fs/*" "$M/lib/*" "$M/crypto/*" "$M/arch/*" "$M/drivers/md/*" "$M/drivers/block/*" \
-    "$M/drivers/virtio/*" "$M/drivers/char/*" "$M/net/ipv6/*" "$M/net/unix/*"
+    "$M/drivers/virtio/*" "$M/drivers/char/*" "$M/drivers/firmware/*" "$M/net/ipv6/*" "$M/net/unix/*"
   depmod -b "$T/root" "$KVER"   # the .deb ships no modules.dep
   # bzImage payload is xz; trailing garbage after the stream makes xz exit non-zero
   off=$(grep -abo $'\xfd7zXZ\x00' "$T/root/boot/vmlinuz-$KVER" | head -1 | cut -d: -f1)
@@ -35,6 +35,19 @@ if [ ! -s "$D/vmlinux" ] || [ ! -e "$D/root/lib/modules/$KVER/modules.dep" ]; th
   rm -rf "$D"; mkdir -p "$D"
   mv "$T/root" "$T/vmlinux" "$D/"
   log "kernel $KVER extracted: $(du -sh "$D" | cut -f1)"
+fi
+# qemu_fw_cfg: Ignition's qemu platform reads its config from fw_cfg (scenario ign). A cache
+# extracted before drivers/firmware was in the list gets just that module added, in place:
+# new files plus depmod, whose outputs are replaced by rename, so a concurrent reader is safe.
+FWCFG=drivers/firmware/qemu_fw_cfg.ko
+if [ ! -e "$D/root/lib/modules/$KVER/kernel/$FWCFG" ]; then
+  T=$(mktemp -d "$K/tmp.XXXX"); trap 'rm -rf "$T"' EXIT
+  (cd "$T" && { apt-get download -q "$KPKG" >/dev/null 2>&1 ||
+                { apt-get update -q >/dev/null && apt-get download -q "$KPKG" >/dev/null; }; })
+  dpkg-deb --fsys-tarfile "$T/${KPKG}"_*.deb | tar -x -C "$T" "./lib/modules/$KVER/kernel/$FWCFG"
+  install -D -m 0644 "$T/lib/modules/$KVER/kernel/$FWCFG" "$D/root/lib/modules/$KVER/kernel/$FWCFG"
+  depmod -b "$D/root" "$KVER"
+  log "kernel $KVER: added $FWCFG"
 fi
 printf 'KVER=%s\nKROOT=%s\nVMLINUX=%s\n' "$KVER" "$D/root" "$D/vmlinux" >"$K/kernel.env"
 log "kernel $KVER ready ($K/kernel.env)"

@@ -8,7 +8,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(mmdebstrap dracut-core dmsetup cryptsetup-bin squashfs-tools erofs-utils gdisk cgpt kmod cpio
-      busybox-static e2fsprogs dosfstools mtools xz-utils)
+      busybox-static e2fsprogs dosfstools mtools xz-utils
+      # scenario ign: Debian's Ignition and its dracut module, which depends on dracut's
+      # network and url-lib modules and installs setfiles for its SELinux relabeling
+      ignition dracut-network policycoreutils python3-jsonschema)
 APT=(apt-get install -y -q --no-upgrade --no-install-recommends)
 
 missing() { local p; for p in "$@"; do

@@ -136,7 +136,14 @@ search --no-floppy --set oem --part-label OEM --hint "\$root"
 if [ -n "\$oem" -a -f "(\$oem)/grub.cfg" ]; then
     source "(\$oem)/grub.cfg"
 fi
-set linux_cmdline="rootflags=rw rw mount.usrflags=ro consoleblank=0 \$linux_root \$linux_console quiet systemd.gpt_auto=0 panic=-1 $fst \$linux_rd \$linux_append"
+# Flatcar's first-boot detection: the image ships /flatcar/first_boot on the ESP, the initrd
+# removes it once Ignition has run (ignition-quench). Debian's Ignition generator reads
+# ignition.firstboot instead of Flatcar's flatcar.first_boot, so both are set.
+set first_boot=""
+if [ -f "(\$root)/flatcar/first_boot" ]; then
+    set first_boot="flatcar.first_boot=detected ignition.firstboot=1"
+fi
+set linux_cmdline="rootflags=rw rw mount.usrflags=ro consoleblank=0 \$linux_root \$linux_console quiet systemd.gpt_auto=0 panic=-1 $fst \$first_boot \$linux_rd \$linux_append"
 
 function gptprio {
     gptprio.next -d usr_device -u usr_uuid

@@ -6,6 +6,7 @@
 # env: WORK (default $E2E_WORK)  TIMEOUT=240 s per boot (from one GRUB start to the next, or to
 #      the poweroff)  MAX_BOOTS=8 (one more GRUB start ends the run as a loop)
 #      ACCEL=tcg|kvm  SMP=2  MEM=512  PAYLOAD=FILE (/dev/disk/by-id/virtio-payload in the guest)
+#      IGNITION=FILE (an Ignition config over fw_cfg, opt/com.coreos/config: Ignition's qemu platform)
 # Output: WORK/logs/TAG.serial.log (raw), TAG.stamped.log (each line prefixed with the host's
 #      epoch seconds when it arrived), stdout "RUN TAG: boots=3 seq=A,B,A end=poweroff wall=…s"
 #      end: poweroff | timeout (a boot hung: no next GRUB start within TIMEOUT) | loop
@@ -26,6 +27,8 @@ DRIVES=(-drive "file=$DISK,format=raw,if=none,id=disk0,cache=unsafe" -device vir
 # shellcheck disable=SC2054
 [ -z "${PAYLOAD:-}" ] || DRIVES+=(-drive "file=$PAYLOAD,format=raw,if=none,id=pay0,readonly=on"
                                  -device virtio-blk-pci,drive=pay0,serial=payload)
+# as flatcar_production_qemu_uefi.sh -i passes it (Flatcar's Ignition reads opt/org.flatcar-linux/config)
+[ -z "${IGNITION:-}" ] || DRIVES+=(-fw_cfg "name=opt/com.coreos/config,file=$IGNITION")
 
 # Serial console to stdout, each line stamped on arrival ($EPOCHREALTIME: no fork per line).
 # GRUB's serial terminal sends VT100 escapes and \r before its lines: both are dropped first.

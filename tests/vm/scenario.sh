@@ -4,7 +4,7 @@
 #   new_disk TAG                    private copy of the pristine disk: DISK, LAYOUT
 #   make_payload USR.part OUT       an update payload: the USR image, then its kernel
 #   prestage PAYLOAD                stage it into USR-B from the host (Flatcar's cgpt postinst)
-#   run_guest TAG [-p PAYLOAD] [-a ARGS] [-m MAX_BOOTS] STEP...
+#   run_guest TAG [-p PAYLOAD] [-i IGNITION] [-a ARGS] [-m MAX_BOOTS] STEP...
 #                                   one qemu run through GRUB; STEP i = the Nth settled boot's
 #                                   "reboot|poweroff [COMMAND]"; sets SEQ END BOOTS RUN_LOG
 #   assert_seq TAG "A B A"          the exact slots GRUB booted, ending in a poweroff
@@ -61,16 +61,17 @@ ext4_write() {
 }
 root_write() { ext4_write "$1" 9 "$2" "$3"; }
 
-# run_guest TAG [-p PAYLOAD] [-a "kernel args"] [-r "rd args"] [-m MAX_BOOTS] STEP...
+# run_guest TAG [-p PAYLOAD] [-i IGNITION] [-a "kernel args"] [-r "rd args"] [-m MAX_BOOTS] STEP...
 # One qemu run of $DISK through Flatcar's GRUB until the guest powers off. Each STEP is what
 # the Nth boot that settles (bootprobe ran and no first-boot gate is pending) does before it
 # ends: "reboot [CMD]" or "poweroff [CMD]". -a appends to every boot's kernel command line
 # (OEM's grub.cfg linux_append, as on Flatcar); -r replaces the initrd's failure handling
-# (default "rd.shell=0 rd.emergency=reboot"). Sets SEQ ("A B A"), BOOTS, END, RUN_LOG, RUN_WALL.
+# (default "rd.shell=0 rd.emergency=reboot"); -i gives qemu an Ignition config over fw_cfg.
+# Sets SEQ ("A B A"), BOOTS, END, RUN_LOG, RUN_WALL.
 run_guest() {
-  local tag=$1 pay="" app="" rd="" max="" opt OPTIND=2 res f
-  while getopts p:a:r:m: opt; do
-    case $opt in p) pay=$OPTARG ;; a) app=$OPTARG ;; r) rd=$OPTARG ;; m) max=$OPTARG ;; *) die "run_guest: bad option" ;; esac
+  local tag=$1 pay="" ign="" app="" rd="" max="" opt OPTIND=2 res f
+  while getopts p:i:a:r:m: opt; do
+    case $opt in p) pay=$OPTARG ;; i) ign=$OPTARG ;; a) app=$OPTARG ;; r) rd=$OPTARG ;; m) max=$OPTARG ;; *) die "run_guest: bad option" ;; esac
   done
   shift $((OPTIND - 1))
   f=$W/$tag.plan; printf '%s\n' "$@" >"$f"
@@ -80,7 +81,7 @@ run_guest() {
   [ -z "$app" ] || printf 'set linux_append="%s"\n' "$app" >>"$W/$tag.oem.cfg"
   [ -z "$rd" ] || printf 'set linux_rd="%s"\n' "$rd" >>"$W/$tag.oem.cfg"
   [ ! -s "$W/$tag.oem.cfg" ] || ext4_write "$DISK" 6 /grub.cfg "$W/$tag.oem.cfg"
-  res=$(PAYLOAD=$pay MAX_BOOTS=${max:-$(( $# + 3 ))} WORK=$W "$VM_DIR/run-guest.sh" "$tag" "$DISK") || true
+  res=$(PAYLOAD=$pay IGNITION=$ign MAX_BOOTS=${max:-$(( $# + 3 ))} WORK=$W "$VM_DIR/run-guest.sh" "$tag" "$DISK") || true
   log "$res"
   mkdir -p "$W/logs"; echo "$res" >"$W/logs/$tag.result"
   RUN_LOG=$W/logs/$tag.serial.log RUN_STAMPED=$W/logs/$tag.stamped.log RUN_TAG=$tag
