@@ -80,6 +80,67 @@ pub fn open_file(path: &Path, writable: bool, kind: Kind, flags: OFlag) -> Resul
     Ok(File::from(fd))
 }
 
+/// Size caps per kind of file abguard reads: a bigger one is an error naming it, so no
+/// planted file can exhaust memory (a config of 300 MiB, a unit file of /dev/zero).
+pub mod cap {
+    /// One configuration file, a unit file or check script given to `butane`.
+    pub const CONFIG: u64 = 1 << 20;
+    /// A JSON record abguard wrote (boot.json, gate.json, held.json, config-error).
+    pub const RECORD: u64 = 4 << 20;
+    /// One history file (attempts.jsonl and its rotated copy).
+    pub const HISTORY: u64 = 64 << 20;
+    /// Small kernel and /proc files (cmdline, os-release, sysfs attributes).
+    pub const SMALL: u64 = 64 << 10;
+}
+
+/// The whole of the regular file `path`, at most `cap` bytes (a bigger file is an
+/// error, not a truncated read); `None` when it does not exist. Opened with O_NONBLOCK
+/// and type-checked by [`open_file`], so a FIFO, socket, device or directory is a clear
+/// error at once, never a hang. The one reader for every file abguard reads whole.
+pub fn read_bounded(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
+    let f = match open_file(path, false, Kind::Regular, OFlag::empty()) {
+        Ok(f) => f,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    read_capped(f, path, cap).map(Some)
+}
+
+/// [`read_bounded`] as text: invalid UTF-8 is an error naming the file.
+pub fn read_text(path: &Path, cap: u64) -> Result<Option<String>> {
+    read_bounded(path, cap)?
+        .map(|b| {
+            String::from_utf8(b).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not UTF-8 text (byte {})",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })
+        })
+        .transpose()
+}
+
+fn read_capped(f: File, path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    f.take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if buf.len() as u64 > cap {
+        bail!("{} is larger than {cap} bytes: refused", path.display());
+    }
+    Ok(buf)
+}
+
+/// The error is a missing file (ENOENT), anywhere in its chain.
+pub fn not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            || c.downcast_ref::<Errno>() == Some(&Errno::ENOENT)
+    })
+}
+
 #[derive(Debug)]
 pub struct SafeDir {
     fd: OwnedFd,
@@ -164,6 +225,12 @@ impl SafeDir {
 
     /// Write `bytes` to `name` atomically: temp file, fsync, rename, fsync the directory.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_mode(name, bytes, 0o644)
+    }
+
+    /// [`SafeDir::write_atomic`] with the file's mode, e.g. 0o600 for a file that holds
+    /// check output.
+    pub fn write_atomic_mode(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
         let tmp = format!(".{name}.tmp{}", std::process::id());
@@ -172,9 +239,12 @@ impl SafeDir {
             self.fd.as_fd(),
             tmp.as_str(),
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
+            Mode::from_bits_truncate(mode),
         )
         .with_context(|| format!("creating {}", self.path.join(&tmp).display()))?;
+        // the umask must not widen or narrow what the caller asked for
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", self.path.join(&tmp).display()))?;
         let mut f = File::from(fd);
         let written = f
             .write_all(bytes)
@@ -195,16 +265,34 @@ impl SafeDir {
     /// Append `bytes` to `name` (created if missing) and fdatasync it. A file whose last
     /// byte is not a newline (an earlier append torn by a power cut) gets one first, so
     /// the torn fragment stays one unreadable line and the new one is whole.
-    pub fn append_line(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// The file is kept at `mode` (an older, wider file is narrowed).
+    pub fn append_line(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
         let fd = openat(
             self.fd.as_fd(),
             name,
-            OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
+            OFlag::O_RDWR
+                | OFlag::O_APPEND
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(mode),
         )
         .with_context(|| format!("opening {}", target.display()))?;
+        let st =
+            nix::sys::stat::fstat(&fd).with_context(|| format!("checking {}", target.display()))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            bail!(
+                "{} is not a regular file; refusing to append to it",
+                target.display()
+            );
+        }
+        if st.st_mode & 0o7777 != mode {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+                .with_context(|| format!("setting the mode of {}", target.display()))?;
+        }
         let f = File::from(fd);
         let size = f
             .metadata()
@@ -241,6 +329,13 @@ impl SafeDir {
         };
         let reading = || format!("reading {}", target.display());
         let size = f.metadata().with_context(reading)?.len();
+        if size > cap::HISTORY {
+            bail!(
+                "{} is larger than {} bytes: refused",
+                target.display(),
+                cap::HISTORY
+            );
+        }
         let start = size.saturating_sub(max);
         let mut bytes = vec![0; (size - start) as usize];
         f.read_exact_at(&mut bytes, start).with_context(reading)?;
@@ -287,15 +382,60 @@ impl SafeDir {
         .is_ok()
     }
 
-    /// Read `name` without following a symlink; `None` when it does not exist.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let Some(mut f) = self.open_read(name)? else {
+    /// Read `name` (at most `cap` bytes, a bigger file is an error) without following
+    /// a symlink; `None` when it does not exist.
+    pub fn read(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let Some(f) = self.open_read(name)? else {
             return Ok(None);
         };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .with_context(|| format!("reading {}", self.path.join(name).display()))?;
-        Ok(Some(buf))
+        read_capped(f, &self.path.join(name), cap).map(Some)
+    }
+
+    /// Create `name` empty, exclusively: false when it exists already (a symlink too).
+    pub fn create_new(&self, name: &str) -> Result<bool> {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(_) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("creating {}", self.path.join(name).display()))
+            }
+        }
+    }
+
+    /// Create (or truncate) `name` for writing, refusing a symlink or anything but a
+    /// regular file, at `mode`: for output that streams in (a check's log).
+    pub fn create(&self, name: &str, mode: u32) -> Result<File> {
+        let target = self.path.join(name);
+        self.refuse_symlink(name)?;
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(mode),
+        )
+        .with_context(|| format!("creating {}", target.display()))?;
+        let st =
+            nix::sys::stat::fstat(&fd).with_context(|| format!("checking {}", target.display()))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            bail!(
+                "{} is not a regular file; refusing to write it",
+                target.display()
+            );
+        }
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", target.display()))?;
+        nix::unistd::ftruncate(&fd, 0)
+            .with_context(|| format!("truncating {}", target.display()))?;
+        Ok(File::from(fd))
     }
 
     /// Open `name` for reading without following a symlink; `None` when it does not exist.
@@ -304,10 +444,20 @@ impl SafeDir {
         match openat(
             self.fd.as_fd(),
             name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
             Mode::empty(),
         ) {
-            Ok(fd) => Ok(Some(File::from(fd))),
+            Ok(fd) => {
+                let st = nix::sys::stat::fstat(&fd)
+                    .with_context(|| format!("checking {}", target().display()))?;
+                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+                    bail!(
+                        "{} is not a regular file; refusing to read it",
+                        target().display()
+                    );
+                }
+                Ok(Some(File::from(fd)))
+            }
             Err(Errno::ENOENT) => Ok(None),
             Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target().display()),
             Err(e) => Err(e).with_context(|| format!("reading {}", target().display())),

@@ -73,8 +73,8 @@ fn nested_create() {
     let h = d.subpath("var/lib/abguard", true).unwrap();
     h.write_atomic("a.jsonl", b"{}\n").unwrap();
     assert!(t.path().join("var/lib/abguard/a.jsonl").is_file());
-    assert_eq!(h.read("a.jsonl").unwrap().unwrap(), b"{}\n");
-    assert_eq!(h.read("missing").unwrap(), None);
+    assert_eq!(h.read("a.jsonl", 1 << 20).unwrap().unwrap(), b"{}\n");
+    assert_eq!(h.read("missing", 1 << 20).unwrap(), None);
 }
 
 #[test]

@@ -3,17 +3,21 @@
 //! errors (config-error, one a line).
 
 use crate::act::flags::{CONFIG_ERROR, GATE_JSON, STATE_DIR};
+use crate::safefs::cap::RECORD;
 use std::path::Path;
 
 /// The gate's snapshot under `run_dir`, while it is pending or once it decided.
 pub fn read(run_dir: &Path) -> Option<serde_json::Value> {
-    let b = std::fs::read(run_dir.join(STATE_DIR).join(GATE_JSON)).ok()?;
+    let b =
+        crate::safefs::read_bounded(&run_dir.join(STATE_DIR).join(GATE_JSON), RECORD).ok()??;
     serde_json::from_slice(&b).ok()
 }
 
 /// How many configuration lines the generator skipped on this boot.
 pub fn config_errors(run_dir: &Path) -> usize {
-    std::fs::read_to_string(run_dir.join(STATE_DIR).join(CONFIG_ERROR))
+    crate::safefs::read_text(&run_dir.join(STATE_DIR).join(CONFIG_ERROR), RECORD)
+        .ok()
+        .flatten()
         .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
 }
 

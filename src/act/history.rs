@@ -81,7 +81,8 @@ fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Resu
     if full {
         dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
-    dir.append_line(HISTORY_FILE, &line)?;
+    // check output and reasons are in every line: root only (docs/security.md)
+    dir.append_line(HISTORY_FILE, &line, crate::act::flags::PRIVATE_MODE)?;
     // the event is recorded; the old totals file is only tidied away
     if let Err(e) = dir.remove(COUNTERS_FILE) {
         log::debug!("{e:#}");
@@ -106,7 +107,7 @@ fn last_totals(dir: &SafeDir, current: Option<Tail>) -> Result<Counters> {
         }
     }
     Ok(dir
-        .read(COUNTERS_FILE)?
+        .read(COUNTERS_FILE, crate::safefs::cap::RECORD)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .map(|v: serde_json::Value| Counters::from_value(&v))
         .unwrap_or_default())
@@ -129,7 +130,10 @@ fn totals_in(dir: &SafeDir, name: &str, tail: Tail) -> Result<Option<Counters>> 
     if tail.whole {
         return Ok(None);
     }
-    Ok(dir.read(name)?.as_deref().and_then(newest))
+    Ok(dir
+        .read(name, crate::safefs::cap::HISTORY)?
+        .as_deref()
+        .and_then(newest))
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
@@ -274,7 +278,11 @@ pub fn read_history(root: &Path) -> Vec<Entry> {
     let mut all: Vec<Entry> = [HISTORY_OLD, HISTORY_FILE]
         .iter()
         .flat_map(|f| {
-            std::fs::read(dir.join(f))
+            crate::safefs::read_bounded(&dir.join(f), crate::safefs::cap::HISTORY)
+                .unwrap_or_else(|e| {
+                    log::warn!("{e:#}");
+                    None
+                })
                 .unwrap_or_default()
                 .split(|&b| b == b'\n')
                 .filter_map(|l| serde_json::from_slice(l).ok())

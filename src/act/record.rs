@@ -162,8 +162,9 @@ impl From<crate::decide::assess::Verdict> for Verdict {
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
+    crate::safefs::read_text(p, crate::safefs::cap::SMALL)
         .ok()
+        .flatten()
         .map(|s| s.trim().to_string())
 }
 

@@ -77,7 +77,10 @@ impl HostState {
     }
 
     pub fn last_assessment(&self) -> Option<serde_json::Value> {
-        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
+        let p = self.boot_json.as_ref()?;
+        let b = crate::safefs::read_bounded(p, crate::safefs::cap::RECORD)
+            .map_err(|e| log::warn!("{e:#}"))
+            .ok()??;
         serde_json::from_slice(&b).ok()
     }
 

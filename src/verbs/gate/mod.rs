@@ -114,17 +114,14 @@ pub(crate) fn save(env: &Env, r: &Record) {
 
 /// Claim the verdict; false when someone else already did.
 pub(crate) fn claim(env: &Env) -> bool {
-    let p = env.run_dir.join(STATE_DIR).join(GATE_VERDICT);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&p)
-    {
-        Ok(_) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    let made = SafeDir::open(&env.run_dir)
+        .and_then(|run| run.subdir(STATE_DIR, true))
+        .and_then(|state| state.create_new(GATE_VERDICT));
+    match made {
+        Ok(first) => first,
         // an unwritable /run must not stop a rollback
         Err(e) => {
-            log::warn!("{}: {e}", p.display());
+            log::warn!("{e:#}");
             true
         }
     }
@@ -175,7 +172,7 @@ pub(crate) fn act_pass(
 pub(crate) fn config_errors(env: &Env, cfg: &Config) -> Vec<String> {
     let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
     let marker = env.run_dir.join(STATE_DIR).join(CONFIG_ERROR);
-    if let Ok(t) = std::fs::read_to_string(marker) {
+    if let Ok(Some(t)) = crate::safefs::read_text(&marker, crate::safefs::cap::RECORD) {
         for l in t.lines().filter(|l| !l.trim().is_empty()) {
             if !v.iter().any(|e| e == l) {
                 v.push(l.to_string());
@@ -218,7 +215,7 @@ pub fn fail(p: &Roots, unit: Option<&str>, no_reboot: bool) -> Result<ExitCode> 
     }
     // the watcher's last word: the checks it ran (only its snapshot knows them)
     let snapshot: Option<serde_json::Value> = state
-        .read(GATE_JSON)
+        .read(GATE_JSON, crate::safefs::cap::RECORD)
         .ok()
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok());

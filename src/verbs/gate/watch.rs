@@ -7,7 +7,8 @@
 
 use super::{act_fail, act_pass, base_record, claim, config_errors, here, save, Here};
 use crate::act::flags::{
-    GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR, SYSEXTS_MERGED,
+    CHECKS_LOG_DIR, GATE_JSON, GATE_VERDICT, NEEDS_CHECK, PRIVATE_MODE, READ_USR_UNIT, STATE_DIR,
+    SYSEXTS_MERGED,
 };
 use crate::act::record::{rfc3339, Event, Verdict};
 use crate::config::Config;
@@ -90,18 +91,19 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
         started: start,
         first_boot: h.as_ref().map_or(true, |h| h.first),
         units: required.iter().map(|u| UnitTrack::new(u)).collect(),
-        checks: found.iter().map(|(n, _)| checks::track(n)).collect(),
+        checks: found.iter().map(checks::track).collect(),
         config_errors: errors,
         ..GateFacts::default()
     };
     let before = read_before(&env);
     let sysext = cfg.check_sysext && !before.is_empty();
     if sysext {
-        f.checks.push(checks::track(checks::SYSEXT));
+        f.checks.push(checks::named(checks::SYSEXT));
     }
     let mut runner = checks::Runner::new(
-        found.into_iter().map(|(_, p)| p).collect(),
-        env.run_dir.join(STATE_DIR).join("checks"),
+        found,
+        env.run_dir.clone(),
+        CHECKS_LOG_DIR,
         cfg.check_timeout.0,
     );
     let mut last_said = String::new();
@@ -154,7 +156,7 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
 fn publish(state: &SafeDir, snap: &str, last_said: &mut String) {
     let said = snap.split("\"window_ends\"").next().unwrap_or("");
     if said != last_said.as_str() {
-        let _ = state.write_atomic(GATE_JSON, snap.as_bytes());
+        let _ = state.write_atomic_mode(GATE_JSON, snap.as_bytes(), PRIVATE_MODE);
         *last_said = said.to_string();
     }
 }
@@ -252,14 +254,19 @@ fn ordinary_boot(env: &Env, errors: &[String], merged: &[String]) {
 }
 
 fn read_before(env: &Env) -> Vec<String> {
-    std::fs::read_to_string(env.sysroot.join(SYSEXTS_MERGED))
-        .map(|t| {
-            t.lines()
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::safefs::read_text(
+        &env.sysroot.join(SYSEXTS_MERGED),
+        crate::safefs::cap::RECORD,
+    )
+    .ok()
+    .flatten()
+    .map(|t| {
+        t.lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn sysext_check(usr: &std::path::Path, before: &[String], t: Option<&mut CheckTrack>) {
