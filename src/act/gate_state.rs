@@ -21,6 +21,19 @@ pub fn config_errors(run_dir: &Path) -> usize {
         .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
 }
 
+/// How many checks in the gate's snapshot were refused (a count: no check output).
+pub fn checks_refused(s: &serde_json::Value) -> usize {
+    s["checks"].as_array().map_or(0, |c| {
+        c.iter()
+            .filter(|c| {
+                c["result"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(": refused"))
+            })
+            .count()
+    })
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,7 +9,18 @@ use std::path::{Path, PathBuf};
 
 pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
     let c = if files.is_empty() {
-        Config::load(root)
+        let mut c = Config::load(root);
+        // the checks the gate would refuse, reported before the boot that needs them
+        for f in crate::probe::checks::discover(root) {
+            if let Some(why) = f.refused {
+                c.errors.push(crate::config::ConfigError {
+                    file: PathBuf::from(format!("health check {}", f.name)),
+                    line: 0,
+                    what: why,
+                });
+            }
+        }
+        c
     } else {
         let mut c = Config::default();
         for f in files {
@@ -37,6 +48,9 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
     for e in &c.errors {
         // the line was skipped; everything else applies
         eprintln!("{e}");
+    }
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
     }
     if check && !json {
         match c.errors.len() {

@@ -162,6 +162,7 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         held: &host.held(),
         config_error,
         config_errors,
+        checks_refused: gate.as_ref().map_or(0, gate_state::checks_refused),
         gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
         gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
     });
