@@ -43,13 +43,25 @@ pub fn open_file(path: &Path, writable: bool, kind: Kind, flags: OFlag) -> Resul
     } else {
         OFlag::O_RDONLY
     };
-    let fd = nix::fcntl::open(
+    let fd = match nix::fcntl::open(
         path,
         access | flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
         Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(|| format!("opening {}", path.display()))?;
+    ) {
+        Ok(fd) => fd,
+        // a socket cannot be opened at all: say what it is
+        Err(Errno::ENXIO)
+            if nix::sys::stat::stat(path).is_ok_and(|st| {
+                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK
+            }) =>
+        {
+            bail!("{} is a socket, not a regular file", path.display())
+        }
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("opening {}", path.display()))
+        }
+    };
     let mode = SFlag::from_bits_truncate(
         nix::sys::stat::fstat(&fd)
             .with_context(|| format!("reading the file type of {}", path.display()))?
@@ -83,8 +95,9 @@ pub fn open_file(path: &Path, writable: bool, kind: Kind, flags: OFlag) -> Resul
 /// Size caps per kind of file abguard reads: a bigger one is an error naming it, so no
 /// planted file can exhaust memory (a config of 300 MiB, a unit file of /dev/zero).
 pub mod cap {
-    /// One configuration file, a unit file or check script given to `butane`.
-    pub const CONFIG: u64 = 1 << 20;
+    /// One configuration file, a unit file or check script given to `butane` (room for
+    /// 200,000 critical units).
+    pub const CONFIG: u64 = 8 << 20;
     /// A JSON record abguard wrote (boot.json, gate.json, held.json, config-error).
     pub const RECORD: u64 = 4 << 20;
     /// One history file (attempts.jsonl and its rotated copy).

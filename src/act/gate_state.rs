@@ -8,14 +8,16 @@ use std::path::Path;
 
 /// The gate's snapshot under `run_dir`, while it is pending or once it decided.
 pub fn read(run_dir: &Path) -> Option<serde_json::Value> {
-    let b =
-        crate::safefs::read_bounded(&run_dir.join(STATE_DIR).join(GATE_JSON), RECORD).ok()??;
+    let b = crate::safefs::read_bounded(&run_dir.join(STATE_DIR).join(GATE_JSON), RECORD)
+        .map_err(|e| log::warn!("{e:#}"))
+        .ok()??;
     serde_json::from_slice(&b).ok()
 }
 
 /// How many configuration lines the generator skipped on this boot.
 pub fn config_errors(run_dir: &Path) -> usize {
     crate::safefs::read_text(&run_dir.join(STATE_DIR).join(CONFIG_ERROR), RECORD)
+        .map_err(|e| log::warn!("{e:#}"))
         .ok()
         .flatten()
         .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())

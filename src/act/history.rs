@@ -205,18 +205,18 @@ impl Counters {
     fn count(&mut self, r: &Record) {
         let assessed = r.event.is_assessment();
         if assessed {
-            self.boots += 1;
+            self.boots = self.boots.saturating_add(1);
             if r.first_boot_after_upgrade == Some(true) {
-                self.first_boots += 1;
+                self.first_boots = self.first_boots.saturating_add(1);
             }
         }
         if r.event == Event::GatePassed {
-            self.gate_passed += 1;
+            self.gate_passed = self.gate_passed.saturating_add(1);
         }
         let failed =
             r.event.is_first_boot_failure() || (assessed && r.verdict == Verdict::Rollback);
         if failed && r.first_boot_after_upgrade != Some(false) {
-            self.failed_first_boots += 1;
+            self.failed_first_boots = self.failed_first_boots.saturating_add(1);
             let version = match &r.failed {
                 Some(b) => b.version_id.as_deref(),
                 None => r.version_id.as_deref(),
@@ -230,13 +230,13 @@ impl Counters {
             || Manual::from_event(&r.event) == Some(Manual::Rollback)
             || r.event == Event::Fallback
         {
-            self.rollbacks += 1;
+            self.rollbacks = self.rollbacks.saturating_add(1);
         }
         if r.event == Event::Fallback {
-            self.fallbacks += 1;
+            self.fallbacks = self.fallbacks.saturating_add(1);
         }
         if r.event == Event::RestageRefused {
-            self.restages_refused += 1;
+            self.restages_refused = self.restages_refused.saturating_add(1);
         }
     }
 
@@ -253,7 +253,8 @@ impl Counters {
         };
         // the version failing now moves to the newest end; the oldest falls off
         let mut v = self.versions.remove(at);
-        *v.failures.entry(cause.to_string()).or_default() += 1;
+        let n = v.failures.entry(cause.to_string()).or_default();
+        *n = n.saturating_add(1);
         self.versions.push(v);
         let excess = self.versions.len().saturating_sub(VERSIONS_KEPT);
         self.versions.drain(..excess);

@@ -150,14 +150,13 @@ impl Config {
                 Ok(key.name)
             });
             match applied {
+                // CRITICAL_UNITS lines merge (a list may take many lines): no warning
+                Ok("CRITICAL_UNITS") => {}
                 Ok(k) => {
                     if let Some((_, first)) = seen.iter().find(|(s, _)| *s == k) {
-                        let how = match k {
-                            "CRITICAL_UNITS" => "both apply: the lists merge",
-                            _ => "the last one wins",
-                        };
-                        self.warnings
-                            .push(err(format!("{k} is also set on line {first}: {how}")));
+                        self.warnings.push(err(format!(
+                            "{k} is also set on line {first}: the last one wins"
+                        )));
                     } else {
                         seen.push((k, l.number));
                     }

@@ -258,6 +258,7 @@ fn read_before(env: &Env) -> Vec<String> {
         &env.sysroot.join(SYSEXTS_MERGED),
         crate::safefs::cap::RECORD,
     )
+    .map_err(|e| log::warn!("{e:#}"))
     .ok()
     .flatten()
     .map(|t| {
