@@ -72,7 +72,7 @@ fn no_panic(row: &str, o: &Output) {
         o.status.code().is_some() && o.status.code() != Some(101),
         "{row}: {:?} {}",
         o.status,
-        stderr(&o)
+        stderr(o)
     );
     assert!(o.status.signal().is_none(), "{row}: killed by a signal");
     assert!(!stderr(o).contains("panicked"), "{row}: {}", stderr(o));

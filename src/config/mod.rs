@@ -79,7 +79,7 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
     /// The critical units already listed, so merging 200,000 stays linear.
     #[serde(skip)]
-    pub(crate) unit_set: std::collections::HashSet<String>,
+    pub unit_set: std::collections::HashSet<String>,
 }
 
 impl Default for Config {
