@@ -159,30 +159,10 @@ impl SafeDir {
     pub fn append_line(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
-        let fd = openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDWR
-                | OFlag::O_APPEND
-                | OFlag::O_CREAT
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC
-                | OFlag::O_NONBLOCK,
-            Mode::from_bits_truncate(mode),
-        )
-        .with_context(|| format!("opening {}", target.display()))?;
-        let st =
-            nix::sys::stat::fstat(&fd).with_context(|| format!("checking {}", target.display()))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-            bail!(
-                "{} is not a regular file; refusing to append to it",
-                target.display()
-            );
-        }
-        if st.st_mode & 0o7777 != mode {
-            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
-                .with_context(|| format!("setting the mode of {}", target.display()))?;
-        }
+        let fd = self.open_regular(name, OFlag::O_RDWR | OFlag::O_APPEND, mode)?;
+        // an older, wider file is narrowed (and the umask never widens a new one)
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", target.display()))?;
         let f = File::from(fd);
         let size = f
             .metadata()
@@ -281,6 +261,21 @@ impl SafeDir {
         read_capped(f, &self.path.join(name), cap).map(Some)
     }
 
+    /// Open (creating at `mode`) `name` with `flags`, never through a symlink and never
+    /// blocking; anything but a regular file is refused.
+    fn open_regular(&self, name: &str, flags: OFlag, mode: u32) -> Result<OwnedFd> {
+        let target = self.path.join(name);
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            flags | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(mode),
+        )
+        .with_context(|| format!("opening {}", target.display()))?;
+        regular(&fd, &target)?;
+        Ok(fd)
+    }
+
     /// Create `name` empty, exclusively: false when it exists already (a symlink too).
     pub fn create_new(&self, name: &str) -> Result<bool> {
         match openat(
@@ -302,25 +297,7 @@ impl SafeDir {
     pub fn create(&self, name: &str, mode: u32) -> Result<File> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
-        let fd = openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC
-                | OFlag::O_NONBLOCK,
-            Mode::from_bits_truncate(mode),
-        )
-        .with_context(|| format!("creating {}", target.display()))?;
-        let st =
-            nix::sys::stat::fstat(&fd).with_context(|| format!("checking {}", target.display()))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-            bail!(
-                "{} is not a regular file; refusing to write it",
-                target.display()
-            );
-        }
+        let fd = self.open_regular(name, OFlag::O_WRONLY, mode)?;
         nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
             .with_context(|| format!("setting the mode of {}", target.display()))?;
         nix::unistd::ftruncate(&fd, 0)
@@ -338,14 +315,7 @@ impl SafeDir {
             Mode::empty(),
         ) {
             Ok(fd) => {
-                let st = nix::sys::stat::fstat(&fd)
-                    .with_context(|| format!("checking {}", target().display()))?;
-                if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-                    bail!(
-                        "{} is not a regular file; refusing to read it",
-                        target().display()
-                    );
-                }
+                regular(&fd, &target())?;
                 Ok(Some(File::from(fd)))
             }
             Err(Errno::ENOENT) => Ok(None),
@@ -353,6 +323,18 @@ impl SafeDir {
             Err(e) => Err(e).with_context(|| format!("reading {}", target().display())),
         }
     }
+}
+
+/// Refuse an opened file that is not a regular one (a FIFO, device, socket, directory).
+fn regular(fd: &OwnedFd, target: &Path) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd).with_context(|| format!("checking {}", target.display()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        bail!(
+            "{} is not a regular file; refusing to use it",
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
