@@ -12,7 +12,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 /// Output kept in /run per run; the rest is counted and dropped.
@@ -119,7 +118,14 @@ fn kill_all(dir: &Path) {
 pub struct Boxed {
     pub child: Child,
     cgroup: Option<Cgroup>,
-    head: Receiver<String>,
+    /// The read end of its stdout and stderr (non-blocking).
+    pipe: File,
+    log: File,
+    shown: PathBuf,
+    /// The first HEAD_KEEP bytes; `kept` in the log; `cut` dropped.
+    head: Vec<u8>,
+    kept: usize,
+    cut: u64,
 }
 
 /// Start `path` in a box of its own (in `home`, or its own process group without one),
@@ -166,57 +172,51 @@ pub fn spawn(
     // the parent's copies of the write end are gone with `cmd`: EOF comes when every
     // process of the check has closed it (or died)
     drop(cmd);
-    let (tx, head) = channel();
-    let shown = logs.path().join(log);
-    std::thread::spawn(move || {
-        let _ = tx.send(keep(File::from(rd), file, &shown));
-    });
+    // read between the gate's polls, never blocking it; a big pipe lets a chatty check
+    // run on between two polls (its output past LOG_KEEP is dropped anyway)
+    let pipe = File::from(rd);
+    let _ = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    let _ = nix::fcntl::fcntl(
+        &pipe,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     Ok(Boxed {
         child,
         cgroup,
-        head,
+        pipe,
+        log: file,
+        shown: logs.path().join(log),
+        head: Vec::new(),
+        kept: 0,
+        cut: 0,
     })
 }
 
-/// Copy the pipe into the log up to LOG_KEEP bytes, count the rest, say what was cut.
-/// Returns the first HEAD_KEEP bytes for the record.
-fn keep(mut pipe: File, mut log: File, shown: &Path) -> String {
-    let mut kept = Vec::with_capacity(8192);
-    let mut cut: u64 = 0;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = match pipe.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let room = LOG_KEEP - kept.len().min(LOG_KEEP);
-        let take = n.min(room);
-        kept.extend_from_slice(&buf[..take]);
-        if log.write_all(&buf[..take]).is_err() {
-            log::warn!("{}: cannot write the check's output", shown.display());
-        }
-        cut = cut.saturating_add((n - take) as u64);
-    }
-    if cut > 0 {
-        let _ = writeln!(
-            log,
-            "\n[abguard: {cut} more bytes cut; the first {LOG_KEEP} are kept]"
-        );
-    }
-    let head = &kept[..kept.len().min(HEAD_KEEP)];
-    let mut s = String::from_utf8_lossy(head).trim_end().to_string();
-    if kept.len() > HEAD_KEEP || cut > 0 {
-        s.push_str(&format!(
-            "\n[cut: the first {HEAD_KEEP} bytes are kept here, the log has more]"
-        ));
-    }
-    s
-}
-
 impl Boxed {
-    /// Kill everything the check started (itself included) and take its output.
+    /// Move what the check wrote so far into its log: up to LOG_KEEP bytes, the rest
+    /// counted. Returns at once when the pipe is empty.
+    pub fn pump(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match self.pipe.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let take = n.min(LOG_KEEP - self.kept.min(LOG_KEEP));
+            if take > 0 && self.log.write_all(&buf[..take]).is_err() {
+                log::warn!("{}: cannot write the check's output", self.shown.display());
+            }
+            let room = HEAD_KEEP.saturating_sub(self.head.len());
+            self.head.extend_from_slice(&buf[..take.min(room)]);
+            self.kept += take;
+            self.cut = self.cut.saturating_add((n - take) as u64);
+        }
+    }
+
+    /// Kill everything the check started (itself included) and take its output: the
+    /// first HEAD_KEEP bytes, for the record.
     pub fn finish(mut self) -> String {
         match &self.cgroup {
             Some(cg) => cg.end(),
@@ -227,10 +227,20 @@ impl Boxed {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.head.recv_timeout(DRAIN).unwrap_or_else(|_| {
-            "(output not collected: a process it started outside its process group still holds it)"
-                .into()
-        })
+        // every writer is dead (in a cgroup): this drains to the end
+        self.pump();
+        if self.cut > 0 {
+            let _ = writeln!(
+                self.log,
+                "\n[abguard: {} more bytes cut; the first {LOG_KEEP} are kept]",
+                self.cut
+            );
+        }
+        let mut s = String::from_utf8_lossy(&self.head).trim_end().to_string();
+        if self.kept > HEAD_KEEP || self.cut > 0 {
+            s.push_str("\n[cut: the first 4096 bytes are kept here, the log has more]");
+        }
+        s
     }
 
     pub fn boxed(&self) -> bool {

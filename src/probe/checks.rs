@@ -132,6 +132,7 @@ impl Runner {
                 continue;
             }
             if let Some(r) = &mut self.running[i] {
+                r.boxed.pump();
                 let done = match r.boxed.child.try_wait() {
                     Ok(Some(st)) => Some(describe(st)),
                     Ok(None) if now.saturating_sub(r.started) >= self.timeout_us => Some((
