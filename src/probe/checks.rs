@@ -94,7 +94,7 @@ pub struct Runner {
     /// Where each run's output goes: `run_dir` and below it `log_dir` (abguard/checks),
     /// made on first use one component at a time, never through a symlink.
     run_dir: PathBuf,
-    log_dir: &'static str,
+    log_dir: String,
     pub timeout_us: u64,
     /// Where the boxes go; `Err`: why there are none (process groups instead).
     home: Result<PathBuf, String>,
@@ -103,12 +103,7 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(
-        found: Vec<Found>,
-        run_dir: PathBuf,
-        log_dir: &'static str,
-        timeout_us: u64,
-    ) -> Runner {
+    pub fn new(found: Vec<Found>, run_dir: PathBuf, log_dir: String, timeout_us: u64) -> Runner {
         let n = found.len();
         let home = checkbox::cgroup_home().map_err(|e| format!("{e:#}"));
         if let (Err(e), true) = (&home, found.iter().any(|f| f.refused.is_none())) {
@@ -183,7 +178,7 @@ impl Runner {
 
     fn spawn(&self, i: usize) -> anyhow::Result<Boxed> {
         let f = &self.found[i];
-        let logs = SafeDir::open(&self.run_dir)?.subpath(self.log_dir, true)?;
+        let logs = SafeDir::open(&self.run_dir)?.subpath(&self.log_dir, true)?;
         let home = self.home.as_ref().ok().map(PathBuf::as_path);
         checkbox::spawn(&f.path, &f.name, home, &logs, &format!("{}.log", f.name))
     }

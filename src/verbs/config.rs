@@ -2,19 +2,20 @@
 //! validates files with the boot's own parser and no side effects (for provisioning
 //! pipelines).
 
+use crate::cli::args::ConfigArgs;
 use crate::config::{keys::KEYS, Config};
-use crate::exit::ExitCode;
-use anyhow::Result;
-use std::path::{Path, PathBuf};
+use crate::exit::{ExitCode, VerbResult};
 
-pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
+/// `config`: the effective settings, or `--check` of files.
+pub fn run(a: &ConfigArgs) -> VerbResult {
+    let (root, json, check, files) = (&a.root, a.json, a.check, &a.files);
     let c = if files.is_empty() {
         let mut c = Config::load(root);
         // the checks the gate would refuse, reported before the boot that needs them
         for f in crate::probe::checks::discover(root) {
             if let Some(why) = f.refused {
                 c.errors.push(crate::config::ConfigError {
-                    file: PathBuf::from(format!("health check {}", f.name)),
+                    file: std::path::PathBuf::from(format!("health check {}", f.name)),
                     line: 0,
                     what: why,
                 });
@@ -36,7 +37,10 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
         c
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&c).map_err(anyhow::Error::from)?
+        );
     } else if !check {
         for k in KEYS {
             println!("{}={}", k.name, (k.show)(&c));
