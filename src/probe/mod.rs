@@ -83,15 +83,17 @@ impl Env {
     }
 
     pub fn read_cmdline(&self) -> Result<Cmdline> {
-        let b = crate::safefs::read_bounded(&self.cmdline, crate::safefs::cap::SMALL)?
-            .with_context(|| format!("{} does not exist", self.cmdline.display()))?;
+        let b = crate::safefs::read_bounded(&self.cmdline, crate::safefs::cap::SMALL)
+            .with_context(|| format!("reading {}", self.cmdline.display()))?
+            .with_context(|| format!("reading {}: no such file", self.cmdline.display()))?;
         Ok(cmdline::parse(&String::from_utf8_lossy(&b)))
     }
 
     /// The mount point of /usr in use and its backing partition, as rootdev finds it.
     pub fn usr_backing(&self) -> Result<(PathBuf, String, Backing)> {
-        let text = crate::safefs::read_text(&self.mountinfo, crate::safefs::cap::RECORD)?
-            .with_context(|| format!("{} does not exist", self.mountinfo.display()))?;
+        let text = crate::safefs::read_text(&self.mountinfo, crate::safefs::cap::RECORD)
+            .with_context(|| format!("reading {}", self.mountinfo.display()))?
+            .with_context(|| format!("reading {}: no such file", self.mountinfo.display()))?;
         let mounts = sysfs::parse_mountinfo(&text);
         let (dir, m) = self
             .usr_candidates
