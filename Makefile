@@ -50,7 +50,7 @@ test: deps build check
 	@# abguard verify through libcryptsetup (the userspace build's feature)
 	$(CARGO) test --locked --features cryptsetup --test verify
 	@# the same image and corpus tests against the static release binary (panic=abort)
-	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev --test concurrency --test grub_oracle
+	ABGUARD_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test corrupt --test malformed --test initrd --test gate --test cgpt_oracle --test loopdev --test concurrency --test grub_oracle --test hostile --test gate_watch
 	./tests/demo-bare.sh
 	$(MAKE) test-arm64
 	$(MAKE) e2e

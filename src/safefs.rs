@@ -11,10 +11,15 @@ use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{fsync, unlinkat, UnlinkatFlags};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+/// Bounded, non-blocking reads of whole files.
+pub mod read;
+use read::read_capped;
+pub use read::{cap, not_found, open_file, read_bounded, read_text, Kind};
 
 /// The end of a file, from [`SafeDir::tail`].
 #[derive(Debug)]
@@ -24,60 +29,6 @@ pub struct Tail {
     pub whole: bool,
     /// Newlines in the whole file.
     pub lines: usize,
-}
-
-/// Which kinds of file an [`open_file`] caller can use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Regular,
-    RegularOrBlock,
-}
-
-/// Open `path` without blocking on a FIFO, then refuse anything but the kinds asked
-/// for, checked with fstat on the opened file (no race with a rename). A FIFO, socket
-/// or character device would otherwise hang a reader or feed it endless bytes.
-/// `flags` are added to O_RDONLY/O_RDWR (e.g. O_DIRECT).
-pub fn open_file(path: &Path, writable: bool, kind: Kind, flags: OFlag) -> Result<File> {
-    let access = if writable {
-        OFlag::O_RDWR
-    } else {
-        OFlag::O_RDONLY
-    };
-    let fd = nix::fcntl::open(
-        path,
-        access | flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(|| format!("opening {}", path.display()))?;
-    let mode = SFlag::from_bits_truncate(
-        nix::sys::stat::fstat(&fd)
-            .with_context(|| format!("reading the file type of {}", path.display()))?
-            .st_mode,
-    ) & SFlag::S_IFMT;
-    let ok = mode == SFlag::S_IFREG || (kind == Kind::RegularOrBlock && mode == SFlag::S_IFBLK);
-    if !ok {
-        let what = match mode {
-            SFlag::S_IFDIR => "a directory",
-            SFlag::S_IFIFO => "a FIFO",
-            SFlag::S_IFSOCK => "a socket",
-            SFlag::S_IFCHR => "a character device",
-            _ => "not a regular file",
-        };
-        let want = match kind {
-            Kind::Regular => "a regular file",
-            Kind::RegularOrBlock => "a block device or an image file",
-        };
-        bail!("{} is {what}, not {want}", path.display());
-    }
-    // O_NONBLOCK only guarded the open: reads of a file or disk never block anyway
-    let fl = OFlag::from_bits_truncate(
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)
-            .with_context(|| format!("reading the flags of {}", path.display()))?,
-    );
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(fl & !OFlag::O_NONBLOCK))
-        .with_context(|| format!("setting the flags of {}", path.display()))?;
-    Ok(File::from(fd))
 }
 
 #[derive(Debug)]
@@ -164,6 +115,12 @@ impl SafeDir {
 
     /// Write `bytes` to `name` atomically: temp file, fsync, rename, fsync the directory.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_mode(name, bytes, 0o644)
+    }
+
+    /// [`SafeDir::write_atomic`] with the file's mode, e.g. 0o600 for a file that holds
+    /// check output.
+    pub fn write_atomic_mode(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
         let tmp = format!(".{name}.tmp{}", std::process::id());
@@ -172,9 +129,12 @@ impl SafeDir {
             self.fd.as_fd(),
             tmp.as_str(),
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
+            Mode::from_bits_truncate(mode),
         )
         .with_context(|| format!("creating {}", self.path.join(&tmp).display()))?;
+        // the umask must not widen or narrow what the caller asked for
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", self.path.join(&tmp).display()))?;
         let mut f = File::from(fd);
         let written = f
             .write_all(bytes)
@@ -195,16 +155,14 @@ impl SafeDir {
     /// Append `bytes` to `name` (created if missing) and fdatasync it. A file whose last
     /// byte is not a newline (an earlier append torn by a power cut) gets one first, so
     /// the torn fragment stays one unreadable line and the new one is whole.
-    pub fn append_line(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    /// The file is kept at `mode` (an older, wider file is narrowed).
+    pub fn append_line(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let target = self.path.join(name);
         self.refuse_symlink(name)?;
-        let fd = openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .with_context(|| format!("opening {}", target.display()))?;
+        let fd = self.open_regular(name, OFlag::O_RDWR | OFlag::O_APPEND, mode)?;
+        // an older, wider file is narrowed (and the umask never widens a new one)
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", target.display()))?;
         let f = File::from(fd);
         let size = f
             .metadata()
@@ -241,6 +199,13 @@ impl SafeDir {
         };
         let reading = || format!("reading {}", target.display());
         let size = f.metadata().with_context(reading)?.len();
+        if size > cap::HISTORY {
+            bail!(
+                "{} is larger than {} bytes: refused",
+                target.display(),
+                cap::HISTORY
+            );
+        }
         let start = size.saturating_sub(max);
         let mut bytes = vec![0; (size - start) as usize];
         f.read_exact_at(&mut bytes, start).with_context(reading)?;
@@ -287,15 +252,57 @@ impl SafeDir {
         .is_ok()
     }
 
-    /// Read `name` without following a symlink; `None` when it does not exist.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let Some(mut f) = self.open_read(name)? else {
+    /// Read `name` (at most `cap` bytes, a bigger file is an error) without following
+    /// a symlink; `None` when it does not exist.
+    pub fn read(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let Some(f) = self.open_read(name)? else {
             return Ok(None);
         };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .with_context(|| format!("reading {}", self.path.join(name).display()))?;
-        Ok(Some(buf))
+        read_capped(f, &self.path.join(name), cap).map(Some)
+    }
+
+    /// Open (creating at `mode`) `name` with `flags`, never through a symlink and never
+    /// blocking; anything but a regular file is refused.
+    fn open_regular(&self, name: &str, flags: OFlag, mode: u32) -> Result<OwnedFd> {
+        let target = self.path.join(name);
+        let fd = openat(
+            self.fd.as_fd(),
+            name,
+            flags | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(mode),
+        )
+        .with_context(|| format!("opening {}", target.display()))?;
+        regular(&fd, &target)?;
+        Ok(fd)
+    }
+
+    /// Create `name` empty, exclusively: false when it exists already (a symlink too).
+    pub fn create_new(&self, name: &str) -> Result<bool> {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(_) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("creating {}", self.path.join(name).display()))
+            }
+        }
+    }
+
+    /// Create (or truncate) `name` for writing, refusing a symlink or anything but a
+    /// regular file, at `mode`: for output that streams in (a check's log).
+    pub fn create(&self, name: &str, mode: u32) -> Result<File> {
+        let target = self.path.join(name);
+        self.refuse_symlink(name)?;
+        let fd = self.open_regular(name, OFlag::O_WRONLY, mode)?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("setting the mode of {}", target.display()))?;
+        nix::unistd::ftruncate(&fd, 0)
+            .with_context(|| format!("truncating {}", target.display()))?;
+        Ok(File::from(fd))
     }
 
     /// Open `name` for reading without following a symlink; `None` when it does not exist.
@@ -304,15 +311,30 @@ impl SafeDir {
         match openat(
             self.fd.as_fd(),
             name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
             Mode::empty(),
         ) {
-            Ok(fd) => Ok(Some(File::from(fd))),
+            Ok(fd) => {
+                regular(&fd, &target())?;
+                Ok(Some(File::from(fd)))
+            }
             Err(Errno::ENOENT) => Ok(None),
             Err(Errno::ELOOP) => bail!("{} is a symlink; refusing to use it", target().display()),
             Err(e) => Err(e).with_context(|| format!("reading {}", target().display())),
         }
     }
+}
+
+/// Refuse an opened file that is not a regular one (a FIFO, device, socket, directory).
+fn regular(fd: &OwnedFd, target: &Path) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd).with_context(|| format!("checking {}", target.display()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        bail!(
+            "{} is not a regular file; refusing to use it",
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

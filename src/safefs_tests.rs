@@ -1,6 +1,7 @@
 //! Unit tests of `safefs` (beside it, to keep that file short).
 
 use super::*;
+use std::io::Read;
 
 #[test]
 fn special_files_are_refused_at_once() {
@@ -73,8 +74,8 @@ fn nested_create() {
     let h = d.subpath("var/lib/abguard", true).unwrap();
     h.write_atomic("a.jsonl", b"{}\n").unwrap();
     assert!(t.path().join("var/lib/abguard/a.jsonl").is_file());
-    assert_eq!(h.read("a.jsonl").unwrap().unwrap(), b"{}\n");
-    assert_eq!(h.read("missing").unwrap(), None);
+    assert_eq!(h.read("a.jsonl", 1 << 20).unwrap().unwrap(), b"{}\n");
+    assert_eq!(h.read("missing", 1 << 20).unwrap(), None);
 }
 
 #[test]
@@ -96,4 +97,29 @@ fn tail_counts_every_line_keeps_only_the_end() {
         );
         assert_eq!(tail.whole, keep == text.len(), "max {max}");
     }
+}
+
+#[test]
+fn bounded_reads_name_what_is_wrong() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("c.conf");
+    std::fs::write(&f, vec![b'x'; 100]).unwrap();
+    assert_eq!(read_bounded(&f, 100).unwrap().unwrap().len(), 100);
+    let e = read_bounded(&f, 99).unwrap_err().to_string();
+    assert!(e.contains("larger than 99 bytes"), "{e}");
+    assert_eq!(read_bounded(&t.path().join("none"), 9).unwrap(), None);
+    std::fs::write(&f, b"\xff").unwrap();
+    assert!(read_text(&f, 9)
+        .unwrap_err()
+        .to_string()
+        .contains("not UTF-8"));
+    let fifo = t.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+    let e = read_bounded(&fifo, 9).unwrap_err().to_string();
+    assert!(e.contains("is a FIFO"), "{e}");
+    let d = SafeDir::open(t.path()).unwrap();
+    assert!(format!("{:#}", d.read("fifo", 9).unwrap_err()).contains("not a regular file"));
+    // a FIFO with no reader fails the non-blocking open itself (ENXIO): never a hang
+    assert!(d.create("fifo", 0o600).is_err());
+    assert!(!d.create_new("fifo").unwrap() && d.create_new("new").unwrap());
 }

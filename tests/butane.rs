@@ -299,7 +299,7 @@ fn every_setting_round_trips_through_both_formats() {
 }
 
 #[test]
-fn a_check_script_lands_executable_in_checks_d() {
+fn a_check_script_lands_root_owned_and_private_in_checks_d() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("port");
     std::fs::write(&f, "#!/bin/sh\nexec nc -z 127.0.0.1 80\n").unwrap();
@@ -313,8 +313,18 @@ fn a_check_script_lands_executable_in_checks_d() {
     same_config(&butane, &ign);
     let file = &ign["storage"]["files"][1];
     assert_eq!(file["path"], "/etc/abguard/checks.d/port");
-    assert_eq!(file["mode"], 0o755);
-    assert_eq!(butane["storage"]["files"][1]["mode"], 0o755);
+    // the gate refuses a check anyone but root could change: 0700, uid and gid 0
+    assert_eq!(file["mode"], 0o700);
+    assert_eq!(
+        (file["user"]["id"].as_u64(), file["group"]["id"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let b = &butane["storage"]["files"][1];
+    assert_eq!(b["mode"], 0o700);
+    assert_eq!(
+        (b["user"]["id"].as_u64(), b["group"]["id"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(
         butane["storage"]["files"][1]["contents"]["inline"],
         "#!/bin/sh\nexec nc -z 127.0.0.1 80\n"

@@ -351,3 +351,188 @@ fn the_deadline_names_the_check_that_never_passed() {
     );
     assert_eq!(last["gate"]["checks"][0]["output"], "refused");
 }
+
+/// A process is gone (or a zombie no one will run again).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+fn wait_gone(pid: &str, ms: u64) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(ms) {
+        if gone(pid) {
+            return true;
+        }
+        sleep(20);
+    }
+    gone(pid)
+}
+
+fn wait_file(p: &Path, ms: u64) -> String {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(ms) {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if !s.trim().is_empty() {
+                return s;
+            }
+        }
+        sleep(20);
+    }
+    panic!("{} never written", p.display());
+}
+
+#[test]
+fn a_setsid_grandchild_dies_at_the_timeout_and_a_passing_checks_child_with_it() {
+    let g = first_boot("STABLE_FOR=0\nCHECK_TIMEOUT=1s\n");
+    let (hang, bg) = (g.m.p("hang.pid"), g.m.p("bg.pid"));
+    // escapes its process group and session, then outlives the timeout
+    check(
+        &g,
+        "hang.wanted",
+        &format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 300' </dev/null >/dev/null 2>&1 &\nsleep 300",
+            hang.display()
+        ),
+    );
+    // passes at once, leaving a background child (its own session too)
+    check(
+        &g,
+        "ok",
+        &format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 300' </dev/null >/dev/null 2>&1 &\necho up",
+            bg.display()
+        ),
+    );
+    // fails once and passes on its retry (5 s later): the gate is still waiting when
+    // the timeout (not the verdict) ends `hang`
+    let m = g.m.p("slow.once");
+    check(
+        &g,
+        "slow",
+        &format!("[ -e {0} ] && exit 0; touch {0}; exit 1", m.display()),
+    );
+    let c = g.start();
+    let (hang_pid, bg_pid) = (wait_file(&hang, 5000), wait_file(&bg, 5000));
+    let h = wait_gone(&hang_pid, 2500);
+    assert!(!g.healthy(), "the gate must still be waiting for `slow`");
+    let b = wait_gone(&bg_pid, 2000);
+    finish(c, 15);
+    assert!(g.healthy());
+    for p in [&hang_pid, &bg_pid] {
+        if !gone(p) {
+            let _ = Command::new("kill").args(["-9", p.trim()]).status();
+        }
+    }
+    assert!(h, "the setsid grandchild of a timed-out check survived");
+    assert!(b, "the background child of a passing check survived");
+    let last = g.m.history().pop().unwrap();
+    let checks = last["gate"]["checks"].to_string();
+    assert!(
+        checks.contains("killed after 1s (CHECK_TIMEOUT)"),
+        "{checks}"
+    );
+    // this host has a writable cgroup v2: the box is a cgroup, not a process group
+    assert!(!checks.contains("no cgroup"), "{checks}");
+}
+
+/// A check that writes `ran` if it ever runs, at `mode`.
+fn planted(g: &Gate, name: &str, mode: u32) -> PathBuf {
+    let ran = g.m.p(&format!("{name}.ran"));
+    check(g, name, &format!("touch {}", ran.display()));
+    use std::os::unix::fs::PermissionsExt;
+    let p = g.m.p(&format!("sysroot/etc/abguard/checks.d/{name}"));
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    ran
+}
+
+#[test]
+fn a_world_writable_check_is_refused_named_and_counted() {
+    let g = first_boot("STABLE_FOR=0\n");
+    let ran = planted(&g, "api", 0o777);
+    // `config --check` says so before the boot
+    let o = abguard(&[
+        "config",
+        "--check",
+        "--root",
+        &g.m.p("sysroot").display().to_string(),
+    ]);
+    let why = "checks.d/api: writable by others (mode 0777): refused";
+    assert!(
+        !o.status.success() && stderr(&o).contains(why),
+        "{}",
+        stderr(&o)
+    );
+    let c = g.start();
+    sleep(1500);
+    assert!(!g.healthy(), "a refused check is a failed required check");
+    assert!(!ran.exists(), "a world-writable check ran as root");
+    assert!(g.snapshot()["waiting"].to_string().contains(why));
+    let st = g.cmd(&["status"], None).output().unwrap();
+    assert!(stdout(&st).contains(why), "{}", stdout(&st));
+    let m = g.cmd(&["status", "--prometheus"], None).output().unwrap();
+    assert!(
+        stdout(&m).contains("abguard_checks_refused 1\n"),
+        "{}",
+        stdout(&m)
+    );
+    let o = g.cmd(&["gate-fail", "--no-reboot"], None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    finish(c, 5);
+    let last = g.m.history().pop().unwrap();
+    assert!(last["reasons"].to_string().contains(why), "{last}");
+    assert_eq!(cgpt_attrs(&g.img, 4).1, 0, "rolled back");
+}
+
+#[test]
+fn check_output_is_capped_private_and_never_through_a_symlink() {
+    let g = first_boot("STABLE_FOR=0\n");
+    // 300 KiB of output, a secret at the start
+    check(
+        &g,
+        "loud",
+        "echo TOKEN=s3cret; head -c 307200 /dev/zero | tr '\\0' x; echo",
+    );
+    let c = g.start();
+    finish(c, 15);
+    assert!(g.healthy());
+    let log = g.m.p("run/abguard/checks/loud.log");
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!((65536..65536 + 200).contains(&size), "log of {size} bytes");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("more bytes cut"), "the cut is not said");
+    use std::os::unix::fs::MetadataExt;
+    let hist = g.m.p("sysroot/var/lib/abguard/attempts.jsonl");
+    for p in [&log, &g.m.p("run/abguard/gate.json"), &hist] {
+        let mode = std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
+    }
+    let out = g.m.history().pop().unwrap()["gate"]["checks"][0]["output"].to_string();
+    assert!(out.len() < 5000 && out.contains("TOKEN"), "{}", out.len());
+}
+
+#[test]
+fn a_symlinked_checks_log_dir_is_refused() {
+    let g = first_boot("STABLE_FOR=0\n");
+    check(&g, "port", "echo hello");
+    let outside = g.m.p("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, g.m.p("run/abguard/checks")).unwrap();
+    let c = g.start();
+    sleep(1500);
+    assert!(!g.healthy(), "a check that could not log must not pass");
+    let s = g.snapshot()["waiting"].to_string();
+    assert!(s.contains("is a symlink"), "{s}");
+    let o = g.cmd(&["gate-fail", "--no-reboot"], None).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    finish(c, 5);
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through the link"
+    );
+}

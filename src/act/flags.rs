@@ -22,6 +22,9 @@ pub const GATE_JSON: &str = "gate.json";
 pub const GATE_VERDICT: &str = "gate-verdict";
 /// On ROOT: the sysext images merged on the last ordinary boot, one a line.
 pub const SYSEXTS_MERGED: &str = "var/lib/abguard/sysexts-merged";
+/// The mode of every file that holds check output (the logs, gate.json, the history):
+/// root's alone, since a check may print a secret (docs/security.md).
+pub const PRIVATE_MODE: u32 = 0o600;
 /// In [`STATE_DIR`]: the record of an emergency rollback from the initrd.
 pub const EMERGENCY_JSON: &str = "emergency.json";
 /// In [`STATE_DIR`]: the health checks' output, one file a check.

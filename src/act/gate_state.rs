@@ -11,6 +11,7 @@
 use crate::act::flags::{CONFIG_ERROR, GATE_JSON, STATE_DIR};
 use crate::act::record::rfc3339;
 use crate::decide::gate::{CheckTrack, GateAction, GateFacts, WINDOW_WAIT};
+use crate::safefs::cap::RECORD;
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 use std::path::Path;
@@ -258,18 +259,30 @@ impl GateState {
 /// file when it cannot be read as one.
 pub fn read(run_dir: &Path) -> Option<Result<GateState>> {
     let p = run_dir.join(STATE_DIR).join(GATE_JSON);
-    let b = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Err(anyhow!(e).context(format!("reading {}", p.display())))),
+    // never a hang on a FIFO, never more than RECORD bytes
+    let b = match crate::safefs::read_bounded(&p, RECORD) {
+        Ok(Some(b)) => b,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
     };
     Some(GateState::parse(&b).with_context(|| format!("reading {}", p.display())))
 }
 
 /// How many configuration lines the generator skipped on this boot.
 pub fn config_errors(run_dir: &Path) -> usize {
-    std::fs::read_to_string(run_dir.join(STATE_DIR).join(CONFIG_ERROR))
+    crate::safefs::read_text(&run_dir.join(STATE_DIR).join(CONFIG_ERROR), RECORD)
+        .map_err(|e| log::warn!("{e:#}"))
+        .ok()
+        .flatten()
         .map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count())
+}
+
+/// How many checks in the gate's snapshot were refused (a count: no check output).
+pub fn checks_refused(s: &GateState) -> usize {
+    s.checks
+        .iter()
+        .filter(|c| c.what.ends_with(": refused"))
+        .count()
 }
 
 /// A JSON object written key by key.

@@ -24,7 +24,7 @@ pub fn read(root: &Path) -> Result<Vec<Held>> {
         return Ok(Vec::new());
     }
     let d = SafeDir::open(&dir)?;
-    let Some(b) = d.read(HELD_FILE)? else {
+    let Some(b) = d.read(HELD_FILE, crate::safefs::cap::RECORD)? else {
         return Ok(Vec::new());
     };
     let what = || format!("parsing {}", dir.join(HELD_FILE).display());

@@ -99,7 +99,8 @@ fn append(root: &Path, event: &impl Serialize, counted: Option<&Record>) -> Resu
     if full {
         dir.rename(HISTORY_FILE, HISTORY_OLD)?;
     }
-    dir.append_line(HISTORY_FILE, &line)?;
+    // check output and reasons are in every line: root only (docs/security.md)
+    dir.append_line(HISTORY_FILE, &line, crate::act::flags::PRIVATE_MODE)?;
     // the event is recorded; the old totals file is only tidied away
     if let Err(e) = dir.remove(COUNTERS_FILE) {
         log::debug!("{e:#}");
@@ -124,7 +125,7 @@ fn last_totals(dir: &SafeDir, current: Option<Tail>) -> Result<Counters> {
         }
     }
     Ok(dir
-        .read(COUNTERS_FILE)?
+        .read(COUNTERS_FILE, crate::safefs::cap::RECORD)?
         .and_then(|b| serde_json::from_slice(&b).ok())
         .map(|v: serde_json::Value| Counters::from_value(&v))
         .unwrap_or_default())
@@ -147,7 +148,10 @@ fn totals_in(dir: &SafeDir, name: &str, tail: Tail) -> Result<Option<Counters>> 
     if tail.whole {
         return Ok(None);
     }
-    Ok(dir.read(name)?.as_deref().and_then(newest))
+    Ok(dir
+        .read(name, crate::safefs::cap::HISTORY)?
+        .as_deref()
+        .and_then(newest))
 }
 
 /// Totals over every event ever recorded, for fleet metrics.
@@ -219,18 +223,18 @@ impl Counters {
     fn count(&mut self, r: &Record) {
         let assessed = r.event.is_assessment();
         if assessed {
-            self.boots += 1;
+            self.boots = self.boots.saturating_add(1);
             if r.first_boot_after_upgrade == Some(true) {
-                self.first_boots += 1;
+                self.first_boots = self.first_boots.saturating_add(1);
             }
         }
         if r.event == Event::GatePassed {
-            self.gate_passed += 1;
+            self.gate_passed = self.gate_passed.saturating_add(1);
         }
         let failed =
             r.event.is_first_boot_failure() || (assessed && r.verdict == Verdict::Rollback);
         if failed && r.first_boot_after_upgrade != Some(false) {
-            self.failed_first_boots += 1;
+            self.failed_first_boots = self.failed_first_boots.saturating_add(1);
             let version = match &r.failed {
                 Some(b) => b.version_id.as_deref(),
                 None => r.version_id.as_deref(),
@@ -244,13 +248,13 @@ impl Counters {
             || Manual::from_event(&r.event) == Some(Manual::Rollback)
             || r.event == Event::Fallback
         {
-            self.rollbacks += 1;
+            self.rollbacks = self.rollbacks.saturating_add(1);
         }
         if r.event == Event::Fallback {
-            self.fallbacks += 1;
+            self.fallbacks = self.fallbacks.saturating_add(1);
         }
         if r.event == Event::RestageRefused {
-            self.restages_refused += 1;
+            self.restages_refused = self.restages_refused.saturating_add(1);
         }
     }
 
@@ -267,7 +271,8 @@ impl Counters {
         };
         // the version failing now moves to the newest end; the oldest falls off
         let mut v = self.versions.remove(at);
-        *v.failures.entry(cause.to_string()).or_default() += 1;
+        let n = v.failures.entry(cause.to_string()).or_default();
+        *n = n.saturating_add(1);
         self.versions.push(v);
         let excess = self.versions.len().saturating_sub(VERSIONS_KEPT);
         self.versions.drain(..excess);
@@ -292,7 +297,11 @@ pub fn read_history(root: &Path) -> Vec<Entry> {
     let mut all: Vec<Entry> = [HISTORY_OLD, HISTORY_FILE]
         .iter()
         .flat_map(|f| {
-            std::fs::read(dir.join(f))
+            crate::safefs::read_bounded(&dir.join(f), crate::safefs::cap::HISTORY)
+                .unwrap_or_else(|e| {
+                    log::warn!("{e:#}");
+                    None
+                })
                 .unwrap_or_default()
                 .split(|&b| b == b'\n')
                 .filter_map(|l| serde_json::from_slice(l).ok())

@@ -27,6 +27,8 @@ pub struct Snapshot<'a> {
     pub gate_pending: bool,
     pub gate_deadline: Option<u64>,
     pub config_errors: usize,
+    /// Health checks the gate refused to run (not root's own: docs/security.md).
+    pub checks_refused: usize,
     /// This boot's assessment: by the initrd module, or late by the booted system.
     pub source: Option<Source>,
     pub held: &'a [Held],
@@ -206,6 +208,13 @@ fn render_state(o: &mut String, s: &Snapshot) {
         "Configuration lines skipped on this boot (file:line in the history).",
     );
     let _ = writeln!(o, "abguard_config_errors {}", s.config_errors);
+    family(
+        o,
+        "abguard_checks_refused",
+        "gauge",
+        "Health checks refused on this boot: not owned by root, or writable by others (the reasons are in status and the history).",
+    );
+    let _ = writeln!(o, "abguard_checks_refused {}", s.checks_refused);
 }
 
 /// The totals the history lines carry.
@@ -318,6 +327,7 @@ mod tests {
             gate_pending: true,
             gate_deadline: Some(1_795_689_896),
             config_errors: 2,
+            checks_refused: 1,
             source: Some(Source::Late),
             held: &[Held {
                 root_hash: "ab".repeat(32),
@@ -330,6 +340,7 @@ mod tests {
         assert!(text.contains("abguard_gate_pending 1\n"));
         assert!(text.contains("abguard_gate_deadline_timestamp_seconds 1795689896\n"));
         assert!(text.contains("abguard_config_errors 2\n"));
+        assert!(text.contains("abguard_checks_refused 1\n"));
         assert!(text.contains("abguard_assessment_source{source=\"late\"} 1\n"));
         assert!(text.contains("abguard_held_builds 1\n"));
         assert!(text.contains("abguard_config_error 1\n"));

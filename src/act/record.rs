@@ -149,8 +149,9 @@ fn uptime(s: &str) -> Option<f64> {
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
+    crate::safefs::read_text(p, crate::safefs::cap::SMALL)
         .ok()
+        .flatten()
         .map(|s| s.trim().to_string())
 }
 

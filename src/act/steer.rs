@@ -21,17 +21,15 @@ pub fn gate_pending(run_dir: &Path) -> bool {
 /// so the watcher, a unit's OnFailure= hook, the deadline and an operator never act
 /// twice.
 pub fn claim(run_dir: &Path) -> bool {
-    let p = run_dir.join(STATE_DIR).join(GATE_VERDICT);
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&p)
-    {
-        Ok(_) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    // through SafeDir: a symlinked /run/abguard is refused, never followed
+    let made = SafeDir::open(run_dir)
+        .and_then(|run| run.subdir(STATE_DIR, true))
+        .and_then(|state| state.create_new(GATE_VERDICT));
+    match made {
+        Ok(first) => first,
         // an unwritable /run must not stop a rollback
         Err(e) => {
-            log::warn!("{}: {e}", p.display());
+            log::warn!("{e:#}");
             true
         }
     }
@@ -59,7 +57,18 @@ pub struct Disabled {
 /// (its presence is the operator's word), with what is known.
 pub fn disabled(root: &Path) -> Option<Disabled> {
     let p = root.join(DISABLED_FILE);
-    let b = std::fs::read(&p).ok()?;
+    let b = match crate::safefs::read_bounded(&p, crate::safefs::cap::SMALL) {
+        Ok(None) => return None,
+        Ok(Some(b)) => b,
+        // present but not a small regular file (a FIFO, a directory): still the
+        // operator's word, and never a hang
+        Err(e) => {
+            return Some(Disabled {
+                since: "?".into(),
+                reason: format!("{e:#}"),
+            })
+        }
+    };
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
     let text = |k: &str| v[k].as_str().unwrap_or("?").to_string();
     Some(Disabled {

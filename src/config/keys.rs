@@ -62,7 +62,7 @@ fn set_units(c: &mut Config, v: &str) -> Result<(), String> {
         return Err(format!("{u:?} is not a unit name{hint}"));
     }
     for u in v.split_whitespace() {
-        if !c.critical_units.iter().any(|x| x == u) {
+        if c.unit_set.insert(u.to_string()) {
             c.critical_units.push(u.to_string());
         }
     }

@@ -8,6 +8,8 @@
 
 /// Every key, defined once.
 pub mod keys;
+/// The EnvironmentFile syntax: quoting, continuation lines.
+pub mod parse;
 /// systemd time spans (`90s`, `1h30min`) for DEADLINE and friends.
 pub mod timespan;
 
@@ -73,6 +75,12 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
     /// Lines that were skipped: on a first boot after an upgrade the gate cannot pass.
     pub errors: Vec<ConfigError>,
+    /// Lines that applied but deserve a look (a key set twice in one file: the last wins).
+    pub warnings: Vec<ConfigError>,
+    /// The critical units already listed, so merging 200,000 stays fast (a BTreeSet:
+    /// the binary has B-trees of strings already, a hash set would add kilobytes).
+    #[serde(skip)]
+    pub unit_set: std::collections::BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -89,6 +97,8 @@ impl Default for Config {
             verify_usr: false,
             sources: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
+            unit_set: Default::default(),
         };
         for k in keys::KEYS {
             // a default that does not parse is caught by the table's unit test
@@ -123,30 +133,39 @@ impl Config {
     /// Apply one file's text line by line: a bad line is recorded in `errors` (file,
     /// line, what) and skipped, every other line applies.
     pub fn apply(&mut self, name: &Path, text: &str) {
-        for (n, raw) in text.lines().enumerate() {
-            if let Err(what) = self.apply_line(raw) {
-                self.errors.push(ConfigError {
-                    file: name.to_path_buf(),
-                    line: n + 1,
-                    what,
-                });
+        self.apply_bytes(name, text.as_bytes())
+    }
+
+    /// [`Config::apply`] on bytes: a line that is not UTF-8 is that line's error.
+    pub fn apply_bytes(&mut self, name: &Path, bytes: &[u8]) {
+        let mut seen: Vec<(&'static str, usize)> = Vec::new();
+        for l in parse::lines(bytes) {
+            let err = |what: String| ConfigError {
+                file: name.to_path_buf(),
+                line: l.number,
+                what,
+            };
+            let applied = l.text.and_then(|(k, v)| {
+                let key = keys::key(&k).ok_or_else(|| format!("unknown key {k:?}"))?;
+                (key.set)(self, &v).map_err(|e| format!("{k}={e}"))?;
+                Ok(key.name)
+            });
+            match applied {
+                // CRITICAL_UNITS lines merge (a list may take many lines): no warning
+                Ok("CRITICAL_UNITS") => {}
+                Ok(k) => {
+                    if let Some((_, first)) = seen.iter().find(|(s, _)| *s == k) {
+                        self.warnings.push(err(format!(
+                            "{k} is also set on line {first}: the last one wins"
+                        )));
+                    } else {
+                        seen.push((k, l.number));
+                    }
+                }
+                Err(what) => self.errors.push(err(what)),
             }
         }
         self.sources.push(name.to_path_buf());
-    }
-
-    fn apply_line(&mut self, raw: &str) -> Result<(), String> {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            return Ok(());
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(format!("expected KEY=VALUE, got {line:?}"));
-        };
-        let v = v.trim().trim_matches('"').trim_matches('\'').trim();
-        let k = k.trim();
-        let key = keys::key(k).ok_or_else(|| format!("unknown key {k:?}"))?;
-        (key.set)(self, v).map_err(|e| format!("{k}={e}"))
     }
 
     /// Read the configuration under `root` ("/" on a live system). Never fails: an
@@ -164,7 +183,7 @@ impl Config {
     /// Apply one file if it exists; an unreadable one is recorded as an error.
     pub fn read_file(&mut self, f: &Path) {
         match read_config_file(f) {
-            Ok(Some(t)) => self.apply(f, &t),
+            Ok(Some(t)) => self.apply_bytes(f, &t),
             Ok(None) => {}
             Err(e) => self.errors.push(ConfigError {
                 file: f.to_path_buf(),
@@ -194,25 +213,8 @@ pub fn files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// The text of one configuration file; `None` when it does not exist.
-fn read_config_file(f: &Path) -> anyhow::Result<Option<String>> {
-    use crate::safefs::{open_file, Kind};
-    use anyhow::Context;
-    use std::io::Read;
-    let mut file = match open_file(f, false, Kind::Regular, nix::fcntl::OFlag::empty()) {
-        Ok(file) => file,
-        Err(e)
-            if e.root_cause()
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    let mut t = String::new();
-    file.read_to_string(&mut t)
-        .with_context(|| format!("reading {}", f.display()))?;
-    Ok(Some(t))
+fn read_config_file(f: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    crate::safefs::read_bounded(f, crate::safefs::cap::CONFIG)
 }
 
 #[cfg(test)]
@@ -297,6 +299,7 @@ mod tests {
                 Config {
                     errors: vec![],
                     sources: vec![],
+                    warnings: vec![],
                     ..c
                 },
                 Config::default(),

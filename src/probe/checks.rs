@@ -1,55 +1,78 @@
 //! Health checks: executables in /etc/abguard/checks.d/ and /usr/lib/abguard/checks.d/
 //! (a name in /etc hides the same name in /usr/lib, as systemd's directories do), run
-//! once the critical units are up, each killed (its whole process group) after
-//! CHECK_TIMEOUT. A required check that fails is run again after [`RETRY_US`]; a check
-//! whose name ends in `.wanted` runs once and is only recorded.
+//! once the critical units are up, each in a box of its own ([`checkbox`]) that is
+//! emptied when it exits and killed after CHECK_TIMEOUT. Only root's own checks run
+//! ([`trust`]): any other is a failed required check with the reason. A required check
+//! that fails is run again after [`RETRY_US`]; a check whose name ends in `.wanted`
+//! runs once and is only recorded.
 //! The built-in sysext check lives here too: [`sysext_missing`].
 
+use super::checkbox::{self, Boxed};
+use super::trust;
 use crate::decide::gate::CheckTrack;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use crate::safefs::SafeDir;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 /// Pause between two runs of a failing required check.
 pub const RETRY_US: u64 = 5_000_000;
-/// Output kept per run, from its start.
-const KEEP: u64 = 4096;
 /// The name of the built-in check in records and `status`.
 pub const SYSEXT: &str = "builtin:sysext";
+/// The directories searched, below the root, in order of precedence.
+pub const DIRS: [&str; 2] = ["etc/abguard/checks.d", "usr/lib/abguard/checks.d"];
 
-/// The check executables under `root`, by name.
-pub fn discover(root: &Path) -> Vec<(String, PathBuf)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for dir in ["etc/abguard/checks.d", "usr/lib/abguard/checks.d"] {
+/// One check found: where, and why it may not run (not root's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    pub path: PathBuf,
+    pub refused: Option<String>,
+}
+
+/// The checks under `root`, by name. An entry counts when it is an executable file,
+/// or a symlink (refused: see [`trust`]); dot files and other files are not checks.
+pub fn discover(root: &Path) -> Vec<Found> {
+    let mut found: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    for dir in DIRS {
         let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let exec = std::fs::metadata(e.path())
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-            if exec && !name.starts_with('.') && !names.contains(&name) {
-                names.push(name);
-                paths.push(e.path());
+            let candidate = std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
+                m.file_type().is_symlink() || (m.is_file() && m.permissions().mode() & 0o111 != 0)
+            });
+            if candidate && !name.starts_with('.') {
+                found.entry(name).or_insert_with(|| e.path());
             }
         }
     }
-    let mut sorted = names.clone();
-    sorted.sort();
-    sorted
+    found
         .into_iter()
-        .filter_map(|n| {
-            let i = names.iter().position(|x| *x == n)?;
-            Some((n, paths[i].clone()))
+        .map(|(name, path)| Found {
+            refused: trust::refusal(root, &path),
+            name,
+            path,
         })
         .collect()
 }
 
-pub fn track(name: &str) -> CheckTrack {
+/// The gate's track for a check; a refused one has failed already, and counts as
+/// required whatever its name.
+pub fn track(f: &Found) -> CheckTrack {
+    let mut t = named(&f.name);
+    if let Some(why) = &f.refused {
+        t.required = true;
+        t.passed = Some(false);
+        t.what = why.clone();
+        t.runs = 1;
+    }
+    t
+}
+
+/// The track of a check by name (the built-in one too).
+pub fn named(name: &str) -> CheckTrack {
     CheckTrack {
         name: name.to_string(),
         required: !name.ends_with(".wanted"),
@@ -61,28 +84,37 @@ pub fn track(name: &str) -> CheckTrack {
 }
 
 struct Running {
-    child: Child,
+    boxed: Boxed,
     started: u64,
-    log: PathBuf,
 }
 
-/// Runs the checks of `tracks` (same order as `paths`) without blocking the gate.
+/// Runs the checks of `tracks` (same order as `found`) without blocking the gate.
 pub struct Runner {
-    pub paths: Vec<PathBuf>,
-    /// Where each run's output goes (/run/abguard/checks).
-    pub log_dir: PathBuf,
+    found: Vec<Found>,
+    /// Where each run's output goes: `run_dir` and below it `log_dir` (abguard/checks),
+    /// made on first use one component at a time, never through a symlink.
+    run_dir: PathBuf,
+    log_dir: String,
     pub timeout_us: u64,
+    /// Where the boxes go; `Err`: why there are none (process groups instead).
+    home: Result<PathBuf, String>,
     running: Vec<Option<Running>>,
     next_try: Vec<u64>,
 }
 
 impl Runner {
-    pub fn new(paths: Vec<PathBuf>, log_dir: PathBuf, timeout_us: u64) -> Runner {
-        let n = paths.len();
+    pub fn new(found: Vec<Found>, run_dir: PathBuf, log_dir: String, timeout_us: u64) -> Runner {
+        let n = found.len();
+        let home = checkbox::cgroup_home().map_err(|e| format!("{e:#}"));
+        if let (Err(e), true) = (&home, found.iter().any(|f| f.refused.is_none())) {
+            log::warn!("checks run without a cgroup of their own ({e}): a process a check puts outside its process group can outlive it");
+        }
         Runner {
-            paths,
+            found,
+            run_dir,
             log_dir,
             timeout_us,
+            home,
             running: (0..n).map(|_| None).collect(),
             next_try: vec![0; n],
         }
@@ -90,107 +122,84 @@ impl Runner {
 
     /// Start, finish or kill runs at `now` (µs).
     pub fn tick(&mut self, tracks: &mut [CheckTrack], now: u64) {
-        for (i, t) in tracks.iter_mut().enumerate().take(self.paths.len()) {
+        for (i, t) in tracks.iter_mut().enumerate().take(self.found.len()) {
+            if self.found[i].refused.is_some() {
+                continue;
+            }
             if let Some(r) = &mut self.running[i] {
-                let done = match r.child.try_wait() {
+                r.boxed.pump();
+                let done = match r.boxed.child.try_wait() {
                     Ok(Some(st)) => Some(describe(st)),
-                    Ok(None) if now.saturating_sub(r.started) >= self.timeout_us => {
-                        kill_group(&mut r.child);
-                        Some(format!(
+                    Ok(None) if now.saturating_sub(r.started) >= self.timeout_us => Some((
+                        false,
+                        format!(
                             "killed after {}s (CHECK_TIMEOUT)",
                             self.timeout_us / 1_000_000
-                        ))
-                    }
+                        ),
+                    )),
                     Ok(None) => None,
-                    Err(e) => Some(format!("cannot wait for it: {e}")),
+                    Err(e) => Some((false, format!("cannot wait for it: {e}"))),
                 };
-                if let Some(what) = done {
-                    t.passed = Some(what == "exit 0");
-                    t.what = what;
-                    t.output = read_head(&r.log);
-                    t.runs += 1;
-                    self.next_try[i] = now + RETRY_US;
-                    self.running[i] = None;
+                if let Some((passed, what)) = done {
+                    let r = self.running[i].take().expect("running");
+                    let boxed = r.boxed.boxed();
+                    t.output = r.boxed.finish();
+                    t.passed = Some(passed);
+                    t.what = match (&self.home, boxed) {
+                        (Err(why), _) => {
+                            format!("{what} (no cgroup: {why}; only its process group was killed)")
+                        }
+                        _ => what,
+                    };
+                    t.runs = t.runs.saturating_add(1);
+                    self.next_try[i] = now.saturating_add(RETRY_US);
                 }
                 continue;
             }
             let again = t.required && t.passed == Some(false) && now >= self.next_try[i];
             if t.runs == 0 || again {
                 match self.spawn(i) {
-                    Ok(child) => {
+                    Ok(boxed) => {
                         self.running[i] = Some(Running {
-                            child,
+                            boxed,
                             started: now,
-                            log: self.log(i),
                         })
                     }
                     Err(e) => {
                         t.passed = Some(false);
-                        t.what = format!("cannot run {}: {e}", self.paths[i].display());
-                        t.runs += 1;
-                        self.next_try[i] = now + RETRY_US;
+                        t.what = format!("cannot run {}: {e:#}", self.found[i].path.display());
+                        t.runs = t.runs.saturating_add(1);
+                        self.next_try[i] = now.saturating_add(RETRY_US);
                     }
                 }
             }
         }
     }
 
-    fn log(&self, i: usize) -> PathBuf {
-        let name = self.paths[i].file_name().unwrap_or_default();
-        self.log_dir.join(format!("{}.log", name.to_string_lossy()))
-    }
-
-    fn spawn(&self, i: usize) -> std::io::Result<Child> {
-        std::fs::create_dir_all(&self.log_dir)?;
-        let out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc_o_nofollow())
-            .open(self.log(i))?;
-        let err = out.try_clone()?;
-        Command::new(&self.paths[i])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // its own process group, so a timeout kills what it started too
-            .process_group(0)
-            .spawn()
+    fn spawn(&self, i: usize) -> anyhow::Result<Boxed> {
+        let f = &self.found[i];
+        let logs = SafeDir::open(&self.run_dir)?.subpath(&self.log_dir, true)?;
+        let home = self.home.as_ref().ok().map(PathBuf::as_path);
+        checkbox::spawn(&f.path, &f.name, home, &logs, &format!("{}.log", f.name))
     }
 
     /// Kill every run still going (the gate reached its verdict).
     pub fn stop(&mut self) {
-        for r in self.running.iter_mut().flatten() {
-            kill_group(&mut r.child);
+        for r in self.running.iter_mut() {
+            if let Some(r) = r.take() {
+                r.boxed.finish();
+            }
         }
     }
 }
 
-fn libc_o_nofollow() -> i32 {
-    nix::fcntl::OFlag::O_NOFOLLOW.bits()
-}
-
-fn kill_group(c: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-fn describe(st: std::process::ExitStatus) -> String {
+/// (passed, what happened).
+fn describe(st: std::process::ExitStatus) -> (bool, String) {
     match (st.code(), st.signal()) {
-        (Some(c), _) => format!("exit {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
-        _ => "ended".into(),
+        (Some(c), _) => (c == 0, format!("exit {c}")),
+        (None, Some(s)) => (false, format!("killed by signal {s}")),
+        _ => (false, "ended".into()),
     }
-}
-
-fn read_head(p: &Path) -> String {
-    let mut b = Vec::new();
-    if let Ok(f) = File::open(p) {
-        let _ = f.take(KEEP).read_to_end(&mut b);
-    }
-    String::from_utf8_lossy(&b).trim_end().to_string()
 }
 
 /// The systemd-sysext images merged into the /usr at `usr` now: the names of the
@@ -236,10 +245,10 @@ mod tests {
         w("usr/lib/abguard/checks.d/port", 0o755);
         w("usr/lib/abguard/checks.d/disk.wanted", 0o755);
         let d = discover(t.path());
-        let names: Vec<&str> = d.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = d.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["disk.wanted", "port"]);
-        assert!(d[1].1.starts_with(t.path().join("etc")));
-        assert!(!track("disk.wanted").required && track("port").required);
+        assert!(d[1].path.starts_with(t.path().join("etc")));
+        assert!(!named("disk.wanted").required && named("port").required);
     }
 
     #[test]

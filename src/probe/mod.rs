@@ -2,6 +2,8 @@
 //! (from the command line and, independently, from sysfs), the dm-verity state and the
 //! booted version. Failures become reasons, never panics: the decision decides.
 
+/// The box a check runs in: its own cgroup, its output capped.
+pub mod checkbox;
 /// Health checks from checks.d, and the sysext images merged into /usr.
 pub mod checks;
 /// The kernel command line: `usr=`, `mount.usr=`, `verity.usrhash=`.
@@ -19,6 +21,8 @@ pub mod pstore;
 pub mod source;
 /// sysfs and mountinfo: which partition really backs /usr, through dm-verity.
 pub mod sysfs;
+/// Whether a check is root's own.
+pub mod trust;
 /// Unit states from systemd (`systemctl show`), for the health gate.
 pub mod units;
 /// The verity layout inside a slot: superblock, hash offset, root hash in the kernel.
@@ -79,15 +83,17 @@ impl Env {
     }
 
     pub fn read_cmdline(&self) -> Result<Cmdline> {
-        let b = std::fs::read(&self.cmdline)
-            .with_context(|| format!("reading {}", self.cmdline.display()))?;
+        let b = crate::safefs::read_bounded(&self.cmdline, crate::safefs::cap::SMALL)
+            .with_context(|| format!("reading {}", self.cmdline.display()))?
+            .with_context(|| format!("reading {}: no such file", self.cmdline.display()))?;
         Ok(cmdline::parse(&String::from_utf8_lossy(&b)))
     }
 
     /// The mount point of /usr in use and its backing partition, as rootdev finds it.
     pub fn usr_backing(&self) -> Result<(PathBuf, String, Backing)> {
-        let text = std::fs::read_to_string(&self.mountinfo)
-            .with_context(|| format!("reading {}", self.mountinfo.display()))?;
+        let text = crate::safefs::read_text(&self.mountinfo, crate::safefs::cap::RECORD)
+            .with_context(|| format!("reading {}", self.mountinfo.display()))?
+            .with_context(|| format!("reading {}: no such file", self.mountinfo.display()))?;
         let mounts = sysfs::parse_mountinfo(&text);
         let (dir, m) = self
             .usr_candidates
@@ -171,7 +177,8 @@ pub fn verity(
         ..Verity::default()
     };
     let lines = |p: &Path| -> Result<Vec<judge::Target>> {
-        let t = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let t = crate::safefs::read_text(p, crate::safefs::cap::RECORD)?
+            .with_context(|| format!("{} does not exist", p.display()))?;
         Ok(t.lines().filter_map(judge::parse_line).collect())
     };
     let (status, table) = if let Some((s, t)) = test_files {
@@ -208,7 +215,11 @@ pub fn verity(
 pub fn version_id(usr_dirs: &[PathBuf]) -> Option<String> {
     usr_dirs
         .iter()
-        .find_map(|d| std::fs::read_to_string(d.join("lib/os-release")).ok())
+        .find_map(|d| {
+            crate::safefs::read_text(&d.join("lib/os-release"), crate::safefs::cap::SMALL)
+                .ok()
+                .flatten()
+        })
         .and_then(|t| osrelease::get(&t, "VERSION_ID"))
 }
 

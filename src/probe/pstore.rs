@@ -17,7 +17,13 @@ pub fn read(sysfs: &Path) -> Vec<(String, String)> {
     let mut files = Vec::new();
     for n in names {
         let mut text = Vec::new();
-        if let Ok(f) = std::fs::File::open(dir.join(&n)) {
+        let opened = crate::safefs::open_file(
+            &dir.join(&n),
+            false,
+            crate::safefs::Kind::Regular,
+            nix::fcntl::OFlag::empty(),
+        );
+        if let Ok(f) = opened {
             if f.take(256 * 1024).read_to_end(&mut text).is_ok() {
                 files.push((n, String::from_utf8_lossy(&text).into_owned()));
             }

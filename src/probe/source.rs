@@ -64,7 +64,12 @@ pub fn copy_out(image: &Path, table: &Table, n: u32) -> Result<Source> {
         .ok_or_else(|| anyhow!("partition {n} is not in the table"))?;
     let ss = table.sector_size;
     let (start, len) = (first * ss, (last + 1 - first) * ss);
-    let mut src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    let mut src = crate::safefs::open_file(
+        image,
+        false,
+        crate::safefs::Kind::RegularOrBlock,
+        nix::fcntl::OFlag::empty(),
+    )?;
     let dirs = [
         image
             .parent()

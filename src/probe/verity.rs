@@ -230,7 +230,13 @@ pub fn kernel_for(sysroot: &Path, partuuid: &str) -> PathBuf {
 /// The root hash stored in a kernel image, checked as GRUB checks it: exactly 64
 /// characters of `[0-9a-f]`, or GRUB passes no `verity.usrhash=` at all.
 pub fn kernel_root_hash(kernel: &Path) -> Result<String> {
-    let f = File::open(kernel).with_context(|| format!("opening {}", kernel.display()))?;
+    // a FIFO here would hang guard-staged: opened without blocking, regular files only
+    let f = crate::safefs::open_file(
+        kernel,
+        false,
+        crate::safefs::Kind::Regular,
+        nix::fcntl::OFlag::empty(),
+    )?;
     let mut head = [0u8; 0x40];
     f.read_exact_at(&mut head, 0)
         .with_context(|| format!("reading the header of {}", kernel.display()))?;

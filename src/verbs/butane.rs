@@ -165,19 +165,24 @@ fn yaml_text(text: &str, indent: usize) -> String {
 }
 
 /// The Butane document: the drop-in, the check scripts (under [`CHECKS_DIR`], mode
-/// 0755) and the units.
+/// 0700 and owned by root: the gate refuses a check anyone else could change) and the
+/// units.
 pub fn butane(config: &str, checks: &[Unit], units: &[Unit]) -> String {
     let mut y = String::from("variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n");
     let mut file = |path: &str, mode: &str, text: &str| {
+        let owner = match mode {
+            "0700" => "      user:\n        id: 0\n      group:\n        id: 0\n",
+            _ => "",
+        };
         let _ = write!(
             y,
-            "    - path: {path}\n      mode: {mode}\n      contents:\n        inline: {}",
+            "    - path: {path}\n      mode: {mode}\n{owner}      contents:\n        inline: {}",
             yaml_text(text, 10)
         );
     };
     file(DROPIN, "0644", config);
     for c in checks {
-        file(&format!("{CHECKS_DIR}/{}", c.name), "0755", &c.contents);
+        file(&format!("{CHECKS_DIR}/{}", c.name), "0700", &c.contents);
     }
     if !units.is_empty() {
         y.push_str("systemd:\n  units:\n");
@@ -201,16 +206,21 @@ pub fn ignition(config: &str, checks: &[Unit], units: &[Unit]) -> String {
         "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [",
         q(IGNITION_VERSION)
     );
+    // 0644 and 0700 (root's own: see `butane`)
     let files = std::iter::once((DROPIN.to_string(), 420, config)).chain(
         checks
             .iter()
-            .map(|c| (format!("{CHECKS_DIR}/{}", c.name), 493, &*c.contents)),
+            .map(|c| (format!("{CHECKS_DIR}/{}", c.name), 448, &*c.contents)),
     );
     for (i, (path, mode, text)) in files.enumerate() {
         let sep = if i == 0 { "" } else { "," };
+        let owner = match mode {
+            448 => "\n        \"user\": { \"id\": 0 },\n        \"group\": { \"id\": 0 },",
+            _ => "",
+        };
         let _ = write!(
             j,
-            "{sep}\n      {{\n        \"path\": {},\n        \"mode\": {mode},\n        \"contents\": {{\n          \
+            "{sep}\n      {{\n        \"path\": {},\n        \"mode\": {mode},{owner}\n        \"contents\": {{\n          \
              \"source\": {}\n        }}\n      }}",
             q(&path),
             q(&data_url(text.as_bytes()))
@@ -276,7 +286,8 @@ fn check(a: &ButaneArgs) -> Result<(Settings, Files<'_>, Files<'_>), String> {
 fn read_all(files: Files<'_>) -> Result<Vec<Unit>> {
     let mut out = Vec::new();
     for (name, path) in files {
-        let contents = std::fs::read_to_string(path)
+        let contents = crate::safefs::read_text(path, crate::safefs::cap::CONFIG)
+            .and_then(|t| t.with_context(|| format!("{} does not exist", path.display())))
             .with_context(|| format!("reading {} for {name}", path.display()))?;
         out.push(Unit { name, contents });
     }

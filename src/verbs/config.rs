@@ -53,7 +53,18 @@ fn warnings(root: &Path, c: &Config, under_root: bool) -> Vec<String> {
 pub fn run(a: &ConfigArgs) -> VerbResult {
     let (root, json, check, files) = (&a.root, a.json, a.check, &a.files);
     let c = if files.is_empty() {
-        Config::load(root)
+        let mut c = Config::load(root);
+        // the checks the gate would refuse, reported before the boot that needs them
+        for f in crate::probe::checks::discover(root) {
+            if let Some(why) = f.refused {
+                c.errors.push(crate::config::ConfigError {
+                    file: std::path::PathBuf::from(format!("health check {}", f.name)),
+                    line: 0,
+                    what: why,
+                });
+            }
+        }
+        c
     } else {
         let mut c = Config::default();
         for f in files {
@@ -75,7 +86,11 @@ pub fn run(a: &ConfigArgs) -> VerbResult {
         );
     } else if !check {
         let texts: Vec<(PathBuf, String)> = (c.sources.iter())
-            .filter_map(|s| Some((s.clone(), std::fs::read_to_string(s).ok()?)))
+            .filter_map(|s| {
+                // the bounded reader: a source swapped for a FIFO since it was loaded never hangs
+                let t = crate::safefs::read_text(s, crate::safefs::cap::CONFIG).ok()??;
+                Some((s.clone(), t))
+            })
             .collect();
         for k in KEYS {
             println!(
@@ -92,6 +107,9 @@ pub fn run(a: &ConfigArgs) -> VerbResult {
     for e in &c.errors {
         // the line was skipped; everything else applies
         eprintln!("{e}");
+    }
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
     }
     if check && !json {
         match c.errors.len() {

@@ -81,7 +81,10 @@ impl HostState {
 
     /// This boot's record (boot.json), through the history's typed reader.
     pub fn last_assessment(&self) -> Option<record::Entry> {
-        let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
+        let p = self.boot_json.as_ref()?;
+        let b = crate::safefs::read_bounded(p, crate::safefs::cap::RECORD)
+            .map_err(|e| log::warn!("{e:#}"))
+            .ok()??;
         serde_json::from_slice(&b)
             .ok()
             .map(record::Entry::from_value)

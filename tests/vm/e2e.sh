@@ -384,6 +384,27 @@ if want 12; then
   TIMINGS+=("s12 gate passed at ${gate_up}s, locksmithd started at ${lock_up}s (uptime)")
 fi
 
+# --- 23. (issue 23) the checks' trust boundary under real systemd: a mode-0777 check is
+#         refused (never runs, named in the deadline's reason), a setsid grandchild of a
+#         check dies at CHECK_TIMEOUT (its own cgroup, cgroup.kill), B rolled back -----------
+if want 23; then
+  gate_disk 23
+  root_put "$G/checks/s23/api" /etc/abguard/checks.d/api 777
+  root_put "$G/checks/s23/hang.wanted" /etc/abguard/checks.d/hang.wanted 700
+  root_put "$G/checks/s23/observer" /etc/abguard/checks.d/observer 700
+  run_guest s23 "poweroff"
+  assert_seq s23 "B A"
+  r=$(hist_of deadline reasons)
+  assert "s23 the deadline names the refused check" yes "$(has "$r" 'checks.d/api: writable by others (mode 0777): refused')"
+  assert "s23 the refused check never ran" 0 "$(strip_ansi "$(boot_log 1)" | grep -ac 'E2E-API-RAN' || true)"
+  c=$(hist_of deadline gate.checks)
+  assert "s23 the hang was killed at the timeout" yes "$(has "$c" 'killed after 5s (CHECK_TIMEOUT)')"
+  assert "s23 in a cgroup of its own (not a process group)" no "$(has "$c" 'no cgroup')"
+  assert "s23 the setsid grandchild is gone after the timeout" yes \
+    "$(strip_ansi "$(boot_log 1)" | grep -aq 'E2E-GRANDCHILD gone' && echo yes || echo no)"
+  assert "s23 B spent" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+fi
+
 # --- 13. (g) ON_FAILURE=report: the failure is recorded, B stays ---------------------------
 if want 13; then
   gate_disk 13

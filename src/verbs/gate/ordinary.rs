@@ -38,14 +38,20 @@ pub(super) fn boot(env: &Env, errors: &[String], merged: &[String]) {
 
 /// The sysext images the last ordinary boot had merged.
 pub(super) fn merged_before(env: &Env) -> Vec<String> {
-    std::fs::read_to_string(env.sysroot.join(SYSEXTS_MERGED))
-        .map(|t| {
-            t.lines()
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::safefs::read_text(
+        &env.sysroot.join(SYSEXTS_MERGED),
+        crate::safefs::cap::RECORD,
+    )
+    .map_err(|e| log::warn!("{e:#}"))
+    .ok()
+    .flatten()
+    .map(|t| {
+        t.lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The built-in sysext check (`t`): every image merged before the update is merged now.
@@ -55,7 +61,7 @@ pub(super) fn sysext_check(usr: &Path, before: &[String], t: Option<&mut CheckTr
         return;
     }
     let missing = checks::sysext_missing(before, &checks::sysexts(usr));
-    t.runs += 1;
+    t.runs = t.runs.saturating_add(1);
     t.passed = Some(missing.is_empty());
     t.what = match missing.is_empty() {
         true => "exit 0".into(),

@@ -110,7 +110,7 @@ pub(crate) fn config_errors(env: &Env, cfg: &crate::config::Config) -> Vec<Strin
     use crate::act::flags::{CONFIG_ERROR, STATE_DIR};
     let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
     let marker = env.run_dir.join(STATE_DIR).join(CONFIG_ERROR);
-    if let Ok(t) = std::fs::read_to_string(marker) {
+    if let Ok(Some(t)) = crate::safefs::read_text(&marker, crate::safefs::cap::RECORD) {
         for l in t.lines().filter(|l| !l.trim().is_empty()) {
             if !v.iter().any(|e| e == l) {
                 v.push(l.to_string());

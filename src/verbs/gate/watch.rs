@@ -9,7 +9,7 @@ use super::ordinary;
 use super::outcome::Outcome;
 use super::this_boot::{self, ThisBoot, UsrVerity};
 use crate::act::flags::{
-    CHECKS_LOG_DIR, GATE_JSON, GATE_VERDICT, NEEDS_CHECK, READ_USR_UNIT, STATE_DIR,
+    CHECKS_LOG_DIR, GATE_JSON, GATE_VERDICT, NEEDS_CHECK, PRIVATE_MODE, READ_USR_UNIT, STATE_DIR,
 };
 use crate::act::gate_state::{Clock, GateState};
 use crate::cli::args::GatePassArgs;
@@ -105,7 +105,8 @@ fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
             .as_ref()
             .is_some_and(|p| now.same_but_for_the_countdown(p));
         if changed {
-            let _ = state.write_atomic(GATE_JSON, now.to_json().as_bytes());
+            // check output is in it: root's alone (docs/security.md)
+            let _ = state.write_atomic_mode(GATE_JSON, now.to_json().as_bytes(), PRIVATE_MODE);
         }
         match action {
             GateAction::Wait { .. } => {}
@@ -166,18 +167,19 @@ impl Watch {
             started: start,
             first_boot: boot.as_ref().map_or(true, |b| b.first),
             units: required.iter().map(|u| UnitTrack::new(u)).collect(),
-            checks: found.iter().map(|(n, _)| checks::track(n)).collect(),
+            checks: found.iter().map(checks::track).collect(),
             config_errors: errors,
             ..GateFacts::default()
         };
         let before = ordinary::merged_before(env);
         let sysext = (cfg.check_sysext && !before.is_empty()).then_some((usr, before));
         if sysext.is_some() {
-            f.checks.push(checks::track(checks::SYSEXT));
+            f.checks.push(checks::named(checks::SYSEXT));
         }
         let runner = checks::Runner::new(
-            found.into_iter().map(|(_, p)| p).collect(),
-            env.run_dir.join(STATE_DIR).join(CHECKS_LOG_DIR),
+            found,
+            env.run_dir.clone(),
+            format!("{STATE_DIR}/{CHECKS_LOG_DIR}"),
             cfg.check_timeout.0,
         );
         Watch {

@@ -71,6 +71,7 @@ pub(super) fn prometheus(s: &Seen, file: Option<&Path>) -> Result<()> {
         held: &host.held(),
         config_error,
         config_errors,
+        checks_refused: s.gate.as_ref().map_or(0, gate_state::checks_refused),
         gate_pending: pending.is_some(),
         gate_deadline: pending.map(|g| g.deadline_unix),
     });
