@@ -1,5 +1,7 @@
 //! Effects, small and separate: /run flags and records, the history, metrics, reboot.
 
+/// The attempt's breadcrumb on ROOT, for the next boot's explanation.
+pub mod attempt;
 /// The `fallback` record: GRUB fell back with no verdict reached.
 pub mod fallback;
 /// The names under /run (flags, records) and the unit names verbs share.
@@ -18,3 +20,5 @@ pub mod metrics;
 pub mod reboot;
 /// The JSON boot record and the history.
 pub mod record;
+/// The hang budget's watchdog: armed in the initrd, returned at the verdict.
+pub mod watchdog;

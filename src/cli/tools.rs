@@ -94,7 +94,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     .required(true)
     .multiple(true)
     .args(["critical_unit", "deadline", "stable_for", "check_timeout", "no_check_sysext",
-           "mark_good", "on_failure", "verify_usr", "check"]))]
+           "mark_good", "on_failure", "verify_usr", "hang_budget", "check"]))]
 pub struct ButaneArgs {
     /// A unit that must be active before an upgrade counts as healthy (repeatable).
     #[arg(long, value_name = "UNIT")]
@@ -121,6 +121,10 @@ pub struct ButaneArgs {
     /// Read all of /usr through dm-verity on the first boot after an upgrade (VERIFY_USR=yes).
     #[arg(long)]
     pub verify_usr: bool,
+    /// How long a hung kernel or PID 1 may go unnoticed on a first boot after an upgrade
+    /// before the watchdog resets the machine (HANG_BUDGET, e.g. 2min).
+    #[arg(long, value_name = "SPAN")]
+    pub hang_budget: Option<String>,
     /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
     /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
     #[arg(long, value_name = "NAME=PATH")]
@@ -147,6 +151,7 @@ impl ButaneArgs {
             "mark-good" => on(self.mark_good, "yes"),
             "on-failure" => self.on_failure.clone(),
             "verify-usr" => on(self.verify_usr, "yes"),
+            "hang-budget" => self.hang_budget.clone(),
             _ => None,
         }
     }

@@ -14,3 +14,5 @@ pub mod gate;
 pub mod loopguard;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;
+/// The hang budget: which watchdog is armed on a first boot, and who reset the machine.
+pub mod watchdog;

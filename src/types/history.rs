@@ -43,6 +43,9 @@ pub struct Entry {
     pub reasons: Vec<String>,
     pub actions: Vec<Action>,
     pub failed: Option<Build>,
+    /// `fallback`: the stage the attempt reached, and its seconds.
+    pub stage: Option<String>,
+    pub took_s: Option<u64>,
     pub raw: Value,
 }
 
@@ -126,6 +129,8 @@ impl Entry {
                 .map(|a| Action::parse(a))
                 .collect(),
             failed,
+            stage: text(&v, "stage"),
+            took_s: v.get("took_s").and_then(Value::as_u64),
             raw: v,
         }
     }

@@ -51,11 +51,8 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     rec.version_id = version_id;
     // the health gate's configuration as this boot will read it: a skipped line is in
     // boot.json from the start (the gate holds a first boot on it)
-    rec.config_errors = crate::config::Config::load(&env.sysroot)
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let cfg = crate::config::Config::load(&env.sysroot);
+    rec.config_errors = cfg.errors.iter().map(ToString::to_string).collect();
     let reboot = a.verdict == Verdict::Rollback
         && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
         && !o.no_reboot;
@@ -72,6 +69,9 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         rec.reasons.extend(fallback);
     }
 
+    if a.verdict == Verdict::NeedsHealthCheck && o.in_initrd {
+        hang_budget(&env, &cfg, &mut rec);
+    }
     let flags = write_flags(&env.run_dir, &a, &mut rec);
     if let Err(e) = &flags {
         log::error!("{e:#}");
@@ -124,6 +124,66 @@ fn probed_record(
     }
     rec.verity = Some(facts.verity.clone());
     rec
+}
+
+/// A first boot after an upgrade: arm the watchdog for HANG_BUDGET and leave the
+/// breadcrumb on ROOT that the next boot reads if this attempt never reaches a verdict.
+fn hang_budget(env: &Env, cfg: &crate::config::Config, rec: &mut Record) {
+    use crate::decide::watchdog::{plan, Plan};
+    use crate::probe::watchdog::devices;
+    let mut found = devices(&env.sysfs.root);
+    // udev loads the driver on coldplug, usually long before /sysroot is mounted; a
+    // machine given by the probe options is not this one: no waiting, no modprobe
+    for _ in 0..20 {
+        if !found.is_empty() || env.explicit {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        found = devices(&env.sysfs.root);
+    }
+    if found.is_empty() && !env.explicit && crate::act::watchdog::load_softdog() {
+        found = devices(&env.sysfs.root);
+    }
+    let budget = cfg.hang_budget.0 / 1_000_000;
+    let said = match plan(true, &found, budget) {
+        Plan::Arm {
+            device,
+            timeout_s,
+            note,
+        } => match crate::act::watchdog::arm(&env.sysfs.dev, &env.run_dir, &device, timeout_s) {
+            Ok(t) => {
+                let s = format!(
+                    "armed the watchdog {note} for {t}s until the verdict (HANG_BUDGET={})",
+                    cfg.hang_budget
+                );
+                rec.actions.push(record::Action::Other(s.clone()));
+                s
+            }
+            Err(e) => format!("watchdog not armed ({note}): {e:#}; a hang before the verdict is not bounded"),
+        },
+        _ => "no watchdog device: a hang of the kernel or PID 1 before the verdict is not bounded (HANG_BUDGET)".into(),
+    };
+    if !said.starts_with("armed the watchdog") {
+        rec.reasons.push(said.clone());
+    }
+    let (Some(booted), Some(boot_id)) = (rec.booted.as_ref(), rec.boot_id.clone()) else {
+        return;
+    };
+    let crumb = crate::types::attempt::Crumb {
+        reached: crate::types::attempt::Reached::Initrd,
+        partuuid: booted.partuuid.clone(),
+        boot_id,
+        boot_unix: crate::act::attempt::clock(&env.proc).1,
+        watchdog: said,
+        gate_started_unix: None,
+        last_seen_unix: None,
+        waiting: Vec::new(),
+    };
+    if env.sysroot.join("var").is_dir() {
+        if let Err(e) = crate::act::attempt::write(&env.sysroot, &crumb) {
+            log::warn!("breadcrumb not written: {e:#}");
+        }
+    }
 }
 
 /// A `Rollback` verdict: spend the booted slot. True when written (and a reboot makes

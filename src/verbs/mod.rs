@@ -169,13 +169,32 @@ pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Ve
         }
         _ => return Vec::new(),
     };
-    let kernel = staged_hash(&env.sysroot, slot).ok();
+    let kernel = staged_hash(&env.sysroot, slot);
+    // EFI-SYSTEM is mounted only in the booted system: in the initrd the kernel is unseen
+    let kernel_present = (env.sysroot.join("boot/flatcar").is_dir()
+        || env.sysroot.join("boot/coreos").is_dir())
+    .then_some(kernel.is_ok());
     let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
-    let r = fallback::record(now, slot, attempt, kernel, said);
+    let crumb = crate::act::attempt::read(&env.sysroot);
+    let why = crate::decide::fallback::classify(&crate::decide::fallback::Clues {
+        partuuid: &slot.partuuid,
+        attempt,
+        crumb: crumb.as_ref(),
+        kernel_said: said.as_deref(),
+        watchdog_reset: crate::decide::watchdog::reset_by_watchdog(&probe::watchdog::devices(
+            &env.sysfs.root,
+        )),
+        kernel_present,
+        now_boot_unix: Some(crate::act::attempt::clock(&env.proc).1),
+    });
+    let r = fallback::record(now, slot, attempt, kernel.ok(), said, &why);
     let line = fallback::summary(&r);
     log::error!("{line}");
     match history::log_event(&env.sysroot, &r) {
-        Ok(()) => vec![line],
+        Ok(()) => {
+            crate::act::attempt::remove(&env.sysroot);
+            vec![line]
+        }
         Err(e) => vec![format!("{line} (not recorded: {e:#})")],
     }
 }

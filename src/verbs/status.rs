@@ -50,6 +50,7 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
         .as_ref()
         .and_then(|_| gate_state::read(&env.run_dir));
     let hist = host.history();
+    let fell = last_fallback(&hist);
     let hist = &hist[hist.len().saturating_sub(history)..];
     let held = host.held();
     let source = host.source(last.as_ref());
@@ -70,6 +71,7 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
             "assessment_source": source.map(|s| s.as_str()),
             "held": held,
             "gate": gate,
+            "last_fallback": fell.as_ref().map(|(_, s)| s),
             "history": hist.iter().map(|e| &e.raw).collect::<Vec<_>>(),
         }));
         return Ok(ExitCode::Ok);
@@ -87,8 +89,35 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
     for h in &held {
         println!("held: {}", crate::act::held::describe(h));
     }
+    if let Some((line, _)) = &fell {
+        println!("{line}");
+    }
     print_history(hist);
     Ok(ExitCode::Ok)
+}
+
+/// The newest fallback: a line for the text and the stage for `--json`.
+fn last_fallback(hist: &[record::Entry]) -> Option<(String, serde_json::Value)> {
+    let e = hist
+        .iter()
+        .rev()
+        .find(|e| e.event == record::Event::Fallback)?;
+    let f = e.failed.clone().unwrap_or_default();
+    let stage = e
+        .stage
+        .as_deref()
+        .unwrap_or("not named (recorded by an older version)");
+    let took = e.took_s.map_or(String::new(), |t| format!(", {t}s"));
+    let line = format!(
+        "last fallback: {} (version {}) at {}: stage {stage}{took}",
+        f.label,
+        f.version_id.as_deref().unwrap_or("unknown"),
+        e.time.as_deref().unwrap_or("?")
+    );
+    Some((
+        line,
+        json!({"time": e.time, "label": f.label, "stage": e.stage, "took_s": e.took_s}),
+    ))
 }
 
 fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {

@@ -166,9 +166,21 @@ pub(crate) fn act_pass(
             Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
         }
     }
+    settle(env, &mut r, true);
     log::warn!("health gate: {}: {}", r.event, r.reasons.join("; "));
     save(env, &r);
     Ok(ExitCode::Ok)
+}
+
+/// The verdict is taken: the watchdog goes back to the node's own setting (after a
+/// rollback only at the reboot: a hung shutdown still resets) and the breadcrumb goes.
+pub(crate) fn settle(env: &Env, r: &mut Record, reexec: bool) {
+    match crate::act::watchdog::release(&env.run_dir, reexec) {
+        Ok(Some(msg)) => r.actions.push(Action::Other(msg)),
+        Ok(None) => {}
+        Err(e) => r.reasons.push(format!("watchdog: {e:#}")),
+    }
+    crate::act::attempt::remove(&env.sysroot);
 }
 
 /// The configuration errors of this boot: the gate's own reading and the generator's.
@@ -307,6 +319,9 @@ pub(crate) fn act_fail(
             false
         }
     };
+    if reboot {
+        settle(env, &mut r, false);
+    }
     let actions: Vec<String> = r.actions.iter().map(Action::to_string).collect();
     log::error!("{} → {}", r.reasons.join("; "), actions.join("; "));
     save(env, &r);

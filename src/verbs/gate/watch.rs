@@ -76,6 +76,8 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     let h = here(&env, true);
+    let booted = h.as_ref().ok().map(|h| h.slots[h.booted].partuuid.clone());
+    let mut trail = crate::act::attempt::Trail::start(&env.sysroot, &env.proc, booted.as_deref());
     let start = mono_us();
     let deadline_at = units::manager_u64("UserspaceTimestampMonotonic")
         .filter(|t| *t > 0)
@@ -133,6 +135,9 @@ fn watch(p: &Roots, no_mark_good: bool, no_reboot: bool) -> Result<ExitCode> {
             // dm-verity checks lazily: a block read during the window may have failed
             f.verity_problem = here(&env, true).ok().and_then(|h| h.verity_problem);
             action = decide_gate::gate(&f, &cfg.gate_policy());
+        }
+        if let GateAction::Wait { waiting, .. } = &action {
+            trail.observe(waiting);
         }
         let snap = snapshot(&f, &action, deadline_at);
         publish(&state, &snap, &mut last_said);

@@ -1,0 +1,62 @@
+//! The breadcrumb of a first boot after an upgrade (`/var/lib/abguard/attempt.json` on
+//! ROOT): how far the attempt got and what the gate saw last, so the next boot can name
+//! the stage a fallback died in. Plain data; the file is `act::attempt`'s.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The furthest stage abguard saw the attempt reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reached {
+    /// The initrd assessed it (needs-health-check) and armed the watchdog.
+    Initrd,
+    /// The booted system's gate started watching.
+    Gate,
+}
+
+/// One attempt's breadcrumb.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Crumb {
+    pub reached: Reached,
+    /// The slot on its first boot.
+    pub partuuid: String,
+    pub boot_id: String,
+    /// Wall-clock second the attempt's kernel started (now − uptime when written).
+    pub boot_unix: u64,
+    /// What the initrd did with the watchdog (armed, missing, failed).
+    pub watchdog: String,
+    /// The gate's start and its last observation (wall-clock seconds).
+    pub gate_started_unix: Option<u64>,
+    pub last_seen_unix: Option<u64>,
+    /// What the gate was waiting for at its last observation.
+    pub waiting: Vec<String>,
+}
+
+impl Crumb {
+    /// Read back by hand (no derived deserializers in the static binary); None when a
+    /// field this version needs is missing.
+    pub fn from_value(v: &Value) -> Option<Crumb> {
+        let text = |k: &str| v.get(k)?.as_str().map(str::to_string);
+        let num = |k: &str| v.get(k)?.as_u64();
+        Some(Crumb {
+            reached: match v.get("reached")?.as_str()? {
+                "gate" => Reached::Gate,
+                _ => Reached::Initrd,
+            },
+            partuuid: text("partuuid")?,
+            boot_id: text("boot_id")?,
+            boot_unix: num("boot_unix")?,
+            watchdog: text("watchdog").unwrap_or_default(),
+            gate_started_unix: num("gate_started_unix"),
+            last_seen_unix: num("last_seen_unix"),
+            waiting: (v
+                .get("waiting")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten())
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect(),
+        })
+    }
+}
