@@ -94,7 +94,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     .required(true)
     .multiple(true)
     .args(["critical_unit", "deadline", "stable_for", "check_timeout", "no_check_sysext",
-           "mark_good", "on_failure", "verify_usr", "hang_budget", "check"]))]
+           "mark_good", "on_failure", "verify_usr", "hang_budget", "panic", "rd_earlytimeout", "check"]))]
 pub struct ButaneArgs {
     /// A unit that must be active before an upgrade counts as healthy (repeatable).
     #[arg(long, value_name = "UNIT")]
@@ -125,6 +125,15 @@ pub struct ButaneArgs {
     /// before the watchdog resets the machine (HANG_BUDGET, e.g. 2min).
     #[arg(long, value_name = "SPAN")]
     pub hang_budget: Option<String>,
+    /// Kernel argument panic=SECONDS (Flatcar's kernel: 60): how long a panicked kernel
+    /// waits before it resets, so GRUB falls back sooner; costs the time to read the panic
+    /// on a console. Written to the OEM grub.cfg's linux_append by Ignition (off by default).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u16).range(1..=600))]
+    pub panic: Option<u16>,
+    /// Kernel argument rd.earlytimeout=SECONDS (stage 0's wait for USR, Flatcar: 300):
+    /// a disk that appears later than this (SAN, slow USB) fails the boot. Off by default.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u16).range(10..=3600))]
+    pub rd_earlytimeout: Option<u16>,
     /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
     /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
     #[arg(long, value_name = "NAME=PATH")]
@@ -139,6 +148,18 @@ pub struct ButaneArgs {
 }
 
 impl ButaneArgs {
+    /// The kernel arguments asked for (`--panic`, `--rd-earlytimeout`), in that order.
+    pub fn kernel_arguments(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(s) = self.panic {
+            v.push(format!("panic={s}"));
+        }
+        if let Some(s) = self.rd_earlytimeout {
+            v.push(format!("rd.earlytimeout={s}"));
+        }
+        v
+    }
+
     /// The value given for the key whose option is `flag` (config::keys::Key::butane).
     pub fn value(&self, flag: &str) -> Option<String> {
         let on = |b: bool, v: &str| b.then(|| v.to_string());
