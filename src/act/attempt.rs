@@ -1,7 +1,7 @@
 //! The attempt's breadcrumb on ROOT (`/var/lib/abguard/attempt.json`): one small file,
 //! replaced atomically and fsync'd (SafeDir), written by the initrd when a first boot
 //! starts and by the gate when what it sees changes. The next boot reads it to name the
-//! stage a fallback died in ([`crate::decide::fallback::classify`]).
+//! stage a fallback died in ([`crate::decide::stage::classify`]).
 
 use crate::act::flags::ROOT_STATE_DIR;
 use crate::safefs::SafeDir;

@@ -17,7 +17,7 @@ pub fn record(
     attempt: Option<&Entry>,
     kernel_hash: Option<String>,
     kernel_said: Option<String>,
-    why: &crate::decide::fallback::Classified,
+    why: &crate::decide::stage::Classified,
 ) -> Record {
     // the hash that booted, as GRUB passed it; else what the slot's kernel holds now
     let root_hash = attempt

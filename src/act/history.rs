@@ -149,7 +149,7 @@ pub struct Counters {
     pub rollbacks: u64,
     /// Of the failed first boots, those no verdict was reached for (GRUB fell back).
     pub fallbacks: u64,
-    /// The fallbacks by the stage the attempt reached (decide::fallback::Stage); those
+    /// The fallbacks by the stage the attempt reached (decide::stage::Stage); those
     /// recorded before stages were named are not in it.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fallback_stages: std::collections::BTreeMap<String, u64>,

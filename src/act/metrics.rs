@@ -230,7 +230,7 @@ fn render_fallbacks(o: &mut String, c: &Counters) {
     let name = "abguard_fallbacks_total";
     family(o, name, "counter", "First boots GRUB fell back from with no verdict reached, by the stage the attempt reached (docs/failure-budgets.md).");
     let mut named = 0;
-    for s in crate::decide::fallback::Stage::ALL {
+    for s in crate::decide::stage::Stage::ALL {
         let n = c.fallback_stages.get(s.as_str()).copied().unwrap_or(0);
         named += n;
         let _ = writeln!(o, "{name}{{stage=\"{}\"}} {n}", s.as_str());

@@ -79,7 +79,7 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<Build>,
     /// `fallback`: the stage the attempt reached and why it ended
-    /// (decide::fallback::Stage), and the seconds from its kernel start to this boot's.
+    /// (decide::stage::Stage), and the seconds from its kernel start to this boot's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,8 @@ pub mod fallback;
 pub mod gate;
 /// The loop guard: which failed builds are held, and which a staged build matches.
 pub mod loopguard;
+/// The stage a fallback's attempt reached and why it ended.
+pub mod stage;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;
 /// The hang budget: which watchdog is armed on a first boot, and who reset the machine.

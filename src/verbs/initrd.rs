@@ -71,6 +71,10 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
 
     if a.verdict == Verdict::NeedsHealthCheck && o.in_initrd {
         hang_budget(&env, &cfg, &mut rec);
+    } else if a.verdict == Verdict::NeedsHealthCheck {
+        rec.reasons.push(
+            "watchdog not armed: assessed in the booted system, where PID 1 keeps its own setting; a hang before the verdict is not bounded".into(),
+        );
     }
     let flags = write_flags(&env.run_dir, &a, &mut rec);
     if let Err(e) = &flags {

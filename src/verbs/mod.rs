@@ -176,7 +176,7 @@ pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Ve
     .then_some(kernel.is_ok());
     let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
     let crumb = crate::act::attempt::read(&env.sysroot);
-    let why = crate::decide::fallback::classify(&crate::decide::fallback::Clues {
+    let why = crate::decide::stage::classify(&crate::decide::stage::Clues {
         partuuid: &slot.partuuid,
         attempt,
         crumb: crumb.as_ref(),
