@@ -13,7 +13,7 @@ pub const ATTEMPT_JSON: &str = "attempt.json";
 
 pub fn write(root: &Path, c: &Crumb) -> Result<()> {
     let dir = SafeDir::open(root)?.subpath(ROOT_STATE_DIR, true)?;
-    dir.write_atomic(ATTEMPT_JSON, serde_json::to_string(c)?.as_bytes())
+    dir.write_atomic(ATTEMPT_JSON, c.to_json().as_bytes())
 }
 
 /// The breadcrumb, if there is a readable one.
@@ -38,11 +38,12 @@ pub fn clock(proc: &Path) -> (u64, u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // whole seconds only: parsing a float costs the static binary ~40 KB
     let up = std::fs::read_to_string(proc.join("uptime"))
         .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (now, now.saturating_sub(up as u64))
+        .and_then(|s| s.split(['.', ' ']).next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    (now, now.saturating_sub(up))
 }
 
 /// The gate's side of the breadcrumb: its start, then its last observation, rewritten

@@ -128,12 +128,12 @@ pub struct ButaneArgs {
     /// Kernel argument panic=SECONDS (Flatcar's kernel: 60): how long a panicked kernel
     /// waits before it resets, so GRUB falls back sooner; costs the time to read the panic
     /// on a console. Written to the OEM grub.cfg's linux_append by Ignition (off by default).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u16).range(1..=600))]
-    pub panic: Option<u16>,
+    #[arg(long, value_name = "SECONDS")]
+    pub panic: Option<String>,
     /// Kernel argument rd.earlytimeout=SECONDS (stage 0's wait for USR, Flatcar: 300):
     /// a disk that appears later than this (SAN, slow USB) fails the boot. Off by default.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u16).range(10..=3600))]
-    pub rd_earlytimeout: Option<u16>,
+    #[arg(long, value_name = "SECONDS")]
+    pub rd_earlytimeout: Option<String>,
     /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
     /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
     #[arg(long, value_name = "NAME=PATH")]
@@ -148,16 +148,32 @@ pub struct ButaneArgs {
 }
 
 impl ButaneArgs {
-    /// The kernel arguments asked for (`--panic`, `--rd-earlytimeout`), in that order.
-    pub fn kernel_arguments(&self) -> Vec<String> {
+    /// The kernel arguments asked for (`--panic` 1-600, `--rd-earlytimeout` 10-3600
+    /// seconds), in that order: panic=0 would wait for ever, a USR wait under 10 s fails
+    /// slow disks.
+    pub fn kernel_arguments(&self) -> Result<Vec<String>, String> {
         let mut v = Vec::new();
-        if let Some(s) = self.panic {
-            v.push(format!("panic={s}"));
+        for (opt, arg, given, lo, hi) in [
+            ("panic", "panic", &self.panic, 1, 600),
+            (
+                "rd-earlytimeout",
+                "rd.earlytimeout",
+                &self.rd_earlytimeout,
+                10,
+                3600,
+            ),
+        ] {
+            let Some(s) = given else { continue };
+            match s.parse::<u32>() {
+                Ok(n) if (lo..=hi).contains(&n) => v.push(format!("{arg}={n}")),
+                _ => {
+                    return Err(format!(
+                        "invalid --{opt} {s:?}: whole seconds from {lo} to {hi}"
+                    ))
+                }
+            }
         }
-        if let Some(s) = self.rd_earlytimeout {
-            v.push(format!("rd.earlytimeout={s}"));
-        }
-        v
+        Ok(v)
     }
 
     /// The value given for the key whose option is `flag` (config::keys::Key::butane).

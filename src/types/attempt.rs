@@ -2,12 +2,10 @@
 //! ROOT): how far the attempt got and what the gate saw last, so the next boot can name
 //! the stage a fallback died in. Plain data; the file is `act::attempt`'s.
 
-use serde::Serialize;
 use serde_json::Value;
 
 /// The furthest stage abguard saw the attempt reach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reached {
     /// The initrd assessed it (needs-health-check) and armed the watchdog.
     Initrd,
@@ -16,7 +14,7 @@ pub enum Reached {
 }
 
 /// One attempt's breadcrumb.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Crumb {
     pub reached: Reached,
     /// The slot on its first boot.
@@ -34,6 +32,29 @@ pub struct Crumb {
 }
 
 impl Crumb {
+    /// The file's JSON, written by hand: a derived serializer costs the static binary
+    /// kilobytes for one small file.
+    pub fn to_json(&self) -> String {
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let n = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
+        let waiting: Vec<String> = self.waiting.iter().map(|w| q(w)).collect();
+        format!(
+            "{{\"reached\":\"{}\",\"partuuid\":{},\"boot_id\":{},\"boot_unix\":{},\"watchdog\":{},\
+             \"gate_started_unix\":{},\"last_seen_unix\":{},\"waiting\":[{}]}}\n",
+            match self.reached {
+                Reached::Initrd => "initrd",
+                Reached::Gate => "gate",
+            },
+            q(&self.partuuid),
+            q(&self.boot_id),
+            self.boot_unix,
+            q(&self.watchdog),
+            n(self.gate_started_unix),
+            n(self.last_seen_unix),
+            waiting.join(",")
+        )
+    }
+
     /// Read back by hand (no derived deserializers in the static binary); None when a
     /// field this version needs is missing.
     pub fn from_value(v: &Value) -> Option<Crumb> {

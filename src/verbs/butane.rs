@@ -278,6 +278,7 @@ fn named<'a>(
 /// The options, checked: settings, the checks and the unit files asked for.
 fn check(a: &ButaneArgs) -> Result<(Settings, Files<'_>, Files<'_>), String> {
     let settings = Settings::from_args(a)?;
+    a.kernel_arguments()?;
     if a.format != "butane" && a.format != "ignition" {
         return Err(format!(
             "invalid --format {:?}: butane or ignition",
@@ -306,7 +307,7 @@ pub fn run(a: &ButaneArgs) -> VerbResult {
     })?;
     let config = settings.config_text()?;
     let (checks, units) = (read_all(checks)?, read_all(units)?);
-    let kargs = a.kernel_arguments();
+    let kargs = a.kernel_arguments().unwrap_or_default();
     if a.format == "ignition" {
         print!("{}", ignition(&config, &checks, &units, &kargs));
     } else {
