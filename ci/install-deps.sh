@@ -27,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade --no-install-recommends "${missing[@]}"
 fi
 
+# The lint (ci/lint.sh): rustfmt and clippy from the toolchain.
+for c in rustfmt clippy; do
+	rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
+
 # The static initrd binary is built for musl, on amd64 and arm64; rustup ships both
 # targets' libc, and rust-lld links the arm64 one.
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do

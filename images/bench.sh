@@ -1,5 +1,6 @@
 #!/bin/bash
-# Paired benchmark: the seed tutorial's detect-first-boot-after-upgrade.sh against
+# Paired benchmark: the shell prototype's first-boot detection script (its verbatim copy is
+# tests/vm/e2e-guest/usr/libexec/seed-first-boot-check; docs/test-dependencies.md) against
 # `abguard initrd` deciding the same thing on the same image (USR-B's first boot after
 # an upgrade, the longest path through the script). Goal: abguard >= 8x faster.
 set -euo pipefail
@@ -21,7 +22,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 # GRUB spends USR-B's try: now it is the first boot after the upgrade
 [ "$("$BIN" next --disk "$IMG")" = 4 ] || die "GRUB would not boot USR-B"
 
-# The seed's script with only what cannot run here replaced: rootdev gives the known
+# The prototype's script with only what cannot run here replaced: rootdev gives the known
 # partition, and Debian's cgpt prints Flatcar's USR attributes only through -P/-S (plain
 # `cgpt show` prints Attr: for ChromeOS kernel types alone) and knows no flatcar-usr
 # alias, so the type GUID is spelled out. The decision logic is untouched.
@@ -88,7 +89,7 @@ ABGUARD="$BIN initrd --disk $IMG --cmdline $T/cmdline --sysfs $S --mountinfo $T/
 # Captured, not piped into grep -q: an early-closed pipe would kill the writer.
 # shellcheck disable=SC2086 # the command lines are split on purpose, as hyperfine -N does
 out=$($SCRIPT)
-[[ $out == *"First boot after upgrade detected" ]] || die "the seed script missed the first boot: $out"
+[[ $out == *"First boot after upgrade detected" ]] || die "the prototype script missed the first boot: $out"
 # shellcheck disable=SC2086
 out=$($ABGUARD "$R/sysroot" --json 2>/dev/null)
 [[ $out == *'"verdict": "needs-health-check"'* ]] || die "abguard missed the first boot: $out"

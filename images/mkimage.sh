@@ -76,16 +76,9 @@ booted-b) ATTRS="1 0 1 2 0 1" ;;
 *) die "--state must be fresh, staged-b or booted-b" ;;
 esac
 
-# Flatcar type and partition GUIDs
-T_EFI=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
-T_BIOS=21686148-6449-6E6F-744E-656564454649
-T_USR=5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6
-T_OEM=0FC63DAF-8483-4772-8E79-3D69D8477DE4
-T_OEMCFG=C95DC21A-DF0E-4340-8D7B-26CBFA9A03E0
-T_ROOT=3884DD41-8582-4404-B9A8-E9B84F2DF50E
-USR_A_PARTUUID=7130c94a-213a-4e5a-8e26-6cce9662f132
-USR_B_PARTUUID=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
-DISK_GUID=00000000-0000-0000-0000-000000000001 # disk_util's fixed GUID; bootengine randomises it on first boot
+# Flatcar type and partition GUIDs: the one copy, shared with tests/vm
+# shellcheck source=images/layout.sh
+. "$(dirname "${BASH_SOURCE[0]}")/layout.sh"
 
 mkdir -p "$(dirname "$OUT")"
 OUT=$(realpath -m "$OUT")
@@ -122,9 +115,9 @@ part 1 EFI-SYSTEM "$T_EFI"
 part 2 BIOS-BOOT "$T_BIOS"
 part 3 USR-A "$T_USR" "$USR_A_PARTUUID"
 part 4 USR-B "$T_USR" "$USR_B_PARTUUID"
-part 6 OEM "$T_OEM"
-part 7 OEM-CONFIG "$T_OEMCFG"
-part 9 ROOT "$T_ROOT"
+part 6 OEM "$T_DATA"
+part 7 OEM-CONFIG "$T_RESERVED"
+part 9 ROOT "$T_RESIZE"
 # sgdisk reports errors on stdout, so keep its output for the failure message only
 out=$(sgdisk "${sg[@]}" "$OUT" 2>&1) || die "sgdisk failed: $out"
 

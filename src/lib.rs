@@ -1,10 +1,16 @@
 //! abguard: health-gated A/B updates with automatic rollback for Flatcar Container Linux.
 //!
-//! Every verb runs the same way: [`cli`] turns the command line into plain options and
-//! [`types::Roots`]; [`probe`] turns the machine (GPT, sysfs, command line, dm-verity,
-//! os-release) into plain facts; [`decide`] reaches a verdict with pure, table-tested
-//! functions; [`disk`] writes the one GPT change and [`act`] the rest (flags, records,
-//! history, metrics, reboot). [`verbs`] holds one thin file per verb wiring these.
+//! Every verb runs the same way: [`cli`] parses the command line into the verb's own
+//! clap struct; the verb turns its `Target` into [`types::Roots`] and [`probe::Env`];
+//! [`probe`] turns the machine (GPT, sysfs, command line, dm-verity, os-release) into
+//! plain facts; [`decide`] reaches a verdict with pure, table-tested functions; [`disk`]
+//! writes the one GPT change and [`act`] the rest (flags, records, history, metrics,
+//! reboot). [`verbs`] holds one file (or folder) per verb wiring these.
+//!
+//! The verb contract: each verb is a `pub fn(&ItsArgs) -> exit::VerbResult` in
+//! `verbs/`, dispatched by one line in [`run`] through `verb`, which accepts no other
+//! shape (the type system holds it). What one verb needs stays in its file; verbs/mod.rs
+//! holds only what several verbs share.
 //!
 //! Imports only point down the list of stages below (tests/layers.rs checks it):
 //! verbs → cli, exit → probe, act, config → disk → decide → types, safefs.
@@ -44,53 +50,32 @@ pub mod types;
 use cli::{Cli, Command};
 use exit::VerbResult;
 
+/// The verb contract: a verb is a `fn(&ItsArgs) -> VerbResult`, its clap struct in (the
+/// paths it works on inside, as `Target`), an exit code or a typed failure out; the
+/// dispatch below accepts nothing else.
+fn verb<A>(f: fn(&A) -> VerbResult, a: &A) -> VerbResult {
+    f(a)
+}
+
+/// Run the verb the command line names.
 pub fn run(cli: Cli) -> VerbResult {
     match &cli.command {
-        Command::Status(a) => {
-            let out = match (a.prometheus, &a.textfile) {
-                (false, _) => verbs::status::Output::Text {
-                    json: a.json,
-                    history: a.history,
-                },
-                (true, f) => verbs::status::Output::Prometheus(f.clone()),
-            };
-            verbs::status::status(&a.target.roots(), out)
-        }
-        Command::Next(a) => verbs::slots::next(&a.target.roots(), a.dry_run, a.json),
-        Command::Stage(a) => verbs::slots::stage(&a.target.roots(), a.partition, a.json),
-        Command::MarkGood(a) => verbs::slots::mark_good(&a.target.roots(), a.partition, a.json),
-        Command::Rollback(a) => {
-            verbs::slots::rollback(&a.target.roots(), a.partition, a.force, a.json)
-        }
-        Command::Initrd(cli::args::InitrdArgs { opts: a })
-        | Command::Assess(cli::args::StockAssessArgs { opts: a }) => {
-            let dm_test = a.dm_status.as_deref().zip(a.dm_table.as_deref());
-            let in_initrd = matches!(cli.command, Command::Initrd(_));
-            let o = verbs::initrd::Options {
-                no_reboot: a.no_reboot,
-                json: a.json,
-                dm_test,
-                in_initrd,
-            };
-            Ok(verbs::initrd::run(&a.target.roots(), &o)?)
-        }
-        Command::GatePass(a) => Ok(verbs::gate::pass(
-            &a.target.roots(),
-            a.no_mark_good,
-            a.no_reboot,
-        )?),
-        Command::GateFail(a) => Ok(verbs::gate::fail(
-            &a.target.roots(),
-            a.unit.as_deref(),
-            a.no_reboot,
-        )?),
-        Command::Emergency(a) => Ok(verbs::gate::emergency(&a.target.roots(), a.no_reboot)?),
-        Command::Config(a) => Ok(verbs::config::run(&a.root, a.json, a.check, &a.files)?),
-        Command::Butane(args) => verbs::butane::run(args),
-        Command::Verify(args) => verbs::verify::run(&args.target.roots(), args),
-        Command::ReadUsr(args) => Ok(verbs::read_usr::run(args)?),
-        Command::Generator(a) => Ok(verbs::generator::run(&a.root, &a.dirs)),
-        Command::Allow(a) => verbs::allow::run(a),
-        Command::GuardStaged(a) => verbs::guard_staged::run(&a.target.roots(), a.json),
+        Command::Status(a) => verb(verbs::status::run, a),
+        Command::Next(a) => verb(verbs::slots::next, a),
+        Command::Stage(a) => verb(verbs::slots::stage, a),
+        Command::MarkGood(a) => verb(verbs::slots::mark_good, a),
+        Command::Rollback(a) => verb(verbs::slots::rollback, a),
+        Command::Initrd(a) => verb(verbs::initrd::initrd, a),
+        Command::Assess(a) => verb(verbs::initrd::assess, a),
+        Command::GatePass(a) => verb(verbs::gate::pass, a),
+        Command::GateFail(a) => verb(verbs::gate::fail, a),
+        Command::Emergency(a) => verb(verbs::gate::emergency, a),
+        Command::Config(a) => verb(verbs::config::run, a),
+        Command::Butane(a) => verb(verbs::butane::run, a),
+        Command::Verify(a) => verb(verbs::verify::run, a),
+        Command::ReadUsr(a) => verb(verbs::read_usr::run, a),
+        Command::Generator(a) => verb(verbs::generator::run, a),
+        Command::Allow(a) => verb(verbs::allow::run, a),
+        Command::GuardStaged(a) => verb(verbs::guard_staged::run, a),
     }
 }

@@ -20,11 +20,14 @@ fn main() {
         .is_some_and(|a| a.as_encoded_bytes().ends_with(b"abguard-generator"))
     {
         abguard::act::kmsg::Logger::init(true, LevelFilter::Warn);
-        let dirs: Vec<String> = args[1..]
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let code = abguard::verbs::generator::run(std::path::Path::new("/"), &dirs);
+        let a = abguard::cli::args::GeneratorArgs {
+            root: "/".into(),
+            dirs: args[1..]
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        };
+        let code = abguard::verbs::generator::run(&a).unwrap_or_else(|e| e.code());
         std::process::exit(code.code());
     }
     let cli = abguard::cli::Cli::parse_args(args);

@@ -290,7 +290,10 @@ fn flatcar_cgpt(dir: &std::path::Path) -> Option<std::path::PathBuf> {
             "ABGUARD_FLATCAR_SEISMOGRAPH is set but {} is missing",
             tar.display()
         );
-        eprintln!("SKIPPED: Flatcar's cgpt oracle needs {}", tar.display());
+        skip(&format!(
+            "Flatcar's cgpt oracle needs {} (docs/test-dependencies.md)",
+            tar.display()
+        ));
         return None;
     }
     run_ok(

@@ -1,6 +1,6 @@
 #!/bin/bash
 # `make demo` on a machine without disk tools: runs it with a PATH of symlinks to every
-# command on this one except the disk tools (issue 15), so a demo that shells out to any
+# command on this one except the disk tools (no gdisk, cgpt, sfdisk, mkfs…), so a demo that shells out to any
 # of them fails here with "command not found". Unprivileged.
 set -euo pipefail
 

@@ -3,6 +3,7 @@
 //! prometheus/abguard.rules.yml and no other alert, and each PromQL example (after
 //! `<!-- operator-promql -->`) parses (promtool, as a recording rule).
 
+mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -101,14 +102,10 @@ fn the_regexp_check_notices_a_regexp_that_misses() {
 
 #[test]
 fn operator_promql_examples_parse() {
-    let Ok(o) = Command::new("promtool").arg("--version").output() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is missing in CI"
-        );
-        eprintln!("skipped: no promtool (./ci/install-deps.sh installs it)");
+    let Some(promtool) = common::tool("promtool") else {
         return;
     };
+    let o = Command::new(promtool).arg("--version").output().unwrap();
     assert!(o.status.success());
     let exprs: Vec<String> = block_after(&readme(), "<!-- operator-promql -->")
         .into_iter()

@@ -4,7 +4,7 @@
 //! states on a disk as imaged and on one grown after imaging (backup header no longer in
 //! the last sector).
 //!
-//! Needs Flatcar's GRUB build (../shared/vendor/flatcar-grub, see its README) and
+//! Needs Flatcar's GRUB build (../shared/vendor/flatcar-grub, docs/test-dependencies.md) and
 //! qemu-system-x86_64. ABGUARD_FLATCAR_GRUB names the folder; when it is set (as .ci/run
 //! does) a missing folder or qemu fails the test; when it is not set and the default
 //! folder is absent, the test is skipped with a message.
@@ -36,12 +36,12 @@ fn grub_tarball() -> Option<PathBuf> {
             tar.display()
         ),
         (t, q) => {
-            eprintln!(
-                "SKIPPED: GRUB oracle needs {} ({}) and qemu-system-x86_64 ({}); set ABGUARD_FLATCAR_GRUB",
+            skip(&format!(
+                "GRUB oracle needs {} ({}) and qemu-system-x86_64 ({}); set ABGUARD_FLATCAR_GRUB (docs/test-dependencies.md)",
                 tar.display(),
                 if t { "found" } else { "absent" },
                 if q { "found" } else { "absent" }
-            );
+            ));
             None
         }
     }

@@ -21,7 +21,7 @@ exec "$@""#;
         .output()
         .ok()?;
     if stderr(&o).contains("unshare:") || stderr(&o).contains("mount:") {
-        eprintln!("skipped: no mount namespace: {}", stderr(&o));
+        skip(&format!("no mount namespace: {}", stderr(&o)));
         return None;
     }
     Some(o)

@@ -4,9 +4,14 @@
 //! - a path names no module file (a flat re-export standing in for the real path),
 //! - a stage imports from its own level or above (verbs → cli, exit → probe, act,
 //!   config → disk → decide → types, safefs; see `LEVELS`),
-//! - a verb's file imports from another verb's file (what verbs share lives lower, or
-//!   in verbs/mod.rs),
+//! - a verb's file imports from another verb's file or folder (`verbs/NAME.rs` and
+//!   `verbs/NAME/*` are one verb; what verbs share lives lower, or in verbs/mod.rs),
 //! - or the files form a circle, even inside one stage.
+//!
+//! A path through a `pub use` below lib.rs (`crate::disk::read_table`, re-exported by
+//! disk/mod.rs from disk/change.rs) is followed to the file that defines the name, so
+//! the edge and any circle are the real ones; a path through lib.rs's own re-exports is
+//! an error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -154,6 +159,68 @@ fn root_aliases(src: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Every `pub use` below lib.rs: (the module path of the file, the name it exports) →
+/// the full path it stands for (`pub use change::{read_table}` in disk/mod.rs:
+/// (["disk"], "read_table") → ["disk", "change", "read_table"]).
+fn reexports(src: &Path, files: &[PathBuf]) -> BTreeMap<(Vec<String>, String), Vec<String>> {
+    let mut out = BTreeMap::new();
+    for f in files.iter().filter(|f| !f.ends_with("lib.rs")) {
+        let me = module_of(src, f);
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        for stmt in text.split(';') {
+            let Some(rest) = stmt.trim().strip_prefix("pub use ") else {
+                continue;
+            };
+            for p in paths(&format!("crate::{rest}"), "crate::") {
+                let full: Vec<String> = match p.first().map(String::as_str) {
+                    Some("crate") => p[1..].to_vec(),
+                    // `pub use change::x` in a mod.rs is relative to its module
+                    _ => me.iter().cloned().chain(p.iter().cloned()).collect(),
+                };
+                if let Some(name) = full.last() {
+                    out.insert((me.clone(), name.clone()), full.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `path` with every re-exported step replaced by what it stands for.
+fn through_reexports(
+    src: &Path,
+    path: Vec<String>,
+    re: &BTreeMap<(Vec<String>, String), Vec<String>>,
+) -> Vec<String> {
+    let mut path = path;
+    for _ in 0..8 {
+        let hit = (1..path.len()).rev().find_map(|n| {
+            let key = (path[..n].to_vec(), path[n].clone());
+            let real = re.get(&key)?;
+            resolve(src, &path[..n])?;
+            Some((n, real.clone()))
+        });
+        let Some((n, real)) = hit else {
+            break;
+        };
+        let mut next = real;
+        next.extend(path[n + 1..].iter().cloned());
+        if next == path {
+            break;
+        }
+        path = next;
+    }
+    path
+}
+
+/// Which verb a file under verbs/ belongs to: `verbs/gate/watch.rs` and `verbs/gate.rs`
+/// are both "gate"; verbs/mod.rs is none.
+fn verb_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src.join("verbs")).ok()?;
+    let first = rel.iter().next()?.to_string_lossy().into_owned();
+    (first != "mod.rs").then(|| first.trim_end_matches(".rs").to_string())
+}
+
 /// File → files it imports from, and the problems found on the way.
 fn graph(src: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<String>) {
     let mut files = Vec::new();
@@ -164,6 +231,7 @@ fn graph(src: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<String>) {
     let aliases = root_aliases(src);
     // a `NAME_tests.rs` file is NAME's `#[cfg(test)] mod tests`, kept beside it
     files.retain(|f| !f.to_string_lossy().ends_with("_tests.rs"));
+    let re = reexports(src, &files);
     for f in &files {
         let text = code(&std::fs::read_to_string(f).unwrap());
         let me = module_of(src, f);
@@ -191,6 +259,7 @@ fn graph(src: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<String>) {
             if t.is_empty() {
                 continue;
             }
+            let t = through_reexports(src, t, &re);
             let Some(to) = resolve(src, &t) else {
                 problems.push(format!(
                     "{rel}: crate::{} names no module file",
@@ -215,12 +284,10 @@ fn graph(src: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<String>) {
                     }
                 }
             }
-            // one verb's file does not reach into another's: what they share is in a
+            // one verb's files do not reach into another's: what they share is in a
             // lower stage or in verbs/mod.rs
-            if me.first().is_some_and(|m| m == "verbs")
-                && to.parent() == Some(&src.join("verbs"))
-                && to.file_name().is_some_and(|n| n != "mod.rs")
-            {
+            let (from_verb, to_verb) = (verb_of(src, f), verb_of(src, &to));
+            if from_verb.is_some() && to_verb.is_some() && from_verb != to_verb {
                 problems.push(format!(
                     "{rel}: imports from another verb's file {}",
                     to.strip_prefix(src).unwrap().display()
@@ -302,4 +369,50 @@ fn the_checker_sees_groups_and_circles() {
     assert!(circle(&e).is_none());
     e.get_mut(&b).unwrap().insert(a.clone());
     assert!(circle(&e).is_some());
+}
+
+/// A tree where a verb reaches into another verb's folder, and a circle that only shows
+/// through a re-export in a mod.rs.
+#[test]
+fn the_checker_sees_verb_folders_and_reexports() {
+    let d = tempfile::tempdir().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = d.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("lib.rs", "pub mod verbs;\npub mod types;\n");
+    w("verbs/mod.rs", "pub mod a;\npub mod b;\n");
+    w("verbs/a.rs", "use crate::verbs::b::inner::X;\n");
+    w("verbs/b/mod.rs", "pub mod inner;\n");
+    w("verbs/b/inner.rs", "use crate::verbs::a;\npub struct X;\n");
+    w(
+        "types/mod.rs",
+        "pub mod one;\npub mod two;\npub use two::Thing;\n",
+    );
+    w(
+        "types/one.rs",
+        "use crate::types::Thing;\npub struct Other;\n",
+    );
+    w(
+        "types/two.rs",
+        "use crate::types::one::Other;\npub struct Thing;\n",
+    );
+    let (edges, problems) = graph(d.path());
+    let p = problems.join("\n");
+    assert!(
+        p.contains("verbs/a.rs: imports from another verb's file verbs/b/inner.rs"),
+        "{p}"
+    );
+    assert!(
+        p.contains("verbs/b/inner.rs: imports from another verb's file verbs/a.rs"),
+        "{p}"
+    );
+    let one = d.path().join("types/one.rs");
+    assert!(
+        edges[&one].contains(&d.path().join("types/two.rs")),
+        "{edges:?}"
+    );
+    let c = circle(&edges).expect("the circle through the re-export");
+    assert!(c.contains(&one), "{c:?}");
 }

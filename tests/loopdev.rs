@@ -45,17 +45,9 @@ impl Drop for Loop {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-}
-
 #[test]
 fn verbs_on_a_loop_device_and_booted_slot_through_real_sysfs() {
-    if !is_root() {
-        eprintln!("SKIPPED: loop devices need root (CI runs this as root)");
+    if !root("loop devices") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -111,9 +111,9 @@ fn every_cut_point_of_every_verb_leaves_a_bootable_disk() {
         assert_eq!(
             old.used,
             if *torn {
-                abguard::disk::gpt::Copy::Backup
+                abguard::disk::gpt::GptCopy::Backup
             } else {
-                abguard::disk::gpt::Copy::Primary
+                abguard::disk::gpt::GptCopy::Primary
             }
         );
         let (old_choice, new_choice) = (choice(&old.slots()), choice(&new_slots));

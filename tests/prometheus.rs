@@ -19,23 +19,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The tool's path, None (skip) when it is absent outside CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|f| f.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is missing (./ci/install-deps.sh installs it)"
-        );
-        eprintln!("skipped: no {name} (./ci/install-deps.sh installs it)");
-    }
-    found
-}
-
 #[test]
 fn promtool_checks_and_tests_the_rules() {
     let Some(promtool) = tool("promtool") else {

@@ -3,6 +3,7 @@
 //! name the flag the binary writes (act::flags::HEALTHY_FLAG under /run), and systemd must
 //! accept them (`systemd-analyze verify`, with stand-ins for the coordinators).
 
+mod common;
 use abguard::act::flags::HEALTHY_FLAG;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,16 +111,7 @@ fn the_check_notices_a_drifted_flag_or_target() {
 /// (stand-in services, since neither coordinator is installed here): any warning fails.
 #[test]
 fn systemd_analyze_verify_accepts_the_units() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-analyze is missing in CI"
-        );
-        eprintln!("skipped: no systemd-analyze");
+    if common::tool("systemd-analyze").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -147,4 +139,101 @@ fn systemd_analyze_verify_accepts_the_units() {
         o.status.success() && err.trim().is_empty(),
         "systemd-analyze verify:\n{err}"
     );
+}
+
+/// /run paths abguard reads but does not own: update-engine writes reboot-required.
+const FOREIGN_RUN_PATHS: &[&str] = &["/run/reboot-required"];
+
+/// Every /run path abguard owns, spelled from the binary's constants.
+fn owned_run_paths() -> Vec<String> {
+    use abguard::act::flags::{IN_STATE_DIR, STATE_DIR};
+    let mut v = vec![format!("/run/{HEALTHY_FLAG}"), format!("/run/{STATE_DIR}")];
+    v.extend(IN_STATE_DIR.iter().map(|n| format!("/run/{STATE_DIR}/{n}")));
+    v
+}
+
+/// Each `/run/...` a file spells (comments included: a drifted comment misleads the
+/// next reader as much as a drifted unit) that is neither owned nor foreign, as
+/// "file:line: path".
+fn unknown_run_paths(files: &[(String, String)]) -> Vec<String> {
+    let owned = owned_run_paths();
+    let mut out = Vec::new();
+    for (name, text) in files {
+        for (n, line) in text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(i) = rest.find("/run/") {
+                let tail = &rest[i..];
+                let end = tail[1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || "/._-@".contains(c)))
+                    .map_or(tail.len(), |e| e + 1);
+                let path = tail[..end].trim_end_matches(['.', '/']);
+                if !owned.iter().any(|o| o == path) && !FOREIGN_RUN_PATHS.contains(&path) {
+                    out.push(format!("{name}:{}: {path}", n + 1));
+                }
+                rest = &tail[end..];
+            }
+        }
+    }
+    out
+}
+
+fn files_under(rel: &str, out: &mut Vec<(String, String)>) {
+    for e in std::fs::read_dir(repo().join(rel)).unwrap().flatten() {
+        let name = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if e.path().is_dir() {
+            files_under(&name, out);
+        } else {
+            out.push((name.clone(), read(&name)));
+        }
+    }
+}
+
+fn shipped_units_and_hooks() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    files_under("systemd", &mut files);
+    files_under("dracut", &mut files);
+    files
+}
+
+/// `ConditionPathExists=/run/abguard/needs-health-check` alone arms the fail-fast hook:
+/// every /run path in systemd/ and dracut/ is one the binary defines, or a foreign one
+/// on the list.
+#[test]
+fn every_run_path_in_the_units_is_the_binarys() {
+    let files = shipped_units_and_hooks();
+    let spelled: usize = files.iter().map(|(_, t)| t.matches("/run/").count()).sum();
+    assert!(
+        spelled >= 15,
+        "only {spelled} /run paths found: wrong directory?"
+    );
+    let bad = unknown_run_paths(&files);
+    assert!(
+        bad.is_empty(),
+        "/run paths no constant defines:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn a_drifted_run_path_is_caught() {
+    let files = shipped_units_and_hooks();
+    for (from, to) in [
+        (
+            "/run/abguard/needs-health-check",
+            "/run/abguard/needs-healthcheck",
+        ),
+        ("/run/abguard/gate-verdict", "/run/abguard/verdict"),
+        ("/run/abguard/boot.json", "/run/abguard/record.json"),
+        ("/run/reboot-required", "/run/reboot-needed"),
+    ] {
+        let drifted: Vec<(String, String)> = files
+            .iter()
+            .map(|(n, t)| (n.clone(), t.replace(from, to)))
+            .collect();
+        let bad = unknown_run_paths(&drifted);
+        assert!(
+            bad.iter().any(|b| b.ends_with(to)),
+            "{from} → {to}: {bad:?}"
+        );
+    }
 }

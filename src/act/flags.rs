@@ -2,7 +2,8 @@
 //! verb's output refers to another by: defined once, for the initrd that writes them,
 //! the gate and generator that read them, and the tests.
 
-/// The seed's flag name (under /run), so units written for it keep working.
+/// The flag (under /run) that releases update-engine and locksmithd: the name the
+/// project's first shell prototype used, so units written for it keep working.
 pub const HEALTHY_FLAG: &str = "first-boot-healthy";
 /// abguard's directory under /run.
 pub const STATE_DIR: &str = "abguard";
@@ -23,6 +24,20 @@ pub const GATE_VERDICT: &str = "gate-verdict";
 pub const SYSEXTS_MERGED: &str = "var/lib/abguard/sysexts-merged";
 /// In [`STATE_DIR`]: the record of an emergency rollback from the initrd.
 pub const EMERGENCY_JSON: &str = "emergency.json";
+/// In [`STATE_DIR`]: the health checks' output, one file a check.
+pub const CHECKS_LOG_DIR: &str = "checks";
+/// Everything abguard keeps in [`STATE_DIR`]: the only names under /run/abguard that
+/// units, scripts and docs may spell (tests/units.rs checks systemd/ and dracut/).
+pub const IN_STATE_DIR: [&str; 8] = [
+    NEEDS_CHECK,
+    INDETERMINATE,
+    BOOT_JSON,
+    CONFIG_ERROR,
+    GATE_JSON,
+    GATE_VERDICT,
+    EMERGENCY_JSON,
+    CHECKS_LOG_DIR,
+];
 
 /// The unit running `abguard read-usr --record` (VERIFY_USR=yes makes it critical).
 pub const READ_USR_UNIT: &str = "abguard-read-usr.service";

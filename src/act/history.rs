@@ -23,13 +23,31 @@ const TAIL: u64 = 16 * 1024;
 /// `version_id` label stays bounded however many updates a node sees.
 pub const VERSIONS_KEPT: usize = 5;
 
-/// Append an event that is not counted in the totals (a verify or read-usr report).
-pub fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
+/// Append a report verb's event (`verify`, `read-usr`), not counted in the totals: the
+/// record's fields and the verb's report under `key`.
+pub fn append_report(root: &Path, r: &Record, key: &str, report: &impl Serialize) -> Result<()> {
+    #[derive(Serialize)]
+    struct WithReport<'a, R> {
+        #[serde(flatten)]
+        record: &'a Record,
+        #[serde(flatten)]
+        report: std::collections::BTreeMap<&'a str, &'a R>,
+    }
+    let line = WithReport {
+        record: r,
+        report: [(key, report)].into(),
+    };
+    append_history(root, &line)
+}
+
+/// Append an event that is not counted in the totals.
+fn append_history(root: &Path, event: &impl Serialize) -> Result<()> {
     append(root, event, None)
 }
 
-/// Record an event: one history line carrying the running totals after it.
-pub fn log_event(root: &Path, r: &Record) -> Result<()> {
+/// Record a counted event: one history line carrying the running totals after it (and,
+/// for a failed first boot, the build the loop guard holds).
+pub fn record_event(root: &Path, r: &Record) -> Result<()> {
     append(root, r, Some(r))?;
     // a first boot that failed: remember the build so it is not staged again
     let failed = crate::decide::loopguard::Failure {

@@ -14,7 +14,7 @@ fn counters_follow_events() {
                 partition: 4,
             });
         }
-        log_event(t.path(), &r).unwrap();
+        record_event(t.path(), &r).unwrap();
     };
     ev("initrd", "healthy", false, false);
     ev("initrd", "needs-health-check", true, false);
@@ -76,7 +76,7 @@ fn totals_ride_in_the_history() {
     std::fs::write(dir.join(HISTORY_FILE), "{\"event\":\"initrd\"}\n").unwrap();
     std::fs::write(dir.join(COUNTERS_FILE), r#"{"boots":7,"rollbacks":2}"#).unwrap();
     let boot = Record::new(Event::Initrd, Verdict::Healthy);
-    log_event(t.path(), &boot).unwrap();
+    record_event(t.path(), &boot).unwrap();
     assert_eq!(
         (
             read_counters(t.path()).boots,
@@ -102,7 +102,7 @@ fn totals_ride_in_the_history() {
     assert_eq!(read_counters(t.path()).boots, 8);
     // through several rotations: nothing lost, nothing counted twice
     for _ in 0..3 * HISTORY_MAX {
-        log_event(t.path(), &boot).unwrap();
+        record_event(t.path(), &boot).unwrap();
     }
     assert_eq!(read_counters(t.path()).boots, 8 + 3 * HISTORY_MAX as u64);
     // these lines are long enough that the file outgrows TAIL: rotation still counts them

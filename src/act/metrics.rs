@@ -7,13 +7,13 @@
 use crate::act::history::Counters;
 use crate::act::record::Verdict;
 use crate::decide::loopguard::Held;
-use crate::disk::gpt::Copy;
+use crate::disk::gpt::GptCopy;
 use crate::types::Slot;
 use std::fmt::Write as _;
 
 /// What the status verb knows, ready to render.
 pub struct Snapshot<'a> {
-    pub table: Copy,
+    pub table: GptCopy,
     pub problems: usize,
     pub slots: &'a [Slot],
     pub next_boot: Option<usize>,
@@ -174,7 +174,7 @@ fn render_state(o: &mut String, s: &Snapshot) {
     let _ = writeln!(
         o,
         "abguard_gpt_backup_in_use {}",
-        u8::from(s.table == Copy::Backup)
+        u8::from(s.table == GptCopy::Backup)
     );
     family(
         o,
@@ -321,7 +321,7 @@ mod tests {
             ..Counters::default()
         };
         let text = render(&Snapshot {
-            table: Copy::Primary,
+            table: GptCopy::Primary,
             problems: 0,
             slots: &slots,
             next_boot: Some(0),

@@ -6,7 +6,7 @@ pub mod attempt;
 pub mod fallback;
 /// The names under /run (flags, records) and the unit names verbs share.
 pub mod flags;
-/// What the health gate left under /run for status and metrics.
+/// gate.json, the health gate's snapshot (one typed owner), and the generator's config errors.
 pub mod gate_state;
 /// The loop guard's held builds on ROOT.
 pub mod held;

@@ -3,7 +3,7 @@
 //! types: written from [`Record`], read back as [`Entry`].
 
 use crate::decide::verity::Verity;
-use crate::disk::gpt::Copy;
+use crate::disk::gpt::GptCopy;
 pub use crate::types::event::{Action, Event, Verdict};
 pub use crate::types::history::{Build, Entry};
 pub use crate::types::Booted;
@@ -51,7 +51,7 @@ pub struct Record {
     pub uptime_s: Option<f64>,
     pub boot_id: Option<String>,
     pub disk: Option<String>,
-    pub table: Option<Copy>,
+    pub table: Option<GptCopy>,
     pub booted: Option<Booted>,
     pub slots: Vec<Slot>,
     /// Manual events only: the attributes before the change (`slots` are after it).
@@ -154,19 +154,6 @@ fn uptime(s: &str) -> Option<f64> {
     let digits = frac.len().min(6);
     let frac: u64 = frac.get(..digits)?.parse().ok()?;
     Some(whole as f64 + frac as f64 / 10f64.powi(digits as i32))
-}
-
-impl From<crate::decide::assess::Verdict> for Verdict {
-    fn from(v: crate::decide::assess::Verdict) -> Self {
-        use crate::decide::assess::Verdict as A;
-        match v {
-            A::Healthy => Verdict::Healthy,
-            A::NeedsHealthCheck => Verdict::NeedsHealthCheck,
-            A::Rollback => Verdict::Rollback,
-            A::Mismatch => Verdict::Mismatch,
-            A::Indeterminate => Verdict::Indeterminate,
-        }
-    }
 }
 
 fn read_trim(p: &Path) -> Option<String> {

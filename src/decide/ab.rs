@@ -147,7 +147,8 @@ pub fn other_slot(slots: &[Slot], from: usize) -> Result<usize, Refusal> {
     }
 }
 
-/// First boot after an upgrade, as the seed's detection script defines it: the booted
+/// First boot after an upgrade, as the shell prototype's detection script defines it
+/// (tests/vm/e2e-guest/usr/libexec/seed-first-boot-check): the booted
 /// slot has strictly the highest priority and has not been marked successful yet.
 pub fn is_first_boot_after_upgrade(slots: &[Slot], booted: usize) -> bool {
     let me = slots[booted].attrs;

@@ -26,14 +26,16 @@ pub enum Verdict {
     Indeterminate,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Healthy => "healthy",
-            Verdict::NeedsHealthCheck => "needs-health-check",
-            Verdict::Rollback => "rollback",
-            Verdict::Mismatch => "mismatch",
-            Verdict::Indeterminate => "indeterminate",
+/// The record's verdict: the one spelling of each is types::event::Verdict's.
+impl From<Verdict> for crate::types::event::Verdict {
+    fn from(v: Verdict) -> Self {
+        use crate::types::event::Verdict as R;
+        match v {
+            Verdict::Healthy => R::Healthy,
+            Verdict::NeedsHealthCheck => R::NeedsHealthCheck,
+            Verdict::Rollback => R::Rollback,
+            Verdict::Mismatch => R::Mismatch,
+            Verdict::Indeterminate => R::Indeterminate,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! before the verdict is a definitive failure at once, not at the deadline.
 //!
 //! [`observe`] folds one observation of a unit into its [`UnitTrack`]; [`gate`] decides.
-//! Both are pure; the watcher (verbs/gate.rs) polls systemd and runs the checks.
+//! Both are pure; the watcher (verbs/gate/watch.rs) polls systemd and runs the checks.
 
 use crate::types::event::Event;
 /// What the decision needs of the configuration (config::Config::gate_policy): the
@@ -228,6 +228,10 @@ pub enum GateAction {
     Fail { failure: Failure, rollback: bool },
 }
 
+/// How [`gate`] lists the stable-for window's countdown among what it waits for
+/// ("the stable-for window (12s left)").
+pub const WINDOW_WAIT: &str = "the stable-for window";
+
 /// The verdict on `f` under `cfg`.
 pub fn gate(f: &GateFacts, cfg: &GatePolicy) -> GateAction {
     if !f.first_boot {
@@ -266,7 +270,7 @@ pub fn gate(f: &GateFacts, cfg: &GatePolicy) -> GateAction {
     });
     if let Some(end) = window_ends.filter(|end| f.now < *end) {
         let left = (end - f.now).div_ceil(1_000_000);
-        waiting.push(format!("the stable-for window ({left}s left)"));
+        waiting.push(format!("{WINDOW_WAIT} ({left}s left)"));
     }
     if all_up {
         for c in f

@@ -59,11 +59,40 @@ pub fn spend_booted(path: &Path, probed: &[Slot], booted: usize) -> Result<Actio
     })
 }
 
-/// Read the GPT of `path` (read-only unless `writable`).
-pub fn read_table(path: &Path, writable: bool) -> Result<(Disk, Table)> {
-    let mut disk = Disk::open(path, writable)?;
+/// Read the GPT of `path`, read-only: every write goes through [`change_slots`].
+pub fn read_table(path: &Path) -> Result<(Disk, Table)> {
+    let mut disk = Disk::open(path, false)?;
     let ss = disk.sector_size;
     let table = Table::read(&mut disk.file, ss)
         .with_context(|| format!("reading the GPT of {}", path.display()))?;
     Ok((disk, table))
+}
+
+/// Un-stage `staged` (tries=0, successful=0, as [`ab::spend_slot`]) so no reboot boots
+/// it: only while it is still the staged slot exactly as it was read, never leaving
+/// nothing bootable. The one path `verify --unstage-on-failure` and the loop guard take.
+/// Returns the slots after, and the action saying which slot the disk stays on.
+pub fn unstage(path: &Path, staged: &Slot) -> Result<(Vec<Slot>, Action)> {
+    let (_, after) = change_slots(path, |slots: &mut Vec<Slot>| -> Result<()> {
+        let i = ab::find_partition(slots, staged.partition)?;
+        if slots[i] != *staged || ab::staged(slots) != Some(i) {
+            return Err(anyhow!(
+                "{} is not the staged slot any more (the table changed since it was read)",
+                staged.label
+            ));
+        }
+        ab::spend_slot(slots, i)?;
+        Ok(())
+    })?;
+    let stays_on: Vec<String> = after
+        .iter()
+        .filter(|s| s.partition != staged.partition)
+        .map(|s| format!("{} {}", s.label, s.attrs))
+        .collect();
+    let action = Action::Unstaged {
+        label: staged.label.clone(),
+        partition: staged.partition,
+        stays_on: stays_on.join(", "),
+    };
+    Ok((after, action))
 }

@@ -2,12 +2,13 @@
 //!
 //! Reads validate each copy on its own (header CRC, cgpt's header limits, array CRC,
 //! entry bounds) and fall back to the backup when the primary is bad, recording which
-//! copy was used. Writes go backup first, fsync, then primary, fsync (GRUB's
-//! `grub_gpt_write` order), so a power cut leaves at least one valid copy. Serialisation
+//! copy was used. Writes flush each copy before the next: the backup first, then the
+//! primary (GRUB's `grub_gpt_write` order), or the damaged copy first when the table was
+//! read from the backup ([`Table::write`]), so a power cut leaves a valid copy. Serialisation
 //! and CRCs come from gptman; the copy selection and write order are ours because
 //! gptman neither reports which copy it used nor orders or syncs its writes.
 
-use crate::disk::fail;
+use crate::disk::failpoint;
 use crate::disk::layout::{
     array_sectors, differing, entries, guid_bytes, guid_string, read_copy, CopyRead, Prefetched,
     CRC32, ENTRY_SIZE, HEADER_SIZE,
@@ -44,18 +45,19 @@ where
     }
 }
 
+/// Which GPT copy a table was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Copy {
+pub enum GptCopy {
     Primary,
     Backup,
 }
 
-impl std::fmt::Display for Copy {
+impl std::fmt::Display for GptCopy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Copy::Primary => "primary",
-            Copy::Backup => "backup",
+            GptCopy::Primary => "primary",
+            GptCopy::Backup => "backup",
         })
     }
 }
@@ -67,7 +69,7 @@ impl std::fmt::Display for Copy {
 pub struct Table {
     pub sector_size: u64,
     pub disk_sectors: u64,
-    pub used: Copy,
+    pub used: GptCopy,
     primary: Option<GPTHeader>,
     backup: Option<GPTHeader>,
     array: Vec<u8>,
@@ -175,9 +177,9 @@ impl Table {
                 if b.is_some() && crcs.is_some_and(|(p, b)| p != b) {
                     problems.push("backup partition array differs from the primary".into());
                 }
-                (Copy::Primary, p)
+                (GptCopy::Primary, p)
             }
-            (None, Some(b)) => (Copy::Backup, b),
+            (None, Some(b)) => (GptCopy::Backup, b),
             (None, None) => {
                 if ph.is_none()
                     && bh.is_none()
@@ -247,8 +249,8 @@ impl Table {
     fn headers_for_write(&self) -> (GPTHeader, GPTHeader) {
         let last = self.disk_sectors - 1;
         let template = match self.used {
-            Copy::Primary => self.primary.as_ref(),
-            Copy::Backup => self.backup.as_ref(),
+            GptCopy::Primary => self.primary.as_ref(),
+            GptCopy::Backup => self.backup.as_ref(),
         }
         .expect("the copy used was read with its header");
         // the other header is kept only if it describes the same table as the copy read
@@ -291,15 +293,15 @@ impl Table {
         let crc = CRC32.checksum(&self.array);
         let ss = self.sector_size;
         let order = match self.used {
-            Copy::Primary => [("backup", &backup), ("primary", &primary)],
-            Copy::Backup => [("primary", &primary), ("backup", &backup)],
+            GptCopy::Primary => [("backup", &backup), ("primary", &primary)],
+            GptCopy::Backup => [("primary", &primary), ("backup", &backup)],
         };
         for (n, (name, header)) in order.into_iter().enumerate() {
             write_copy(dev, header, &self.array, crc, ss)
                 .with_context(|| format!("writing the {name} GPT"))?;
             dev.flush_to_media()
                 .with_context(|| format!("flushing the {name} GPT"))?;
-            fail::point(if n == 0 {
+            failpoint::point(if n == 0 {
                 "gpt-after-first-copy"
             } else {
                 "gpt-after-second-copy"
@@ -341,7 +343,7 @@ fn write_copy<D: BlockDev + ?Sized>(
 ) -> Result<()> {
     dev.seek(SeekFrom::Start(h.partition_entry_lba * ss))?;
     dev.write_all(array)?;
-    fail::point("gpt-between-array-and-header");
+    failpoint::point("gpt-between-array-and-header");
     dev.seek(SeekFrom::Start(h.primary_lba * ss))?;
     dev.write_all(&encode_header(h, crc))?;
     Ok(())

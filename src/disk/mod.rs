@@ -4,7 +4,7 @@
 /// Read → change → write under the lock: the path every writer takes.
 pub mod change;
 /// Failpoints and the power-cut test device.
-pub mod fail;
+pub mod failpoint;
 /// GPT read and write: headers, entries, CRCs, the copy order.
 pub mod gpt;
 /// One GPT copy: header limits, entry array checks, CRC, the prefetched read.
@@ -12,4 +12,4 @@ pub mod layout;
 /// The whole-disk lock every writer takes.
 pub mod lock;
 
-pub use change::{change_slots, read_table, spend_booted};
+pub use change::{change_slots, read_table, spend_booted, unstage};

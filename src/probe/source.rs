@@ -7,6 +7,25 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// Fill `buf` from `at` with `read` (a pread) as many times as it takes; short only at
+/// the end. An error after a short read is the error at the first unreadable byte.
+pub fn read_full_at<R>(read: &R, buf: &mut [u8], at: u64) -> std::io::Result<usize>
+where
+    R: Fn(&mut [u8], u64) -> std::io::Result<usize>,
+{
+    let mut done = 0;
+    while done < buf.len() {
+        match read(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // a short read up to a bad block, then the error at the block itself
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// What was read: the device path handed to libcryptsetup, and a temporary copy that
 /// must stay open as long as that path is used.
 pub struct Source {

@@ -1,56 +1,12 @@
 //! Unit tests of `sysfs` (beside it, to keep that file short).
 
 use super::*;
-use std::os::unix::fs::symlink;
 
-/// A sysfs tree shaped like the kernel's: devices hold the nodes, class/block and
-/// dev/block link to them.
-pub(crate) struct FakeSys {
-    pub dir: tempfile::TempDir,
-}
+#[path = "../../tests/common/fake_sysfs.rs"]
+mod fake_sysfs;
+pub(crate) use fake_sysfs::FakeSys;
 
 impl FakeSys {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["class/block", "dev/block", "devices/virtual/block"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        FakeSys { dir }
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn link(&self, name: &str, devpath: &str, majmin: &str) {
-        let r = self.root();
-        symlink(format!("../../{devpath}"), r.join("class/block").join(name)).unwrap();
-        symlink(format!("../../{devpath}"), r.join("dev/block").join(majmin)).unwrap();
-        std::fs::write(r.join(devpath).join("dev"), format!("{majmin}\n")).unwrap();
-    }
-    pub fn disk(&self, name: &str, majmin: &str) {
-        let p = format!("devices/pci0000:00/block/{name}");
-        std::fs::create_dir_all(self.root().join(&p)).unwrap();
-        self.link(name, &p, majmin);
-    }
-    pub fn part(&self, disk: &str, name: &str, n: u32, majmin: &str) {
-        let p = format!("devices/pci0000:00/block/{disk}/{name}");
-        std::fs::create_dir_all(self.root().join(&p)).unwrap();
-        std::fs::write(self.root().join(&p).join("partition"), format!("{n}\n")).unwrap();
-        self.link(name, &p, majmin);
-    }
-    pub fn dm(&self, name: &str, dm_name: &str, majmin: &str, slaves: &[&str]) {
-        let p = format!("devices/virtual/block/{name}");
-        std::fs::create_dir_all(self.root().join(&p).join("dm")).unwrap();
-        std::fs::create_dir_all(self.root().join(&p).join("slaves")).unwrap();
-        std::fs::write(self.root().join(&p).join("dm/name"), format!("{dm_name}\n")).unwrap();
-        for s in slaves {
-            symlink(
-                format!("../../../../pci0000:00/block/x/{s}"),
-                self.root().join(&p).join("slaves").join(s),
-            )
-            .unwrap();
-        }
-        self.link(name, &p, majmin);
-    }
     pub fn sysfs(&self) -> Sysfs {
         Sysfs {
             root: self.root().to_path_buf(),

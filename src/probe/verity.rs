@@ -184,7 +184,8 @@ pub fn find_superblock(f: &File) -> Result<Option<Found>> {
     let mut base = BLOCK; // a superblock at 0 would leave no room for data
     while base < size {
         let want = CHUNK.min((size - base) as usize);
-        let got = read_full_at(f, &mut buf[..want], base)?;
+        let got = super::source::read_full_at(&|b, o| f.read_at(b, o), &mut buf[..want], base)
+            .with_context(|| format!("reading at byte {base}"))?;
         let mut at = 0;
         while at + 512 <= got {
             if buf[at..at + 8] == *SIGNATURE {
@@ -207,19 +208,6 @@ pub fn find_superblock(f: &File) -> Result<Option<Found>> {
         base += want as u64;
     }
     Ok(None)
-}
-
-fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match f.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("reading at byte {}", offset)),
-        }
-    }
-    Ok(done)
 }
 
 /// Kernel GRUB boots for a slot: `/flatcar/vmlinuz-a` for USR-A's GUID, `vmlinuz-b`

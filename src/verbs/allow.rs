@@ -51,7 +51,7 @@ pub fn run(a: &AllowArgs) -> VerbResult {
                 )
             })
             .collect();
-        if let Err(e) = crate::act::history::log_event(&root, &r) {
+        if let Err(e) = crate::act::history::record_event(&root, &r) {
             log::warn!("history not updated: {e:#}");
         }
     }

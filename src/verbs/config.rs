@@ -2,12 +2,13 @@
 //! validates files with the boot's own parser and no side effects (for provisioning
 //! pipelines).
 
+use crate::cli::args::ConfigArgs;
 use crate::config::{keys::KEYS, Config};
-use crate::exit::ExitCode;
-use anyhow::Result;
-use std::path::{Path, PathBuf};
+use crate::exit::{ExitCode, VerbResult};
 
-pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<ExitCode> {
+/// `config`: the effective settings, or `--check` of files.
+pub fn run(a: &ConfigArgs) -> VerbResult {
+    let (root, json, check, files) = (&a.root, a.json, a.check, &a.files);
     let c = if files.is_empty() {
         Config::load(root)
     } else {
@@ -25,7 +26,10 @@ pub fn run(root: &Path, json: bool, check: bool, files: &[PathBuf]) -> Result<Ex
         c
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&c).map_err(anyhow::Error::from)?
+        );
     } else if !check {
         for k in KEYS {
             println!("{}={}", k.name, (k.show)(&c));

@@ -5,8 +5,9 @@
 //! binary; argv[0] selects this mode) and called as `abguard-generator NORMAL EARLY LATE`.
 
 use crate::act::flags::{CONFIG_ERROR, STATE_DIR};
+use crate::cli::args::GeneratorArgs;
 use crate::config::Config;
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, VerbResult};
 use crate::safefs::SafeDir;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -84,10 +85,11 @@ pub fn generate(cfg: &Config, out: &Path) -> Result<()> {
 /// Generator entry point: never fails the boot. A bad line is skipped and the rest
 /// applies; the errors go to the kernel log and to run/abguard/config-error under
 /// `root`, which the gate records.
-pub fn run(root: &Path, args: &[String]) -> ExitCode {
-    let Some(out) = args.first() else {
+pub fn run(a: &GeneratorArgs) -> VerbResult {
+    let root = a.root.as_path();
+    let Some(out) = a.dirs.first() else {
         log::error!("abguard-generator: missing output directory argument");
-        return ExitCode::Error;
+        return Ok(ExitCode::Error);
     };
     let cfg = Config::load(root);
     let mut errors: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
@@ -106,7 +108,7 @@ pub fn run(root: &Path, args: &[String]) -> ExitCode {
             let _ = state.write_atomic(CONFIG_ERROR, (errors.join("\n") + "\n").as_bytes());
         }
     }
-    ExitCode::Ok
+    Ok(ExitCode::Ok)
 }
 
 #[cfg(test)]

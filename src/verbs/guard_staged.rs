@@ -3,19 +3,22 @@
 //! (tries=0, successful=0) before any reboot can use it, and record `restage-refused`.
 
 use crate::act::held;
-use crate::act::record::{Action, Build, Event, Record, Verdict};
+use crate::act::record::{Build, Event, Record, Verdict};
+use crate::cli::lifecycle::GuardStagedArgs;
 use crate::decide::ab;
 use crate::decide::loopguard::{self, Held};
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
-use crate::types::{Roots, Slot};
-use anyhow::{anyhow, Result};
+use crate::types::Slot;
+use anyhow::Result;
 use std::path::Path;
 
-pub fn run(p: &Roots, json: bool) -> VerbResult {
-    let env = Env::new(p, false);
+/// `guard-staged`: un-stage a held build before a reboot can use it.
+pub fn run(a: &GuardStagedArgs) -> VerbResult {
+    let json = a.json;
+    let env = Env::new(&a.target.roots(), false);
     let path = env.disk_path()?;
-    let (_, table) = crate::disk::read_table(&path, false)?;
+    let (_, table) = crate::disk::read_table(&path)?;
     let slots = table.slots();
     let say = |msg: &str| {
         match json {
@@ -43,7 +46,7 @@ pub fn run(p: &Roots, json: bool) -> VerbResult {
         return say(&format!("{} holds build {hash}: not held", slots[i].label));
     };
     let r = unstage(&env, &path, &slots[i], &h)?;
-    if let Err(e) = crate::act::history::log_event(&env.sysroot, &r) {
+    if let Err(e) = crate::act::history::record_event(&env.sysroot, &r) {
         log::warn!("history not updated: {e:#}");
     }
     let action = r
@@ -64,19 +67,7 @@ pub fn run(p: &Roots, json: bool) -> VerbResult {
 
 fn unstage(env: &Env, path: &Path, s: &Slot, h: &Held) -> Result<Record> {
     let before = s.clone();
-    let (_, after) = crate::disk::change_slots(path, |slots: &mut Vec<Slot>| -> Result<()> {
-        let i = ab::find_partition(slots, before.partition)?;
-        if slots[i] != before || ab::staged(slots) != Some(i) {
-            return Err(anyhow!("{} is not the staged slot any more", before.label));
-        }
-        ab::spend_slot(slots, i)?;
-        Ok(())
-    })?;
-    let stays_on: Vec<String> = after
-        .iter()
-        .filter(|x| x.partition != before.partition)
-        .map(|x| format!("{} {}", x.label, x.attrs))
-        .collect();
+    let (after, unstaged) = crate::disk::unstage(path, &before)?;
     let mut r = Record::at(&env.proc, Event::RestageRefused, Verdict::Unstaged);
     r.disk = Some(path.display().to_string());
     r.version_id = probe::version_id(&env.usr_candidates);
@@ -91,10 +82,6 @@ fn unstage(env: &Env, path: &Path, s: &Slot, h: &Held) -> Result<Record> {
         tried_at: None,
     });
     r.reasons.push(held::describe(h));
-    r.actions.push(Action::Unstaged {
-        label: before.label.clone(),
-        partition: before.partition,
-        stays_on: stays_on.join(", "),
-    });
+    r.actions.push(unstaged);
     Ok(r)
 }

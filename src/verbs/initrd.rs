@@ -9,25 +9,47 @@ use crate::act::{
     reboot,
     record::{self, Record},
 };
+use crate::cli::args::{AssessArgs, InitrdArgs, StockAssessArgs};
 use crate::decide::assess::{self, Assessment, Facts, Verdict};
 use crate::disk::{gpt::Table, read_table, spend_booted};
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
 use crate::types::{Booted, Roots, Slot};
 use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
 
-pub struct Options<'a> {
-    pub no_reboot: bool,
-    pub json: bool,
-    pub dm_test: Option<(&'a Path, &'a Path)>,
-    /// In the initrd (default paths /sysusr/usr and /sysroot), or in the booted system
-    /// (stock-image mode: /usr and /).
-    pub in_initrd: bool,
+/// `initrd`: the assessment before pivot-root.
+pub fn initrd(a: &InitrdArgs) -> VerbResult {
+    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, true))?)
 }
 
-pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
+/// `assess`: the same assessment early in the booted system, on a stock image.
+pub fn assess(a: &StockAssessArgs) -> VerbResult {
+    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, false))?)
+}
+
+struct Options<'a> {
+    no_reboot: bool,
+    json: bool,
+    dm_test: Option<(&'a Path, &'a Path)>,
+    /// In the initrd (default paths /sysusr/usr and /sysroot), or in the booted system
+    /// (stock-image mode: /usr and /).
+    in_initrd: bool,
+}
+
+impl Options<'_> {
+    fn of(a: &AssessArgs, in_initrd: bool) -> Options<'_> {
+        Options {
+            no_reboot: a.no_reboot,
+            json: a.json,
+            dm_test: a.dm_status.as_deref().zip(a.dm_table.as_deref()),
+            in_initrd,
+        }
+    }
+}
+
+fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     let env = Env::new(p, o.in_initrd);
     if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
         log::info!("this boot was already assessed (by the initrd module)");
@@ -35,7 +57,7 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     }
     let disk = env.disk_path();
     let table = match &disk {
-        Ok(path) => read_table(path, false)
+        Ok(path) => read_table(path)
             .map(|(_, t)| t)
             .map_err(|e| format!("{e:#}")),
         Err(e) => Err(format!("{e:#}")),
@@ -65,7 +87,7 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     rec.reasons.extend(a.reasons.iter().cloned());
     // before this boot's own line: the history must show the failed attempt first
     if env.sysroot.is_dir() {
-        let fallback = super::record_fallback(&env, &rec);
+        let fallback = record_fallback(&env, &rec);
         rec.reasons.extend(fallback);
     }
 
@@ -81,7 +103,7 @@ pub fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         log::error!("{e:#}");
     }
     if env.sysroot.is_dir() {
-        if let Err(e) = crate::act::history::log_event(&env.sysroot, &rec) {
+        if let Err(e) = crate::act::history::record_event(&env.sysroot, &rec) {
             log::warn!("history not updated: {e:#}");
         }
     }
@@ -282,5 +304,61 @@ fn log_summary(rec: &Record) {
     }
     for a in &rec.actions {
         log::info!("{a}");
+    }
+}
+
+/// From the assessment, before its own history line: when GRUB fell back from a slot
+/// whose first boot reached no verdict, record one `fallback` event (once per attempt)
+/// and return the line this boot's record adds about it.
+fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
+    use crate::act::{fallback, history};
+    use crate::decide::fallback::{detect, pstore_message, Finding};
+    let Some(booted) = (now.booted.as_ref())
+        .and_then(|b| now.slots.iter().position(|s| s.partition == b.partition))
+    else {
+        return Vec::new();
+    };
+    // the history is read (and parsed whole) only when a slot above the booted one was
+    // spent without success: on every other boot there is no fallback to find
+    if crate::decide::fallback::abandoned(&now.slots, booted).is_none() {
+        return Vec::new();
+    }
+    let history = history::read_history(&env.sysroot);
+    let (slot, attempt) = match detect(&now.slots, booted, &history) {
+        Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
+        Finding::Unknown { slot } => {
+            let label = &now.slots[slot].label;
+            log::info!("{label} is spent above the booted slot since before the history");
+            return Vec::new();
+        }
+        _ => return Vec::new(),
+    };
+    let kernel = super::staged_hash(&env.sysroot, slot);
+    // EFI-SYSTEM is mounted only in the booted system: in the initrd the kernel is unseen
+    let kernel_present = (env.sysroot.join("boot/flatcar").is_dir()
+        || env.sysroot.join("boot/coreos").is_dir())
+    .then_some(kernel.is_ok());
+    let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
+    let crumb = crate::act::attempt::read(&env.sysroot);
+    let why = crate::decide::stage::classify(&crate::decide::stage::Clues {
+        partuuid: &slot.partuuid,
+        attempt,
+        crumb: crumb.as_ref(),
+        kernel_said: said.as_deref(),
+        watchdog_reset: crate::decide::watchdog::reset_by_watchdog(&probe::watchdog::devices(
+            &env.sysfs.root,
+        )),
+        kernel_present,
+        now_boot_unix: Some(crate::act::attempt::clock(&env.proc).1),
+    });
+    let r = fallback::record(now, slot, attempt, kernel.ok(), said, &why);
+    let line = fallback::summary(&r);
+    log::error!("{line}");
+    match history::record_event(&env.sysroot, &r) {
+        Ok(()) => {
+            crate::act::attempt::remove(&env.sysroot);
+            vec![line]
+        }
+        Err(e) => vec![format!("{line} (not recorded: {e:#})")],
     }
 }

@@ -76,9 +76,12 @@ impl HostState {
         }
     }
 
-    pub fn last_assessment(&self) -> Option<serde_json::Value> {
+    /// This boot's record (boot.json), through the history's typed reader.
+    pub fn last_assessment(&self) -> Option<record::Entry> {
         let b = std::fs::read(self.boot_json.as_ref()?).ok()?;
-        serde_json::from_slice(&b).ok()
+        serde_json::from_slice(&b)
+            .ok()
+            .map(record::Entry::from_value)
     }
 
     pub fn held(&self) -> Vec<crate::decide::loopguard::Held> {
@@ -92,9 +95,9 @@ impl HostState {
     }
 
     /// Who assessed this boot: the initrd module, or late the booted system.
-    pub fn source(&self, last: Option<&serde_json::Value>) -> Option<crate::act::metrics::Source> {
+    pub fn source(&self, last: Option<&record::Entry>) -> Option<crate::act::metrics::Source> {
         use crate::act::metrics::Source;
-        match record::Event::parse(last?["event"].as_str()?) {
+        match last?.event {
             record::Event::Initrd => Some(Source::Initrd),
             record::Event::Assess => Some(Source::Late),
             _ => None,
@@ -121,80 +124,4 @@ impl HostState {
 /// The staged slot's build identity: the root hash in its kernel, as GRUB will read it.
 pub(crate) fn staged_hash(sysroot: &Path, s: &crate::types::Slot) -> anyhow::Result<String> {
     probe::verity::kernel_root_hash(&probe::verity::kernel_for(sysroot, &s.partuuid))
-}
-
-/// The loop guard's check for `abguard stage` on a system whose history is `root`:
-/// refuse to stage a held build (nothing written). A slot whose kernel cannot be read
-/// is not known to be held.
-pub(crate) fn check_stage(
-    root: &Path,
-    slot: &crate::types::Slot,
-) -> Result<(), crate::exit::Failure> {
-    let held = crate::act::held::read(root)?;
-    if held.is_empty() {
-        return Ok(());
-    }
-    match staged_hash(root, slot) {
-        Ok(hash) => match crate::decide::loopguard::holding(&held, &hash) {
-            Some(h) => Err(crate::decide::ab::Refusal::Held(crate::act::held::describe(h)).into()),
-            None => Ok(()),
-        },
-        Err(_) => Ok(()),
-    }
-}
-
-/// From the assessment, before its own history line: when GRUB fell back from a slot
-/// whose first boot reached no verdict, record one `fallback` event (once per attempt)
-/// and return the line this boot's record adds about it.
-pub(crate) fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
-    use crate::act::{fallback, history};
-    use crate::decide::fallback::{detect, pstore_message, Finding};
-    let Some(booted) = (now.booted.as_ref())
-        .and_then(|b| now.slots.iter().position(|s| s.partition == b.partition))
-    else {
-        return Vec::new();
-    };
-    // the history is read (and parsed whole) only when a slot above the booted one was
-    // spent without success: on every other boot there is no fallback to find
-    if crate::decide::fallback::abandoned(&now.slots, booted).is_none() {
-        return Vec::new();
-    }
-    let history = history::read_history(&env.sysroot);
-    let (slot, attempt) = match detect(&now.slots, booted, &history) {
-        Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
-        Finding::Unknown { slot } => {
-            let label = &now.slots[slot].label;
-            log::info!("{label} is spent above the booted slot since before the history");
-            return Vec::new();
-        }
-        _ => return Vec::new(),
-    };
-    let kernel = staged_hash(&env.sysroot, slot);
-    // EFI-SYSTEM is mounted only in the booted system: in the initrd the kernel is unseen
-    let kernel_present = (env.sysroot.join("boot/flatcar").is_dir()
-        || env.sysroot.join("boot/coreos").is_dir())
-    .then_some(kernel.is_ok());
-    let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
-    let crumb = crate::act::attempt::read(&env.sysroot);
-    let why = crate::decide::stage::classify(&crate::decide::stage::Clues {
-        partuuid: &slot.partuuid,
-        attempt,
-        crumb: crumb.as_ref(),
-        kernel_said: said.as_deref(),
-        watchdog_reset: crate::decide::watchdog::reset_by_watchdog(&probe::watchdog::devices(
-            &env.sysfs.root,
-        )),
-        kernel_present,
-        now_boot_unix: Some(crate::act::attempt::clock(&env.proc).1),
-    });
-    let r = fallback::record(now, slot, attempt, kernel.ok(), said, &why);
-    let line = fallback::summary(&r);
-    log::error!("{line}");
-    match history::log_event(&env.sysroot, &r) {
-        Ok(()) => {
-            crate::act::attempt::remove(&env.sysroot);
-            vec![line]
-        }
-        Err(e) => vec![format!("{line} (not recorded: {e:#})")],
-    }
 }

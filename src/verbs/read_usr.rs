@@ -9,7 +9,8 @@
 
 use crate::act::record::{self, Record};
 use crate::cli::tools::ReadUsrArgs;
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, VerbResult};
+use crate::probe::source::read_full_at;
 use crate::probe::{self, Env};
 use crate::safefs;
 use crate::types::Roots;
@@ -56,24 +57,6 @@ impl Aligned {
     }
 }
 
-/// Fill `buf` from `at` with as many reads as it takes; short only at the end.
-fn read_full<R>(read: &R, buf: &mut [u8], at: u64) -> std::io::Result<usize>
-where
-    R: Fn(&mut [u8], u64) -> std::io::Result<usize>,
-{
-    let mut done = 0;
-    while done < buf.len() {
-        match read(&mut buf[done..], at + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // a short read up to a bad block, then the error at the block itself
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
 /// Read `size` bytes with `read` (pread), `block_size` at a time, telling `done` about
 /// each range read. `Err((offset, error))` names the first unreadable 4 KiB block.
 fn read_all<R, D>(
@@ -94,7 +77,7 @@ where
     let round = |n: usize| if direct { n.next_multiple_of(512) } else { n };
     while off < size {
         let want = round(block_size.min((size - off) as usize));
-        match read_full(read, buf.buf(want), off) {
+        match read_full_at(read, buf.buf(want), off) {
             Ok(0) => break,
             Ok(n) => {
                 done(off, n);
@@ -111,7 +94,7 @@ where
                 let mut at = off;
                 while at < end {
                     let n = round(SMALL.min((end - at) as usize));
-                    match read_full(read, small.buf(n), at) {
+                    match read_full_at(read, small.buf(n), at) {
                         Ok(0) => break,
                         Ok(got) => {
                             at += got as u64;
@@ -128,7 +111,7 @@ where
     Ok(())
 }
 
-pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
+pub fn run(a: &ReadUsrArgs) -> VerbResult {
     let (r, msg) = read_device(a)?;
     let failed = r.result != "ok";
     if failed {
@@ -138,7 +121,10 @@ pub fn run(a: &ReadUsrArgs) -> Result<ExitCode> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(anyhow::Error::from)?
+        );
     } else {
         println!("{msg}");
     }
@@ -250,17 +236,7 @@ fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
     );
     rec.version_id = probe::version_id(&env.usr_candidates);
     rec.reasons.push(msg.to_string());
-    #[derive(Serialize)]
-    struct WithReport<'a> {
-        #[serde(flatten)]
-        record: &'a Record,
-        read_usr: &'a Report,
-    }
-    let line = WithReport {
-        record: &rec,
-        read_usr: r,
-    };
-    if let Err(e) = crate::act::history::append_history(&env.sysroot, &line) {
+    if let Err(e) = crate::act::history::append_report(&env.sysroot, &rec, "read_usr", r) {
         log::warn!("history not updated: {e:#}");
     }
 }

@@ -3,11 +3,12 @@
 
 use super::{print_json, HostState};
 use crate::act::record;
+use crate::cli::args::{MarkGoodArgs, NextArgs, RollbackArgs, StageArgs};
 use crate::decide::ab::{self, Refusal};
 use crate::disk::{change_slots, read_table};
 use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::Env;
-use crate::types::{Roots, Slot};
+use crate::types::Slot;
 use anyhow::{anyhow, Result};
 use serde_json::json;
 use std::path::Path;
@@ -43,17 +44,19 @@ fn record_manual(
             after: a.attrs.to_string(),
         })
         .collect();
-    if let Err(e) = crate::act::history::log_event(root, &r) {
+    if let Err(e) = crate::act::history::record_event(root, &r) {
         log::warn!("history not updated: {e:#}");
     }
 }
 
-pub fn next(p: &Roots, dry_run: bool, json: bool) -> VerbResult {
+/// `next`: what GRUB's gptprio.next does (or only shows it, `--dry-run`).
+pub fn next(a: &NextArgs) -> VerbResult {
+    let (p, dry_run, json) = (&a.target.roots(), a.dry_run, a.json);
     let env = Env::new(p, false);
     let path = env.disk_path()?;
     let mut pick = None;
     let (before, after) = if dry_run {
-        let (_, t) = read_table(&path, false)?;
+        let (_, t) = read_table(&path)?;
         let s = t.slots();
         let i = ab::require_next_boot(&s)?;
         let mut a = s.clone();
@@ -109,14 +112,16 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
     }
 }
 
-pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
+/// `stage`: as flatcar-postinst does, unless the loop guard holds the build.
+pub fn stage(a: &StageArgs) -> VerbResult {
+    let (p, partition, json) = (&a.target.roots(), a.partition, a.json);
     let env = Env::new(p, false);
     let path = env.disk_path()?;
     // the loop guard: a build that failed its first boot is not staged again
     if let Some(root) = &HostState::of(&env, p, &path).history {
-        let (_, t) = read_table(&path, false)?;
+        let (_, t) = read_table(&path)?;
         let slots = t.slots();
-        super::check_stage(root, &slots[ab::find_partition(&slots, partition)?])?;
+        check_stage(root, &slots[ab::find_partition(&slots, partition)?])?;
     }
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let i = ab::find_partition(s, partition)?;
@@ -134,7 +139,9 @@ pub fn stage(p: &Roots, partition: u32, json: bool) -> VerbResult {
     Ok(ExitCode::Ok)
 }
 
-pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
+/// `mark-good`: as flatcar-setgoodroot does.
+pub fn mark_good(a: &MarkGoodArgs) -> VerbResult {
+    let (p, partition, json) = (&a.target.roots(), a.partition, a.json);
     let env = Env::new(p, false);
     let path = env.disk_path()?;
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
@@ -157,7 +164,7 @@ pub fn mark_good(p: &Roots, partition: Option<u32>, json: bool) -> VerbResult {
 }
 
 fn booted_index(env: &Env, path: &Path) -> Result<usize> {
-    let (_, table) = read_table(path, false)?;
+    let (_, table) = read_table(path)?;
     super::booted_slot(env, path, &table)
         .map(|id| id.index)
         .map_err(|why| {
@@ -168,7 +175,9 @@ fn booted_index(env: &Env, path: &Path) -> Result<usize> {
         })
 }
 
-pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> VerbResult {
+/// `rollback`: make the other slot boot next.
+pub fn rollback(a: &RollbackArgs) -> VerbResult {
+    let (p, partition, force, json) = (&a.target.roots(), a.partition, a.force, a.json);
     let env = Env::new(p, false);
     let path = env.disk_path()?;
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
@@ -177,7 +186,7 @@ pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> V
             None => {
                 // only from a slot known to have booted: counting from GRUB's next
                 // slot would, on a disk mid-update, make the staged update the target
-                let (_, table) = read_table(&path, false)?;
+                let (_, table) = read_table(&path)?;
                 let from = super::booted_slot(&env, &path, &table)
                     .map_err(|why| Refusal::BootedUnknown(why.join("; ")))?
                     .index;
@@ -196,4 +205,21 @@ pub fn rollback(p: &Roots, partition: Option<u32>, force: bool, json: bool) -> V
     );
     report_change("rollback", &path, &before, &after, json);
     Ok(ExitCode::Ok)
+}
+
+/// The loop guard's check for `abguard stage` on a system whose history is `root`:
+/// refuse to stage a held build (nothing written). A slot whose kernel cannot be read
+/// is not known to be held.
+fn check_stage(root: &Path, slot: &crate::types::Slot) -> Result<(), crate::exit::Failure> {
+    let held = crate::act::held::read(root)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    match super::staged_hash(root, slot) {
+        Ok(hash) => match crate::decide::loopguard::holding(&held, &hash) {
+            Some(h) => Err(crate::decide::ab::Refusal::Held(crate::act::held::describe(h)).into()),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
 }

@@ -2,85 +2,111 @@
 //! assessment and the history, as text, JSON or Prometheus exposition.
 
 use super::{booted_slot, is_block, print_json, HostState};
-use crate::act::{flags, gate_state, metrics, record};
+use crate::act::gate_state::{self, GateState};
+use crate::act::{flags, metrics, record};
+use crate::cli::args::StatusArgs;
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
-use crate::types::{Roots, Slot};
+use crate::types::Slot;
 use anyhow::{Context, Result};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Which slot booted (see [`super::booted_slot`]), or why that cannot be told.
-fn booted(env: &Env, disk: &Path, table: &Table) -> (Option<usize>, Vec<String>) {
-    match booted_slot(env, disk, table) {
+/// What both reports start from: the disk and its slots, which one booted, where the
+/// host's state is, this boot's record and the health gate's snapshot.
+struct Seen {
+    env: Env,
+    path: PathBuf,
+    table: Table,
+    slots: Vec<Slot>,
+    booted: Option<usize>,
+    /// How the booted slot was found, or why it could not be.
+    booted_notes: Vec<String>,
+    host: HostState,
+    /// boot.json.
+    last: Option<record::Entry>,
+    /// The gate's own account of a pending first boot (verbs/gate/watch.rs).
+    gate: Option<GateState>,
+}
+
+fn look(a: &StatusArgs) -> Result<Seen> {
+    let p = a.target.roots();
+    let env = Env::new(&p, false);
+    let path = env.disk_path()?;
+    let (_, table) = read_table(&path)?;
+    let (booted, booted_notes) = match booted_slot(&env, &path, &table) {
         Ok(id) => (Some(id.index), id.notes),
         Err(why) => (None, why),
-    }
-}
-
-/// How `status` reports.
-pub enum Output {
-    Text {
-        json: bool,
-        history: usize,
-    },
-    /// Prometheus exposition, to stdout or atomically into a textfile-collector file.
-    Prometheus(Option<std::path::PathBuf>),
-}
-
-pub fn status(p: &Roots, out: Output) -> VerbResult {
-    let (json, history) = match out {
-        Output::Text { json, history } => (json, history),
-        Output::Prometheus(file) => return Ok(prometheus(p, file)?),
     };
-    let env = Env::new(p, false);
-    let path = env.disk_path()?;
-    let (_, table) = read_table(&path, false)?;
-    let slots = table.slots();
-    let next = ab::next_boot(&slots);
-    let (booted, booted_notes) = booted(&env, &path, &table);
-    let host = HostState::of(&env, p, &path);
-    let last = host.last_assessment();
-    // the health gate's own account of a pending first boot (verbs/gate/watch.rs)
-    let gate = host
+    let host = HostState::of(&env, &p, &path);
+    let gate = match host
         .boot_json
         .as_ref()
-        .and_then(|_| gate_state::read(&env.run_dir));
-    let hist = host.history();
+        .and_then(|_| gate_state::read(&env.run_dir))
+    {
+        Some(Ok(g)) => Some(g),
+        Some(Err(e)) => {
+            log::warn!("{e:#}");
+            None
+        }
+        None => None,
+    };
+    Ok(Seen {
+        slots: table.slots(),
+        last: host.last_assessment(),
+        env,
+        path,
+        table,
+        booted,
+        booted_notes,
+        host,
+        gate,
+    })
+}
+
+/// `status`: text, JSON, or Prometheus exposition (to stdout or a textfile).
+pub fn run(a: &StatusArgs) -> VerbResult {
+    let s = look(a)?;
+    if a.prometheus {
+        prometheus(&s, a.textfile.as_deref())?;
+        return Ok(ExitCode::Ok);
+    }
+    let next = ab::next_boot(&s.slots);
+    let hist = s.host.history();
     let fell = last_fallback(&hist);
-    let hist = &hist[hist.len().saturating_sub(history)..];
-    let held = host.held();
-    let source = host.source(last.as_ref());
-    let mut problems = table.problems.clone();
-    if slots.is_empty() {
+    let hist = &hist[hist.len().saturating_sub(a.history)..];
+    let held = s.host.held();
+    let source = s.host.source(s.last.as_ref());
+    let mut problems = s.table.problems.clone();
+    if s.slots.is_empty() {
         problems.push(ab::Refusal::NoUsrPartition.to_string());
     }
-    if json {
+    if a.json {
         print_json(&json!({
-            "disk": path.display().to_string(),
-            "table": table.used,
+            "disk": s.path.display().to_string(),
+            "table": s.table.used,
             "problems": problems,
-            "slots": slots,
-            "next_boot": next.map(|i| slots[i].partition),
-            "booted": booted.map(|i| slots[i].partition),
-            "booted_notes": booted_notes,
-            "last_assessment": last,
+            "slots": s.slots,
+            "next_boot": next.map(|i| s.slots[i].partition),
+            "booted": s.booted.map(|i| s.slots[i].partition),
+            "booted_notes": s.booted_notes,
+            "last_assessment": s.last,
             "assessment_source": source.map(|s| s.as_str()),
             "held": held,
-            "gate": gate,
             "last_fallback": fell.as_ref().map(|(_, s)| s),
+            "gate": s.gate.as_ref().map(GateState::to_value),
             "history": hist.iter().map(|e| &e.raw).collect::<Vec<_>>(),
         }));
         return Ok(ExitCode::Ok);
     }
-    print_slots(&path, &table, &slots, &problems, next, booted);
-    if let Some(t) = gate.as_ref().and_then(gate_state::explain) {
+    print_slots(&s.path, &s.table, &s.slots, &problems, next, s.booted);
+    if let Some(t) = s.gate.as_ref().and_then(|g| g.explain(unix_now())) {
         println!("{t}");
     }
-    if let Some(l) = &last {
+    if let Some(l) = &s.last {
         print_last(l);
     }
     if source == Some(metrics::Source::Late) {
@@ -96,38 +122,14 @@ pub fn status(p: &Roots, out: Output) -> VerbResult {
     Ok(ExitCode::Ok)
 }
 
-/// The newest fallback: a line for the text and the stage for `--json`.
-fn last_fallback(hist: &[record::Entry]) -> Option<(String, serde_json::Value)> {
-    let e = hist
-        .iter()
-        .rev()
-        .find(|e| e.event == record::Event::Fallback)?;
-    let f = e.failed.clone().unwrap_or_default();
-    let stage = e
-        .stage
-        .as_deref()
-        .unwrap_or("not named (recorded by an older version)");
-    let took = e.took_s.map_or(String::new(), |t| format!(", {t}s"));
-    let line = format!(
-        "last fallback: {} (version {}) at {}: stage {stage}{took}",
-        f.label,
-        f.version_id.as_deref().unwrap_or("unknown"),
-        e.time.as_deref().unwrap_or("?")
-    );
-    Some((
-        line,
-        json!({"time": e.time, "label": f.label, "stage": e.stage, "took_s": e.took_s}),
-    ))
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
-    let env = Env::new(p, false);
-    let path = env.disk_path()?;
-    let (_, table) = read_table(&path, false)?;
-    let slots = table.slots();
-    let (booted, _) = booted(&env, &path, &table);
-    let host = HostState::of(&env, p, &path);
-    let last = host.last_assessment();
+fn prometheus(s: &Seen, file: Option<&Path>) -> Result<()> {
+    let (env, host, last) = (&s.env, &s.host, s.last.as_ref());
     // the newest verdict: a gate event after the initrd's, else the initrd's
     let hist = host.history();
     // manual and loop-guard events carry no verdict on this boot
@@ -142,9 +144,7 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
                 )
         })
         .and_then(|h| h.verdict.clone())
-        .or_else(|| {
-            (last.as_ref()).and_then(|l| l["verdict"].as_str().map(record::Verdict::parse))
-        });
+        .or_else(|| last.and_then(|l| l.verdict.clone()));
     let last_time = host
         .boot_json
         .as_ref()
@@ -153,23 +153,16 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs());
     // the running /usr's version is the host's: an image without probe options has none
-    let version = last
-        .as_ref()
-        .and_then(|l| l["version_id"].as_str().map(str::to_string))
-        .or_else(|| {
-            (is_block(&path) || env.explicit)
-                .then(|| probe::version_id(&env.usr_candidates))
-                .flatten()
-        });
+    let version = last.and_then(|l| l.version_id.clone()).or_else(|| {
+        (is_block(&s.path) || env.explicit)
+            .then(|| probe::version_id(&env.usr_candidates))
+            .flatten()
+    });
     let counters = host
         .history
         .as_deref()
         .map(crate::act::history::read_counters)
         .unwrap_or_default();
-    let gate = host
-        .boot_json
-        .as_ref()
-        .and_then(|_| gate_state::read(&env.run_dir));
     // the generator's reading of this boot's configuration (one line per error)
     let config_errors = host
         .boot_json
@@ -177,25 +170,28 @@ fn prometheus(p: &Roots, file: Option<std::path::PathBuf>) -> Result<ExitCode> {
         .map_or(0, |_| gate_state::config_errors(&env.run_dir));
     let config_error =
         config_errors > 0 || host.run_has(&format!("{}/{}", flags::STATE_DIR, flags::CONFIG_ERROR));
+    let pending = s
+        .gate
+        .as_ref()
+        .filter(|g| g.phase == gate_state::Phase::Pending);
     let text = metrics::render(&metrics::Snapshot {
-        table: table.used,
-        problems: table.problems.len() + usize::from(slots.is_empty()),
-        slots: &slots,
-        next_boot: ab::next_boot(&slots),
-        booted,
+        table: s.table.used,
+        problems: s.table.problems.len() + usize::from(s.slots.is_empty()),
+        slots: &s.slots,
+        next_boot: ab::next_boot(&s.slots),
+        booted: s.booted,
         version_id: version.as_deref(),
         last_verdict: newest.as_ref(),
         last_assessment_time: last_time,
         counters: &counters,
-        source: host.source(last.as_ref()),
+        source: host.source(last),
         held: &host.held(),
         config_error,
         config_errors,
-        gate_pending: gate.as_ref().is_some_and(|g| g["state"] == "pending"),
-        gate_deadline: gate.as_ref().and_then(|g| g["deadline_unix"].as_u64()),
+        gate_pending: pending.is_some(),
+        gate_deadline: pending.map(|g| g.deadline_unix),
     });
-    emit(&text, file.as_deref())?;
-    Ok(ExitCode::Ok)
+    emit(&text, file)
 }
 
 /// The exposition to stdout, or atomically into a textfile-collector file.
@@ -259,20 +255,14 @@ fn print_slots(
 }
 
 /// The initrd's last assessment of this boot, with its reasons.
-fn print_last(l: &serde_json::Value) {
-    let reasons: Vec<&str> = l["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
+fn print_last(l: &record::Entry) {
     println!(
         "last assessment: {}{}",
-        l["verdict"].as_str().unwrap_or("?"),
-        if reasons.is_empty() {
+        l.verdict.as_ref().map_or("?", |v| v.as_str()),
+        if l.reasons.is_empty() {
             String::new()
         } else {
-            format!(" ({})", reasons.join("; "))
+            format!(" ({})", l.reasons.join("; "))
         }
     );
 }
@@ -306,4 +296,23 @@ fn print_history(hist: &[record::Entry]) {
             }
         }
     }
+}
+
+/// The newest fallback: a line for the text and the stage for `--json`.
+fn last_fallback(hist: &[record::Entry]) -> Option<(String, serde_json::Value)> {
+    let e = hist
+        .iter()
+        .rev()
+        .find(|e| e.event == record::Event::Fallback)?;
+    let f = e.failed.clone().unwrap_or_default();
+    let stage = (e.stage.as_deref()).unwrap_or("not named (recorded by an older version)");
+    let took = e.took_s.map_or(String::new(), |t| format!(", {t}s"));
+    let line = format!(
+        "last fallback: {} (version {}) at {}: stage {stage}{took}",
+        f.label,
+        f.version_id.as_deref().unwrap_or("unknown"),
+        e.time.as_deref().unwrap_or("?")
+    );
+    let j = json!({"time": e.time, "label": f.label, "stage": e.stage, "took_s": e.took_s});
+    Some((line, j))
 }

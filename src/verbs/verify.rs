@@ -13,14 +13,13 @@ use super::is_block;
 use crate::act::record::{self, Record};
 use crate::cli::tools::VerifyArgs;
 use crate::decide::ab;
-use crate::disk::{change_slots, gpt::Table, read_table};
+use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::source::{self, Source};
 use crate::probe::verity::{self, OffsetSource};
 use crate::probe::{self, Env};
-use crate::types::{Booted, Roots, Slot};
+use crate::types::{Booted, Slot};
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
 
 /// The report and what libcryptsetup's verdict means in it.
 mod report;
@@ -29,19 +28,19 @@ use std::fs::File;
 use std::path::PathBuf;
 
 /// The slot whose partition is verified, with the table it came from.
-struct Target {
+struct SlotOnDisk {
     disk: PathBuf,
     table: Table,
     index: usize,
 }
 
-impl Target {
+impl SlotOnDisk {
     fn slot(&self) -> Slot {
         self.table.slots()[self.index].clone()
     }
 }
 
-fn booted(env: &Env, t: &Target) -> Option<Booted> {
+fn booted(env: &Env, t: &SlotOnDisk) -> Option<Booted> {
     let id = super::booted_slot(env, &t.disk, &t.table).ok()?;
     Some(Booted::of(&t.table.slots()[id.index], id.source))
 }
@@ -51,7 +50,7 @@ pub const HELPER: &str = "/usr/lib/abguard/abguard-cryptsetup";
 /// Without libcryptsetup: hand the whole command line to [`HELPER`] when it is
 /// installed (the booted system), else fail clearly (the initrd, a bare static build).
 #[cfg(not(feature = "cryptsetup"))]
-pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
+pub fn run(_a: &VerifyArgs) -> VerbResult {
     use std::os::unix::process::CommandExt;
     // set on the hand-over, so a helper that lacks the feature too fails instead of
     // handing it on again
@@ -80,7 +79,7 @@ pub fn run(_p: &Roots, _a: &VerifyArgs) -> VerbResult {
 /// The slot `verify` was asked about, or `None` when nothing is staged and `--staged`
 /// says that is fine.
 #[cfg(feature = "cryptsetup")]
-fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> {
+fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<SlotOnDisk>>, Failure> {
     let need_table = a.device.is_none()
         || a.partition.is_some()
         || a.staged
@@ -90,7 +89,7 @@ fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> 
         return Ok(Some(None));
     }
     let disk = env.disk_path()?;
-    let (_, table) = read_table(&disk, false)?;
+    let (_, table) = read_table(&disk)?;
     let slots = table.slots();
     let index = match (a.partition, ab::staged(&slots)) {
         (Some(n), _) => ab::find_partition(&slots, n)?,
@@ -103,7 +102,7 @@ fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<Target>>, Failure> 
             .into())
         }
     };
-    Ok(Some(Some(Target { disk, table, index })))
+    Ok(Some(Some(SlotOnDisk { disk, table, index })))
 }
 
 /// The root hash to verify against, and where it came from.
@@ -124,7 +123,7 @@ fn root_hash(env: &Env, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, 
 
 /// What to read: `--device`, the slot's partition node, or a copy out of the image.
 #[cfg(feature = "cryptsetup")]
-fn source(env: &Env, a: &VerifyArgs, target: Option<&Target>) -> Result<Source> {
+fn source(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Result<Source> {
     match (&a.device, target) {
         (Some(dev), _) => Ok(Source::direct(dev)),
         (None, Some(t)) if is_block(&t.disk) => {
@@ -137,9 +136,9 @@ fn source(env: &Env, a: &VerifyArgs, target: Option<&Target>) -> Result<Source> 
 }
 
 #[cfg(feature = "cryptsetup")]
-pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
+pub fn run(a: &VerifyArgs) -> VerbResult {
     let t0 = std::time::Instant::now();
-    let env = Env::new(p, false);
+    let env = Env::new(&a.target.roots(), false);
     let Some(target) = select(&env, a)? else {
         let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
         if a.json {
@@ -152,7 +151,7 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
         }
         return Ok(ExitCode::Ok);
     };
-    let slot = target.as_ref().map(Target::slot);
+    let slot = target.as_ref().map(SlotOnDisk::slot);
     let (root_hash, root_hash_from) = root_hash(&env, a, slot.as_ref())?;
     let hash_bytes = verity::parse_hex(&root_hash)?;
     let source = source(&env, a, target.as_ref())?;
@@ -195,7 +194,7 @@ pub fn run(p: &Roots, a: &VerifyArgs) -> VerbResult {
 
 /// Log, un-stage when asked, print; the exit code says whether the slot verified.
 #[cfg(feature = "cryptsetup")]
-fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> VerbResult {
+fn finish(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>, mut r: Report) -> VerbResult {
     let failed = r.result != Outcome::Verified;
     if failed {
         log::error!("{}", r.message);
@@ -226,20 +225,9 @@ fn finish(env: &Env, a: &VerifyArgs, target: Option<&Target>, mut r: Report) -> 
 
 /// Un-stage a slot that failed: tries=0, successful=0 (ab::spend_slot), only while it
 /// is still the staged one, and record why. Never leaves nothing bootable.
-fn unstage(env: &Env, t: &Target, r: &mut Report) {
+fn unstage(env: &Env, t: &SlotOnDisk, r: &mut Report) {
     let before = t.slot();
-    let result = change_slots(&t.disk, |slots: &mut Vec<Slot>| -> Result<()> {
-        let i = ab::find_partition(slots, before.partition)?;
-        if slots[i] != before || ab::staged(slots) != Some(i) {
-            bail!(
-                "{} is not the staged slot any more (the table changed during verification)",
-                before.label
-            );
-        }
-        ab::spend_slot(slots, i)?;
-        Ok(())
-    })
-    .map(|(_, after)| after);
+    let result = crate::disk::unstage(&t.disk, &before);
     let mut rec = Record::at(
         &env.proc,
         record::Event::VerifyFailed,
@@ -253,17 +241,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
     }
     rec.reasons.push(r.message.clone());
     match result {
-        Ok(slots) => {
-            let others: Vec<String> = slots
-                .iter()
-                .filter(|s| s.partition != before.partition)
-                .map(|s| format!("{} {}", s.label, s.attrs))
-                .collect();
-            let action = record::Action::Unstaged {
-                label: before.label.clone(),
-                partition: before.partition,
-                stays_on: others.join(", "),
-            };
+        Ok((slots, action)) => {
             let msg = action.to_string();
             log::error!("{msg}");
             rec.verdict = record::Verdict::Unstaged;
@@ -279,19 +257,7 @@ fn unstage(env: &Env, t: &Target, r: &mut Report) {
             r.actions.push(msg);
         }
     }
-    #[derive(Serialize)]
-    struct WithReport<'a> {
-        #[serde(flatten)]
-        record: &'a Record,
-        verify: &'a Report,
-    }
-    if let Err(e) = crate::act::history::append_history(
-        &env.sysroot,
-        &WithReport {
-            record: &rec,
-            verify: r,
-        },
-    ) {
+    if let Err(e) = crate::act::history::append_report(&env.sysroot, &rec, "verify", r) {
         log::warn!("history not updated: {e:#}");
         r.actions.push(format!("history not updated: {e:#}"));
     } else {

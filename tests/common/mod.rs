@@ -6,8 +6,52 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// The fake sysfs tree (shared with src/probe/sysfs_tests.rs).
+pub mod fake_sysfs;
+pub use fake_sysfs::FakeSys;
+
 pub const A_UUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
 pub const B_UUID: &str = "e03dd35c-7c2d-4a47-b3fe-27f15780a57c";
+
+/// The one skip policy. A test that lacks a tool, a file or root calls this and returns:
+/// outside CI it passes with a SKIPPED line written past the test harness's capture (so
+/// it shows even for a passing test); under CI (`CI` set, as .ci/run sets it) it fails,
+/// so CI never counts a test that did not run.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set, so this test may not skip: {why}"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// A tool on PATH, or None after [`skip`] when it is absent.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    });
+    if found.is_none() {
+        skip(&format!(
+            "no {name} on PATH (./ci/install-deps.sh installs it)"
+        ));
+    }
+    found
+}
+
+/// Running as root, or false after [`skip`]: loop devices and mounts need it.
+pub fn root(what: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        skip(&format!("{what} needs root (.ci/run runs as root)"));
+    }
+    root
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -183,17 +227,13 @@ impl FakeMachine {
             dir,
             disk: disk.to_path_buf(),
         };
-        for d in ["sys/class/block", "sys/dev/block", "run", "sysroot/usr/lib"] {
+        for d in ["run", "sysroot/usr/lib"] {
             std::fs::create_dir_all(m.p(d)).unwrap();
         }
-        m.node("devices/pci0000:00/block/vda", "vda", "254:0", None);
+        let sys = m.sys();
+        sys.disk("vda", "254:0");
         for n in [1u32, 2, 3, 4, 6, 7, 9] {
-            m.node(
-                &format!("devices/pci0000:00/block/vda/vda{n}"),
-                &format!("vda{n}"),
-                &format!("254:{n}"),
-                Some(n),
-            );
+            sys.part("vda", &format!("vda{n}"), n, &format!("254:{n}"));
         }
         m
     }
@@ -202,32 +242,15 @@ impl FakeMachine {
         self.dir.path().join(rel)
     }
 
-    fn node(&self, devpath: &str, name: &str, majmin: &str, partition: Option<u32>) {
-        let d = self.p("sys").join(devpath);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("dev"), format!("{majmin}\n")).unwrap();
-        if let Some(n) = partition {
-            std::fs::write(d.join("partition"), format!("{n}\n")).unwrap();
-        }
-        self.node_links(devpath, name, majmin);
+    /// The machine's sysfs, to add or change devices.
+    pub fn sys(&self) -> FakeSys {
+        FakeSys::at(&self.p("sys"))
     }
 
     /// /usr really comes from partition `sysfs_part`; the command line claims `cmdline`.
     pub fn boot(&self, sysfs_part: u32, cmdline: &str, dm_status: &str, dm_roothash: &str) {
-        let dm = self.p("sys/devices/virtual/block/dm-0");
-        let _ = std::fs::remove_dir_all(&dm);
-        let _ = std::fs::remove_file(self.p("sys/class/block/dm-0"));
-        let _ = std::fs::remove_file(self.p("sys/dev/block/253:0"));
-        std::fs::create_dir_all(dm.join("slaves")).unwrap();
-        std::fs::create_dir_all(dm.join("dm")).unwrap();
-        std::fs::write(dm.join("dm/name"), "usr\n").unwrap();
-        self.node_links("devices/virtual/block/dm-0", "dm-0", "253:0");
-        std::fs::write(dm.join("dev"), "253:0\n").unwrap();
-        std::os::unix::fs::symlink(
-            format!("../../../../pci0000:00/block/vda/vda{sysfs_part}"),
-            dm.join("slaves").join(format!("vda{sysfs_part}")),
-        )
-        .unwrap();
+        self.sys()
+            .dm("dm-0", "usr", "253:0", &[&format!("vda{sysfs_part}")]);
         std::fs::write(self.p("mountinfo"), "1 0 254:9 / / rw - ext4 /dev/vda9 rw\n25 1 253:0 / /sysusr/usr ro - ext4 /dev/mapper/usr ro\n")
             .unwrap();
         std::fs::write(self.p("cmdline"), format!("{cmdline}\n")).unwrap();
@@ -235,19 +258,6 @@ impl FakeMachine {
         std::fs::write(
             self.p("dm-table"),
             format!("0 32496 verity 1 254:{sysfs_part} 254:{sysfs_part} 4096 4096 4062 4063 sha256 {dm_roothash} 00\n"),
-        )
-        .unwrap();
-    }
-
-    fn node_links(&self, devpath: &str, name: &str, majmin: &str) {
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/class/block").join(name),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(
-            format!("../../{devpath}"),
-            self.p("sys/dev/block").join(majmin),
         )
         .unwrap();
     }

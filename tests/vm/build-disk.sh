@@ -39,8 +39,8 @@ truncate -s $((1 + EFI_MB + BIOS_MB + 2 * USR_MB + OEM_MB + OEMCFG_MB + ROOT_MB 
 sgdisk -a 2048 \
   -n 1:0:+${EFI_MB}M    -t 1:$T_EFI      -c 1:EFI-SYSTEM \
   -n 2:0:+${BIOS_MB}M   -t 2:$T_BIOS     -c 2:BIOS-BOOT \
-  -n 3:0:+"${USR_MB}"M   -t 3:$T_USR      -c 3:USR-A -u 3:$U_USR_A \
-  -n 4:0:+"${USR_MB}"M   -t 4:$T_USR      -c 4:USR-B -u 4:$U_USR_B \
+  -n 3:0:+"${USR_MB}"M   -t 3:$T_USR      -c 3:USR-A -u 3:$USR_A_PARTUUID \
+  -n 4:0:+"${USR_MB}"M   -t 4:$T_USR      -c 4:USR-B -u 4:$USR_B_PARTUUID \
   -n 6:0:+${OEM_MB}M    -t 6:$T_DATA     -c 6:OEM \
   -n 7:0:+${OEMCFG_MB}M -t 7:$T_RESERVED -c 7:OEM-CONFIG \
   -n 9:0:0              -t 9:$T_RESIZE   -c 9:ROOT \
@@ -78,8 +78,8 @@ DISK=$img
 USR_MB=$USR_MB
 USR_FSTYPE=$FSTYPE
 HASH_OFFSET=$HASH_OFFSET
-USR_A_PARTUUID=$U_USR_A
-USR_B_PARTUUID=$U_USR_B
+USR_A_PARTUUID=$USR_A_PARTUUID
+USR_B_PARTUUID=$USR_B_PARTUUID
 USR_A_ROOTHASH=$A_HASH
 USR_B_ROOTHASH=$B_HASH
 USR_A_VERSION=$A_VER

@@ -10,7 +10,7 @@
 # Every scenario starts from a copy of the pristine disk (A 1.0.0 installed and good, B empty).
 # Usage: e2e.sh ABGUARD_BIN   env: ABGUARD_CACHE, E2E_WORK, TIMEOUT (per boot), ONLY="3 4",
 #        ROOTFS_SUITE (trixie; bookworm for systemd 252),
-#        ABGUARD_FLATCAR_GRUB, ABGUARD_FLATCAR_SEISMOGRAPH (folders, see shared/vendor)
+#        ABGUARD_FLATCAR_GRUB, ABGUARD_FLATCAR_SEISMOGRAPH (folders, docs/test-dependencies.md)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$VM_DIR/scenario.sh"
@@ -84,11 +84,13 @@ timed initramfs env EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dra
 timed grub "$VM_DIR/install-boot.sh" "$PRISTINE" "$PRISTINE_LAYOUT" "$W/initrd.img"
 
 # lsinitrd: dracut's install() failures are silent, so check that the module really landed
-listing=$(lsinitrd "$W/initrd.img" 2>/dev/null)
+# (and the emergency-timeout stand-in whose absence from the log s6 asserts)
+listing=$(lsinitrd "$W/initrd.img" 2>/dev/null) || die "lsinitrd cannot list $W/initrd.img"
 for f in usr/bin/abguard usr/lib/systemd/system/abguard-initrd.service \
          etc/systemd/system/initrd.target.wants/abguard-initrd.service \
          usr/lib/dracut/hooks/emergency/00-abguard-emergency.sh \
-         usr/lib/dracut/hooks/shutdown-emergency/00-abguard-emergency.sh; do
+         usr/lib/dracut/hooks/shutdown-emergency/00-abguard-emergency.sh \
+         usr/lib/dracut/hooks/emergency/99-emergency-timeout.sh; do
   assert "lsinitrd shows $f" 1 "$(grep -c " $f\( \|$\)" <<<"$listing")"
 done
 
@@ -227,6 +229,8 @@ if want 6; then
   prestage "$W/b-broken.payload"
   run_guest s6 -r "rd.shell=1" "poweroff"
   assert_seq s6 "B A"
+  # the absence below is read from the log of both boots, with the timeout's hook in the initrd
+  assert "s6 the serial log holds both boots" 2 "$(strip_ansi "$RUN_LOG" | grep -ac '^GRUB-E2E: start$' || true)"
   assert "s6 the 300 s timeout never started" 0 "$(strip_ansi "$RUN_LOG" | grep -ac 'E2E-EMERGENCY-TIMEOUT' || true)"
   assert "s6 the emergency rollback is in the history" initrd-emergency "$(hist event 2)"
   assert "s6 A healthy" healthy "$(hist verdict)"
@@ -260,7 +264,7 @@ if want 7; then
   assert "s7 B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
 fi
 
-# --- 8-13: the health gate (issue 11) -----------------------------------------------------
+# --- 8-13: the health gate -----------------------------------------------------------
 # One update for all of them: B with the gate's test units (tests/vm/e2e-gate/usr), staged
 # from the host; each scenario's ROOT config names which of them is critical, so only those
 # start. Boot 1 is B's first boot; after a rollback GRUB boots A (boot 2), which powers off.
@@ -310,7 +314,7 @@ has() { grep -qF -- "$2" <<<"$1" && echo yes || echo no; }
 ROLLED_BACK="A(P2 T0 S1) B(P1 T0 S0)"   # B spent; A's setgoodroot prioritized A
 KEPT="A(P1 T0 S1) B(P2 T0 S1)"          # B marked good by update-engine's setgoodroot
 
-# --- 8. (a) the tutorial's nginx shape, failing ExecStartPre, no DEADLINE: back on A fast --
+# --- 8. (a) the nginx unit shape, failing ExecStartPre, no DEADLINE: back on A fast --
 if want 8; then
   gate_disk 8
   run_guest s8 "poweroff"
@@ -334,6 +338,8 @@ if want 9; then
   lt "$FAIL_TO_REBOOT" 5 || die "s9: failure -> reboot took ${FAIL_TO_REBOOT}s (target <= 5 s)"
   assert "s9 the reason names the crash" yes "$(has "$(hist_of gate-failed reasons)" 'critical unit crash.service')"
   assert "s9 B spent, never successful" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+  # the absence is read from B's boot; s12 shows the stand-in's line once it is released
+  assert "s9 boot 1's log is B's" yes "$(has "$(strip_ansi "$(boot_log 1)")" 'GRUB-E2E: boot slot=b ')"
   assert "s9 no healthy flag on B: locksmithd (and update-engine) held" 0 \
     "$(strip_ansi "$(boot_log 1)" | grep -ac 'E2E-LOCKSMITHD' || true)"
 fi
@@ -364,7 +370,7 @@ if want 11; then
 fi
 
 # --- 12. (f)+(e) a healthy B with a failing wanted check: good only after the window -------
-#         and (issue 14) locksmithd held back until the verdict
+#         and locksmithd held back until the verdict
 if want 12; then
   gate_disk 12
   root_put "$G/checks/disk.wanted" /etc/abguard/checks.d/disk.wanted 755
@@ -470,7 +476,10 @@ if want 22; then
   timed "disk-stock" env EXTRA_ROOT="$VM_DIR/e2e-root" "$VM_DIR/build-disk.sh" "$ROOTFS" "$ST" "$ST/usr-a.part" none
   timed "initramfs-stock" env EXTRA_DRACUT_MODULES="$VM_DIR/dracut/98emergency-timeout" \
     "$VM_DIR/build-initramfs.sh" "$BUILTIN_OFFSET" "$ST/initrd.img"
-  assert "the stock initrd has no abguard" 0 "$(lsinitrd "$ST/initrd.img" 2>/dev/null | grep -c 'bin/abguard\|abguard-initrd' || true)"
+  # lsinitrd must list the stock initrd (its emergency-timeout hook) before its silence counts
+  st_listing=$(lsinitrd "$ST/initrd.img" 2>/dev/null) || die "s22: lsinitrd cannot list $ST/initrd.img"
+  assert "s22 lsinitrd lists the stock initrd" 1 "$(grep -c ' usr/lib/dracut/hooks/emergency/99-emergency-timeout.sh\( \|$\)' <<<"$st_listing" || true)"
+  assert "the stock initrd has no abguard" 0 "$(grep -c 'bin/abguard\|abguard-initrd' <<<"$st_listing" || true)"
   timed "grub-stock" "$VM_DIR/install-boot.sh" "$ST/disk.img" "$ST/layout.env" "$ST/initrd.img"
   DISK=$W/s22.img LAYOUT=$W/s22.layout
   mv "$ST/disk.img" "$DISK"; mv "$ST/layout.env" "$LAYOUT"
@@ -482,6 +491,7 @@ if want 22; then
   run_guest s22 "poweroff"
   assert_seq s22 "B A"
   assert "s22 only A took a step (B never settled: its gate failed)" 1 "$(steps_taken)"
+  assert "s22 boot 1's log is B's" yes "$(has "$(strip_ansi "$(boot_log 1)")" 'GRUB-E2E: boot slot=b ')"
   assert "s22 update-engine held on B" 0 "$(grep -ac '^e2e-setgoodroot: /dev/vda4' "$(boot_log 1)" || true)"
   assert "s22 the gate failed on B, naming the unit" yes "$(has "$(hist_of gate-failed reasons)" 'web.service')"
   assert "s22 B was assessed in the booted system" needs-health-check "$(hist_of assess verdict 0)"

@@ -4,7 +4,7 @@
 # EFI-SYSTEM partition /flatcar/grub/grub.cfg, the per-slot kernels /flatcar/vmlinuz-a|b
 # (the slot's dm-verity root hash at byte 0x40, where Flatcar's build stores it), the
 # per-slot /flatcar/load-a|b and the shared initrd. GRUB itself is not part of the project:
-# it comes prebuilt from ABGUARD_FLATCAR_GRUB (see shared/vendor/README.md) and is unpacked
+# it comes prebuilt from ABGUARD_FLATCAR_GRUB (docs/test-dependencies.md) and is unpacked
 # into the cache.
 # Usage: install-boot.sh DISK LAYOUT.env INITRD
 # env: ABGUARD_FLATCAR_GRUB (default ../shared/vendor/flatcar-grub beside the clone)

@@ -6,18 +6,9 @@ REPO_DIR=$(cd "$VM_DIR/../.." && pwd)
 ABGUARD_CACHE=${ABGUARD_CACHE:-/var/cache/abguard-e2e}
 E2E_WORK=${E2E_WORK:-$REPO_DIR/target/e2e}
 
-# Flatcar's GUIDs (flatcar/scripts build_library/disk_layout.json, cgpt's coreos types).
-# shellcheck disable=SC2034 # used by the scripts that source this file
-{
-T_EFI=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
-T_BIOS=21686148-6449-6E6F-744E-656564454649
-T_USR=5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6
-T_DATA=0FC63DAF-8483-4772-8E79-3D69D8477DE4
-T_RESERVED=C95DC21A-DF0E-4340-8D7B-26CBFA9A03E0
-T_RESIZE=3884DD41-8582-4404-B9A8-E9B84F2DF50E
-U_USR_A=7130c94a-213a-4e5a-8e26-6cce9662f132
-U_USR_B=e03dd35c-7c2d-4a47-b3fe-27f15780a57c
-}
+# Flatcar's GUIDs: the one copy, shared with images/mkimage.sh
+# shellcheck source=images/layout.sh
+. "$REPO_DIR/images/layout.sh"
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -91,7 +82,7 @@ probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr 
 
 # --- Flatcar's GRUB (install-boot.sh, run-guest.sh) ------------------------------------------
 # Flatcar's GRUB build, unpacked once into the cache (keyed by the tarball's hash); prints the
-# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (shared/vendor).
+# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (docs/test-dependencies.md).
 ABGUARD_FLATCAR_GRUB=${ABGUARD_FLATCAR_GRUB:-$REPO_DIR/../shared/vendor/flatcar-grub}
 GRUB_TARBALL=grub-2.06-flatcar-i386-pc.tar.xz
 grub_tree() {
@@ -154,7 +145,7 @@ function gptprio {
         echo "GRUB-E2E: gptprio failed"
         halt
     fi
-    if [ "\$usr_uuid" = "$U_USR_A" ]; then
+    if [ "\$usr_uuid" = "$USR_A_PARTUUID" ]; then
         set slot="a"
     else
         set slot="b"
