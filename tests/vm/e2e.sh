@@ -198,7 +198,8 @@ fi
 
 # --- 4p. the same corrupted B, verity opened as Flatcar's bootengine opens it
 #         (--panic-on-corruption): the read is a kernel panic, panic=-1 resets at once, GRUB
-#         falls back to A (B's one try is spent) and A's boot records the fallback ---------
+#         falls back to A (B's one try is spent) and A's boot records the fallback. Staged
+#         from inside A, so the history knows B was tried (the fault matrix's stage) ----
 if want 4p; then
   [ -e "$W/b-corrupt.payload" ] || {
     cp --sparse=always "$W/b.payload" "$W/b-corrupt.payload"; cp "$W/b.payload.env" "$W/b-corrupt.payload.env"
@@ -207,11 +208,10 @@ if want 4p; then
     flip_byte "$W/b-corrupt.payload" "$at"
   }
   new_disk s4p
-  prestage "$W/b-corrupt.payload"
-  run_guest s4p -a "e2e.verity_panic=1" "poweroff"
-  assert_seq s4p "B A"
-  assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 1)")"
-  assert "s4p B left no history (the panic came first)" 1 "$(hist_count)"
+  run_guest s4p -a "e2e.verity_panic=1" -p "$W/b-corrupt.payload" "$UPDATE" "poweroff"
+  assert_seq s4p "A B A"
+  assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 2)")"
+  assert "s4p B left no history (the panic came first)" 0 "$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c '"booted":{"partition":4,' || true)"
   assert "s4p A healthy" healthy "$(hist verdict)"
   assert "s4p A's record shows GRUB's fallback (B first, spent)" "2 0 false" \
     "$(hist slots | python3 -c 'import json,sys; b=json.load(sys.stdin)[1]; print(b["priority"], b["tries"], str(b["successful"]).lower())')"
