@@ -209,3 +209,38 @@ fn a_first_boot_arms_the_watchdog_and_leaves_a_breadcrumb_an_ordinary_boot_does_
     assert!(!r.to_string().contains("watchdog"), "{r}");
     assert_eq!(crumb(&m2), None);
 }
+
+/// update_engine stages B (no history line), the next boot dies before abguard's initrd
+/// runs, GRUB falls back: only the loop guard's breadcrumb says B was tried.
+#[test]
+fn a_staging_with_no_history_line_is_still_found_by_its_breadcrumb() {
+    for with_guard in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = copy(dir.path(), "d.img");
+        let m = FakeMachine::new(&img);
+        std::fs::create_dir_all(m.p("sysroot/var")).unwrap();
+        boot_a(&m, "boot-of-a0");
+        assert!(m.initrd(&[]).status.success());
+        // flatcar-postinst's cgpt: B staged, nothing recorded
+        cgpt_add(&img, 4, 2, 1, false);
+        if with_guard {
+            m.verb(&["guard-staged"]);
+            assert_eq!(crumb(&m).unwrap()["reached"], "staged");
+        }
+        // GRUB: B's try spent; B's boot never reaches the initrd; back on A
+        let d = img.to_str().unwrap();
+        assert_eq!(stdout(&abguard(&["next", "--disk", d])).trim(), "4");
+        boot_a(&m, "boot-of-a1");
+        assert!(m.initrd(&[]).status.success());
+        let fell: Vec<_> = m.history().into_iter().filter(|e| e["event"] == "fallback").collect();
+        match with_guard {
+            true => {
+                assert_eq!(fell.len(), 1, "{:?}", m.history());
+                assert_eq!(fell[0]["stage"], "stage 0 or kernel");
+                assert_eq!(crumb(&m), None);
+            }
+            // without it, a spent B is indistinguishable from one older than the history
+            false => assert!(fell.is_empty()),
+        }
+    }
+}

@@ -26,6 +26,28 @@ pub fn read(root: &Path) -> Option<Crumb> {
     Crumb::from_value(&serde_json::from_slice(&bytes).ok()?)
 }
 
+/// The loop guard saw `partuuid` staged: the next boot is its attempt.
+pub fn staged(root: &Path, proc: &Path, partuuid: &str) {
+    let boot_id = std::fs::read_to_string(proc.join("sys/kernel/random/boot_id"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let c = Crumb {
+        reached: crate::types::attempt::Reached::Staged,
+        partuuid: partuuid.to_string(),
+        boot_id,
+        boot_unix: clock(proc).1,
+        watchdog: String::new(),
+        gate_started_unix: None,
+        last_seen_unix: None,
+        waiting: Vec::new(),
+    };
+    if root.join("var").is_dir() {
+        if let Err(e) = write(root, &c) {
+            log::warn!("breadcrumb not written: {e:#}");
+        }
+    }
+}
+
 /// Once the attempt's end is recorded (a verdict, or the fallback on the next boot).
 pub fn remove(root: &Path) {
     if let Ok(dir) = SafeDir::open(root).and_then(|d| d.subpath(ROOT_STATE_DIR, false)) {

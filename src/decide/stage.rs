@@ -75,6 +75,12 @@ pub struct Classified {
     pub took_s: Option<u64>,
 }
 
+/// The breadcrumb says `partuuid` was staged and nothing of its attempt followed: a
+/// spent slot with no history is then this attempt's, not one older than the history.
+pub fn staged(crumb: Option<&Crumb>, partuuid: &str) -> bool {
+    crumb.is_some_and(|c| c.reached == Reached::Staged && c.partuuid == partuuid)
+}
+
 /// Name the stage: a panic in pstore, then the watchdog's word, then how far the
 /// breadcrumbs say the attempt got.
 pub fn classify(c: &Clues) -> Classified {

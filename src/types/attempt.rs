@@ -7,6 +7,10 @@ use serde_json::Value;
 /// The furthest stage abguard saw the attempt reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reached {
+    /// Staged (the loop guard saw /run/reboot-required): the next boot tries it. The
+    /// history holds no line for that, so this is what tells a fallback with no initrd
+    /// record from a slot spent before the history began.
+    Staged,
     /// The initrd assessed it (needs-health-check) and armed the watchdog.
     Initrd,
     /// The booted system's gate started watching.
@@ -42,6 +46,7 @@ impl Crumb {
             "{{\"reached\":\"{}\",\"partuuid\":{},\"boot_id\":{},\"boot_unix\":{},\"watchdog\":{},\
              \"gate_started_unix\":{},\"last_seen_unix\":{},\"waiting\":[{}]}}\n",
             match self.reached {
+                Reached::Staged => "staged",
                 Reached::Initrd => "initrd",
                 Reached::Gate => "gate",
             },
@@ -63,6 +68,7 @@ impl Crumb {
         Some(Crumb {
             reached: match v.get("reached")?.as_str()? {
                 "gate" => Reached::Gate,
+                "staged" => Reached::Staged,
                 _ => Reached::Initrd,
             },
             partuuid: text("partuuid")?,

@@ -324,8 +324,15 @@ fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
         return Vec::new();
     }
     let history = history::read_history(&env.sysroot);
+    let crumb = crate::act::attempt::read(&env.sysroot);
     let (slot, attempt) = match detect(&now.slots, booted, &history) {
         Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
+        // staged by update_engine, then nothing: the breadcrumb says it was tried
+        Finding::Unknown { slot }
+            if crate::decide::stage::staged(crumb.as_ref(), &now.slots[slot].partuuid) =>
+        {
+            (&now.slots[slot], None)
+        }
         Finding::Unknown { slot } => {
             let label = &now.slots[slot].label;
             log::info!("{label} is spent above the booted slot since before the history");
@@ -339,7 +346,6 @@ fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
         || env.sysroot.join("boot/coreos").is_dir())
     .then_some(kernel.is_ok());
     let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
-    let crumb = crate::act::attempt::read(&env.sysroot);
     let why = crate::decide::stage::classify(&crate::decide::stage::Clues {
         partuuid: &slot.partuuid,
         attempt,

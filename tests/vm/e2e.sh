@@ -505,5 +505,5 @@ if want 22; then
 fi
 
 fault_cases
-[ "${#FAULT_LINES[@]}" = 0 ] || printf '%s\n' "${FAULT_LINES[@]}"
+fault_verdict
 result="PASS ($ASSERTS_OK checks)"

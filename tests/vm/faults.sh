@@ -45,8 +45,9 @@ for l in filter(str.strip, sys.stdin):
 print(stage)'
 }
 
-# fault_report CASE EXPECTED_STAGE BUDGET: the FAULT line for the run just made; fails the
-# e2e when the stage is not the expected one or the attempt took longer than its budget
+# fault_report CASE EXPECTED_STAGE BUDGET: the FAULT line for the run just made; a case whose
+# stage is not the expected one or that took longer than its budget fails the e2e at the end
+# (fault_verdict), after every case has printed its line
 fault_report() {
   local stage took verdict=ok
   stage=$(fault_stage); took=$(fault_took)
@@ -54,8 +55,15 @@ fault_report() {
   [ -n "$took" ] && lt "$took" "$3" || verdict=FAIL
   FAULT_LINES+=("FAULT $1 stage=$stage took=${took:-?} budget=$3 $verdict")
   echo "FAULT $1 stage=$stage took=${took:-?} budget=$3 $verdict"
-  [ "$verdict" = ok ] || die "fault $1: stage '$stage' (expected '$2'), took ${took:-?}s (budget $3 s)"
-  ASSERTS_OK=$((ASSERTS_OK + 1))
+  if [ "$verdict" = ok ]; then ASSERTS_OK=$((ASSERTS_OK + 1))
+  else FAULT_FAILED+=("$1: stage '$stage' (expected '$2'), took ${took:-?}s (budget $3 s)"); fi
+}
+FAULT_FAILED=()
+
+# fault_verdict: every FAULT line again, together; the e2e fails if one case did
+fault_verdict() {
+  [ "${#FAULT_LINES[@]}" = 0 ] || printf '%s\n' "${FAULT_LINES[@]}"
+  [ "${#FAULT_FAILED[@]}" = 0 ] || die "fault matrix: ${FAULT_FAILED[*]}"
 }
 
 fault_cases() {
