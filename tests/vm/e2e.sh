@@ -208,7 +208,7 @@ if want 4p; then
     flip_byte "$W/b-corrupt.payload" "$at"
   }
   new_disk s4p
-  run_guest s4p -a "e2e.verity_panic=1" -p "$W/b-corrupt.payload" "$UPDATE" "poweroff"
+  run_guest s4p -a "e2e.verity_panic=1" -p "$W/b-corrupt.payload" "$UPDATE_SEEN" "poweroff"
   assert_seq s4p "A B A"
   assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 2)")"
   assert "s4p B left no history (the panic came first)" 0 "$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c '"booted":{"partition":4,' || true)"

@@ -11,6 +11,9 @@
 # to the gate) takes 15-40 s here; BOOT_ALLOWANCE is that, with room for a loaded machine.
 # Each budget is this plus what the stage's enforcer waits (0 for what reboots at once).
 BOOT_ALLOWANCE=${BOOT_ALLOWANCE:-90}
+# Stage B from inside A and wait (at most 30 s) for abguard's loop guard to leave its
+# "staged" breadcrumb, as a node does long before its reboot; the plan's reboot follows at once
+UPDATE_SEEN='reboot /usr/libexec/e2e-update && for i in $(seq 150); do grep -qs "\"reached\":\"staged\"" /var/lib/abguard/attempt.json && break; sleep 0.2; done'
 # This lab has no pstore: SeaBIOS has no EFI variables for efi-pstore, and ramoops (tried:
 # memmap= / mem= regions, loaded first in the initrd) came back empty after qemu's reset. So
 # a panic is recorded as what the breadcrumbs show; with pstore it is `kernel panic` (the
@@ -71,7 +74,7 @@ fault_cases() {
   #     gptprio.next again, which boots A in the same GRUB run (B's try is spent) ---------
   if want kernel-missing; then
     new_disk skm
-    run_guest skm -p "$W/b.payload" "reboot /usr/libexec/e2e-update && rm /boot/flatcar/vmlinuz-b && sync" "poweroff"
+    run_guest skm -p "$W/b.payload" "$UPDATE_SEEN && rm /boot/flatcar/vmlinuz-b && sync" "poweroff"
     assert "skm GRUB chose B, then A in the same run" "A B A" "$SEQ"
     assert "skm two GRUB starts (no reset for B)" 2 "$BOOTS"
     assert "skm ended in a poweroff" poweroff "$END"
