@@ -232,7 +232,11 @@ fn a_staging_with_no_history_line_is_still_found_by_its_breadcrumb() {
         assert_eq!(stdout(&abguard(&["next", "--disk", d])).trim(), "4");
         boot_a(&m, "boot-of-a1");
         assert!(m.initrd(&[]).status.success());
-        let fell: Vec<_> = m.history().into_iter().filter(|e| e["event"] == "fallback").collect();
+        let fell: Vec<_> = m
+            .history()
+            .into_iter()
+            .filter(|e| e["event"] == "fallback")
+            .collect();
         match with_guard {
             true => {
                 assert_eq!(fell.len(), 1, "{:?}", m.history());
