@@ -427,3 +427,35 @@ fn the_validators_are_real() {
     let no_version = good.replace("\"version\": \"3.3.0\"", "\"versionx\": \"3.3.0\"");
     assert!(schema_validate(&no_version).is_err() || ignition_validate(&no_version).is_err());
 }
+
+#[test]
+fn kernel_budgets_are_valid_ignition_kernel_arguments() {
+    let args = [
+        "butane",
+        "--hang-budget",
+        "90s",
+        "--panic",
+        "10",
+        "--rd-earlytimeout",
+        "60",
+    ];
+    let butane = yaml(&ok(&args));
+    let json = ok(&[&args[..], &["--format", "ignition"]].concat());
+    ignition_validate(&json).unwrap_or_else(|e| panic!("ignition-validate: {e}\n{json}"));
+    schema_validate(&json).unwrap();
+    let ign: Value = serde_json::from_str(&json).unwrap();
+    let want = serde_json::json!(["panic=10", "rd.earlytimeout=60"]);
+    assert_eq!(ign["kernelArguments"]["shouldExist"], want);
+    assert_eq!(butane["kernel_arguments"]["should_exist"], want);
+    assert!(same_config(&butane, &ign).contains("HANG_BUDGET=1min 30s\n"));
+    // off by default
+    let plain: Value = serde_json::from_str(&ok(&[
+        "butane",
+        "--deadline",
+        "5min",
+        "--format",
+        "ignition",
+    ]))
+    .unwrap();
+    assert!(plain.get("kernelArguments").is_none());
+}

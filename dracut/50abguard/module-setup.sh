@@ -16,6 +16,12 @@ depends() {
     return 0
 }
 
+# The hang budget arms the machine's watchdog from the initrd on a first boot after an
+# upgrade (docs/failure-budgets.md): its driver must be loaded there, before switch-root.
+installkernel() {
+    hostonly='' instmods '=drivers/watchdog'
+}
+
 install() {
     # static binary: no library resolution needed
     inst_simple "${ABGUARD_BIN:-/usr/bin/abguard}" /usr/bin/abguard

@@ -17,6 +17,7 @@ pub fn record(
     attempt: Option<&Entry>,
     kernel_hash: Option<String>,
     kernel_said: Option<String>,
+    why: &crate::decide::stage::Classified,
 ) -> Record {
     // the hash that booted, as GRUB passed it; else what the slot's kernel holds now
     let root_hash = attempt
@@ -44,6 +45,16 @@ pub fn record(
         tried_at: attempt.and_then(|e| e.time.clone()),
     });
     r.reasons.push(NO_VERDICT.to_string());
+    r.stage = Some(why.stage.as_str().to_string());
+    r.took_s = why.took_s;
+    r.reasons.push(format!(
+        "stage: {}{}: {}",
+        why.stage.as_str(),
+        why.took_s.map_or(String::new(), |t| format!(
+            " ({t}s from its kernel's start to this boot's)"
+        )),
+        why.why
+    ));
     r.reasons.push(match attempt {
         Some(e) => format!(
             "its first boot was assessed at {} (boot {}): {}, dm-verity status {}",
@@ -65,8 +76,9 @@ pub fn record(
 pub fn summary(r: &Record) -> String {
     let f = r.failed.clone().unwrap_or_default();
     format!(
-        "GRUB fell back from {} (version {}): {NO_VERDICT}",
+        "GRUB fell back from {} (version {}): {NO_VERDICT}; stage: {}",
         f.label,
-        f.version_id.as_deref().unwrap_or("unknown")
+        f.version_id.as_deref().unwrap_or("unknown"),
+        r.stage.as_deref().unwrap_or("?")
     )
 }

@@ -171,6 +171,10 @@ pub struct Counters {
     pub rollbacks: u64,
     /// Of the failed first boots, those no verdict was reached for (GRUB fell back).
     pub fallbacks: u64,
+    /// The fallbacks by the stage the attempt reached (decide::stage::Stage); those
+    /// recorded before stages were named are not in it.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fallback_stages: std::collections::BTreeMap<String, u64>,
     /// Staged builds the loop guard un-staged.
     pub restages_refused: u64,
     /// Failed first boots by version, the newest VERSIONS_KEPT versions (oldest first).
@@ -215,6 +219,13 @@ impl Counters {
             failed_first_boots: n("failed_first_boots"),
             rollbacks: n("rollbacks"),
             fallbacks: n("fallbacks"),
+            fallback_stages: (v
+                .get("fallback_stages")
+                .and_then(serde_json::Value::as_object))
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+            .collect(),
             restages_refused: n("restages_refused"),
             versions,
         }
@@ -252,6 +263,10 @@ impl Counters {
         }
         if r.event == Event::Fallback {
             self.fallbacks = self.fallbacks.saturating_add(1);
+            if let Some(s) = &r.stage {
+                let n = self.fallback_stages.entry(s.clone()).or_default();
+                *n = n.saturating_add(1);
+            }
         }
         if r.event == Event::RestageRefused {
             self.restages_refused = self.restages_refused.saturating_add(1);

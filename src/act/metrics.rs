@@ -226,11 +226,26 @@ fn render_counters(o: &mut String, s: &Snapshot) {
         ("abguard_gate_passed_total", "First boots after an upgrade that passed the health gate.", c.gate_passed),
         ("abguard_failed_first_boots_total", "First boots after an upgrade that failed (dm-verity, a critical unit, the deadline, the initrd, or a fallback with no verdict).", c.failed_first_boots),
         ("abguard_rollbacks_total", "Returns to the other build: slots spent so that GRUB falls back, fallbacks GRUB made on its own, manual rollbacks.", c.rollbacks),
-        ("abguard_fallbacks_total", "First boots GRUB fell back from with no verdict reached (hang, panic, power loss).", c.fallbacks),
         ("abguard_restages_refused_total", "Staged builds the loop guard un-staged because they failed their first boot before.", c.restages_refused),
     ] {
         family(o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
+    }
+    render_fallbacks(o, c);
+}
+
+/// Fallbacks by the stage the attempt reached; `unknown`: recorded before stages were.
+fn render_fallbacks(o: &mut String, c: &Counters) {
+    let name = "abguard_fallbacks_total";
+    family(o, name, "counter", "First boots GRUB fell back from with no verdict reached, by the stage the attempt reached (docs/failure-budgets.md).");
+    let mut named = 0;
+    for s in crate::decide::stage::Stage::ALL {
+        let n = c.fallback_stages.get(s.as_str()).copied().unwrap_or(0);
+        named += n;
+        let _ = writeln!(o, "{name}{{stage=\"{}\"}} {n}", s.as_str());
+    }
+    if c.fallbacks > named {
+        let _ = writeln!(o, "{name}{{stage=\"unknown\"}} {}", c.fallbacks - named);
     }
 }
 

@@ -1,5 +1,7 @@
 //! Effects, small and separate: /run flags and records, the history, metrics, reboot.
 
+/// The attempt's breadcrumb on ROOT, for the next boot's explanation.
+pub mod attempt;
 /// The `fallback` record: GRUB fell back with no verdict reached.
 pub mod fallback;
 /// The names under /run (flags, records) and the unit names verbs share.
@@ -22,3 +24,5 @@ pub mod reboot;
 pub mod record;
 /// An operator's hand on the gate: the verdict, the release, the node's off switch.
 pub mod steer;
+/// The hang budget's watchdog: armed in the initrd, returned at the verdict.
+pub mod watchdog;

@@ -78,6 +78,12 @@ pub struct Record {
     /// `fallback` and `restage-refused`: the build that failed (was refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<Build>,
+    /// `fallback`: the stage the attempt reached and why it ended
+    /// (decide::stage::Stage), and the seconds from its kernel start to this boot's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_s: Option<u64>,
 }
 
 impl Record {
@@ -115,6 +121,8 @@ impl Record {
             config_errors: Vec::new(),
             gate: None,
             failed: None,
+            stage: None,
+            took_s: None,
         }
     }
 

@@ -94,7 +94,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     .required(true)
     .multiple(true)
     .args(["critical_unit", "deadline", "stable_for", "check_timeout", "no_check_sysext",
-           "mark_good", "on_failure", "verify_usr", "check"]))]
+           "mark_good", "on_failure", "verify_usr", "hang_budget", "panic", "rd_earlytimeout", "check"]))]
 pub struct ButaneArgs {
     /// A unit that must be active before an upgrade counts as healthy (repeatable).
     #[arg(long, value_name = "UNIT")]
@@ -121,6 +121,19 @@ pub struct ButaneArgs {
     /// Read all of /usr through dm-verity on the first boot after an upgrade (VERIFY_USR=yes).
     #[arg(long)]
     pub verify_usr: bool,
+    /// How long a hung kernel or PID 1 may go unnoticed on a first boot after an upgrade
+    /// before the watchdog resets the machine (HANG_BUDGET, e.g. 2min).
+    #[arg(long, value_name = "SPAN")]
+    pub hang_budget: Option<String>,
+    /// Kernel argument panic=SECONDS (Flatcar's kernel: 60): how long a panicked kernel
+    /// waits before it resets, so GRUB falls back sooner; costs the time to read the panic
+    /// on a console. Written to the OEM grub.cfg's linux_append by Ignition (off by default).
+    #[arg(long, value_name = "SECONDS")]
+    pub panic: Option<String>,
+    /// Kernel argument rd.earlytimeout=SECONDS (stage 0's wait for USR, Flatcar: 300):
+    /// a disk that appears later than this (SAN, slow USB) fails the boot. Off by default.
+    #[arg(long, value_name = "SECONDS")]
+    pub rd_earlytimeout: Option<String>,
     /// Install a health check from a local file as /etc/abguard/checks.d/NAME, NAME=PATH
     /// (repeatable; a NAME ending in .wanted is only recorded when it fails).
     #[arg(long, value_name = "NAME=PATH")]
@@ -135,6 +148,34 @@ pub struct ButaneArgs {
 }
 
 impl ButaneArgs {
+    /// The kernel arguments asked for (`--panic` 1-600, `--rd-earlytimeout` 10-3600
+    /// seconds), in that order: panic=0 would wait for ever, a USR wait under 10 s fails
+    /// slow disks.
+    pub fn kernel_arguments(&self) -> Result<Vec<String>, String> {
+        let mut v = Vec::new();
+        for (opt, arg, given, lo, hi) in [
+            ("panic", "panic", &self.panic, 1, 600),
+            (
+                "rd-earlytimeout",
+                "rd.earlytimeout",
+                &self.rd_earlytimeout,
+                10,
+                3600,
+            ),
+        ] {
+            let Some(s) = given else { continue };
+            match s.parse::<u32>() {
+                Ok(n) if (lo..=hi).contains(&n) => v.push(format!("{arg}={n}")),
+                _ => {
+                    return Err(format!(
+                        "invalid --{opt} {s:?}: whole seconds from {lo} to {hi}"
+                    ))
+                }
+            }
+        }
+        Ok(v)
+    }
+
     /// The value given for the key whose option is `flag` (config::keys::Key::butane).
     pub fn value(&self, flag: &str) -> Option<String> {
         let on = |b: bool, v: &str| b.then(|| v.to_string());
@@ -147,6 +188,7 @@ impl ButaneArgs {
             "mark-good" => on(self.mark_good, "yes"),
             "on-failure" => self.on_failure.clone(),
             "verify-usr" => on(self.verify_usr, "yes"),
+            "hang-budget" => self.hang_budget.clone(),
             _ => None,
         }
     }

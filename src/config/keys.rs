@@ -47,6 +47,9 @@ const SEC: u64 = 1_000_000;
 
 /// STABLE_FOR: 0 (pass as soon as everything is up) to an hour.
 pub const STABLE_MAX: Span = Span(3600 * SEC);
+/// HANG_BUDGET: 30 s (the initrd's hand-over to PID 1 must fit) to 10 min (below
+/// iTCO's 613 s maximum, so the budget is what the hardware does).
+pub const HANG_BUDGET_BOUNDS: (Span, Span) = (Span(30 * SEC), Span(600 * SEC));
 /// CHECK_TIMEOUT: a second to an hour.
 pub const CHECK_TIMEOUT_BOUNDS: (Span, Span) = (Span(SEC), Span(3600 * SEC));
 
@@ -154,6 +157,18 @@ pub const KEYS: &[Key] = &[
             }
             .into()
         },
+    },
+    Key {
+        name: "HANG_BUDGET",
+        default: "2min",
+        doc: "on a first boot after an upgrade the watchdog is armed from the initrd to the verdict: a hung kernel or PID 1 resets the machine after this long without a ping (30s to 10min)",
+        butane: "hang-budget",
+        set: |c, v| {
+            let (lo, hi) = HANG_BUDGET_BOUNDS;
+            c.hang_budget = span_within(v, lo, hi)?;
+            Ok(())
+        },
+        show: |c| c.hang_budget.to_string(),
     },
     Key {
         name: "VERIFY_USR",

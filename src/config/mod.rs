@@ -71,6 +71,8 @@ pub struct Config {
     /// Read all of /usr through dm-verity before boot-complete.target on the first boot
     /// after an upgrade (abguard-read-usr.service).
     pub verify_usr: bool,
+    /// The watchdog's timeout on a first boot after an upgrade, initrd to verdict.
+    pub hang_budget: Span,
     /// Files that contributed, in the order read.
     pub sources: Vec<PathBuf>,
     /// Lines that were skipped: on a first boot after an upgrade the gate cannot pass.
@@ -95,6 +97,7 @@ impl Default for Config {
             mark_good: false,
             on_failure: OnFailure::Rollback,
             verify_usr: false,
+            hang_budget: Span(0),
             sources: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),

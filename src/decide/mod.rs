@@ -14,5 +14,9 @@ pub mod gate;
 pub mod loopguard;
 /// What status answers first: each slot's state word and what the next reboot does.
 pub mod outlook;
+/// The stage a fallback's attempt reached and why it ended.
+pub mod stage;
 /// The dm-verity status and table lines, and whether they condemn the booted /usr.
 pub mod verity;
+/// The hang budget: which watchdog is armed on a first boot, and who reset the machine.
+pub mod watchdog;

@@ -27,6 +27,8 @@ pub mod trust;
 pub mod units;
 /// The verity layout inside a slot: superblock, hash offset, root hash in the kernel.
 pub mod verity;
+/// The watchdog devices: what can be armed, and whether one reset the machine.
+pub mod watchdog;
 
 use crate::decide::assess::Facts;
 use crate::decide::verity::{self as judge, Verity};

@@ -45,6 +45,9 @@ pub struct Entry {
     pub failed: Option<Build>,
     /// A failed gate's units, as the gate described them.
     pub failed_units: Vec<String>,
+    /// `fallback`: the stage the attempt reached, and its seconds.
+    pub stage: Option<String>,
+    pub took_s: Option<u64>,
     pub raw: Value,
 }
 
@@ -129,6 +132,8 @@ impl Entry {
                 .collect(),
             failed,
             failed_units: texts(&v, "failed_units"),
+            stage: text(&v, "stage"),
+            took_s: v.get("took_s").and_then(Value::as_u64),
             raw: v,
         }
     }

@@ -1,6 +1,8 @@
 //! Shared types every stage speaks: the USR slots and their attribute bits, what backs
 //! /usr, the booted slot as recorded, and the paths to probe. Nothing here does I/O.
 
+/// The breadcrumb of a first boot after an upgrade, for the next boot.
+pub mod attempt;
 /// The GPT attribute bits of a USR partition (priority, tries, successful).
 pub mod attrs;
 /// Event, verdict and action as types, written as docs/operator.md's strings.

@@ -167,7 +167,7 @@ fn yaml_text(text: &str, indent: usize) -> String {
 /// The Butane document: the drop-in, the check scripts (under [`CHECKS_DIR`], mode
 /// 0700 and owned by root: the gate refuses a check anyone else could change) and the
 /// units.
-pub fn butane(config: &str, checks: &[Unit], units: &[Unit]) -> String {
+pub fn butane(config: &str, checks: &[Unit], units: &[Unit], kargs: &[String]) -> String {
     let mut y = String::from("variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n");
     let mut file = |path: &str, mode: &str, text: &str| {
         let owner = match mode {
@@ -194,13 +194,21 @@ pub fn butane(config: &str, checks: &[Unit], units: &[Unit]) -> String {
             let _ = write!(y, "      contents: {}", yaml_text(&u.contents, 8));
         }
     }
+    // Flatcar's Ignition applies these to the OEM partition's grub.cfg (linux_append) on
+    // the first boot: unsigned, so Secure Boot is untouched (docs/failure-budgets.md)
+    if !kargs.is_empty() {
+        y.push_str("kernel_arguments:\n  should_exist:\n");
+        for k in kargs {
+            let _ = writeln!(y, "    - {k}");
+        }
+    }
     y
 }
 
 /// The Ignition config Butane makes of [`butane`]'s document, as pretty-printed JSON.
 /// Written out by hand for this fixed shape (strings escaped by serde_json): derived
 /// serializers would cost the static initrd binary kilobytes for a verb it never runs.
-pub fn ignition(config: &str, checks: &[Unit], units: &[Unit]) -> String {
+pub fn ignition(config: &str, checks: &[Unit], units: &[Unit], kargs: &[String]) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut j = format!(
         "{{\n  \"ignition\": {{\n    \"version\": {}\n  }},\n  \"storage\": {{\n    \"files\": [",
@@ -245,6 +253,14 @@ pub fn ignition(config: &str, checks: &[Unit], units: &[Unit]) -> String {
         }
         j.push_str("\n    ]\n  }");
     }
+    if !kargs.is_empty() {
+        let list: Vec<String> = kargs.iter().map(|k| q(k)).collect();
+        let _ = write!(
+            j,
+            ",\n  \"kernelArguments\": {{\n    \"shouldExist\": [\n      {}\n    ]\n  }}",
+            list.join(",\n      ")
+        );
+    }
     j.push_str("\n}\n");
     j
 }
@@ -272,6 +288,7 @@ fn named<'a>(
 /// The options, checked: settings, the checks and the unit files asked for.
 fn check(a: &ButaneArgs) -> Result<(Settings, Files<'_>, Files<'_>), String> {
     let settings = Settings::from_args(a)?;
+    a.kernel_arguments()?;
     if a.format != "butane" && a.format != "ignition" {
         return Err(format!(
             "invalid --format {:?}: butane or ignition",
@@ -307,10 +324,11 @@ pub fn run(a: &ButaneArgs) -> VerbResult {
     }
     let config = settings.config_text()?;
     let (checks, units) = (read_all(checks)?, read_all(units)?);
+    let kargs = a.kernel_arguments().unwrap_or_default();
     if a.format == "ignition" {
-        print!("{}", ignition(&config, &checks, &units));
+        print!("{}", ignition(&config, &checks, &units, &kargs));
     } else {
-        print!("{}", butane(&config, &checks, &units));
+        print!("{}", butane(&config, &checks, &units, &kargs));
     }
     Ok(ExitCode::Ok)
 }

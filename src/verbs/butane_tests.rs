@@ -103,7 +103,8 @@ fn ignition_is_json_of_the_right_shape() {
         },
     ];
     for units in [&units[..], &[]] {
-        let v: serde_json::Value = serde_json::from_str(&ignition("A=b\n", &[], units)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&ignition("A=b\n", &[], units, &[])).unwrap();
         assert_eq!(v["ignition"]["version"], "3.3.0");
         let f = &v["storage"]["files"][0];
         assert_eq!(f["path"], DROPIN);
@@ -134,4 +135,41 @@ fn unit_enabled_only_with_install_section() {
     };
     assert!(u("[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n").enabled());
     assert!(!u("[Service]\nExecStart=/bin/true\n").enabled());
+}
+
+#[test]
+fn kernel_budgets_only_when_asked() {
+    // off by default: no kernel arguments, the OEM grub.cfg stays as it is
+    let a = args(&["--deadline", "10min"]);
+    assert!(a.kernel_arguments().unwrap().is_empty());
+    assert!(!butane("A=b\n", &[], &[], &a.kernel_arguments().unwrap()).contains("kernel_arguments"));
+    let v: serde_json::Value =
+        serde_json::from_str(&ignition("A=b\n", &[], &[], &a.kernel_arguments().unwrap())).unwrap();
+    assert!(v.get("kernelArguments").is_none());
+    // asked for: both, and alone they are a valid invocation
+    let a = args(&["--panic", "10", "--rd-earlytimeout", "60"]);
+    let k = a.kernel_arguments().unwrap();
+    assert_eq!(k, ["panic=10", "rd.earlytimeout=60"]);
+    let y = butane("A=b\n", &[], &[], &k);
+    assert!(
+        y.ends_with(
+            "kernel_arguments:\n  should_exist:\n    - panic=10\n    - rd.earlytimeout=60\n"
+        ),
+        "{y}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ignition("A=b\n", &[], &[], &k)).unwrap();
+    assert_eq!(
+        v["kernelArguments"]["shouldExist"],
+        serde_json::json!(["panic=10", "rd.earlytimeout=60"])
+    );
+    // panic=0 would wait forever; a USR wait under 10 s fails slow disks
+    for bad in [
+        ["--panic", "0"],
+        ["--panic", "601"],
+        ["--rd-earlytimeout", "5"],
+        ["--panic", "1m"],
+    ] {
+        let e = args(&bad).kernel_arguments().unwrap_err();
+        assert!(e.starts_with(&format!("invalid {} ", bad[0])), "{e}");
+    }
 }

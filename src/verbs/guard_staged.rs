@@ -33,6 +33,9 @@ pub fn run(a: &GuardStagedArgs) -> VerbResult {
     let Some(i) = ab::staged(&slots) else {
         return say("no staged slot");
     };
+    // the history has no line for a staging update_engine did: the breadcrumb says the
+    // next boot tries this slot, should it die before abguard's initrd runs
+    crate::act::attempt::staged(&env.sysroot, &env.proc, &slots[i].partuuid);
     let held = held::read(&env.sysroot)?;
     let hash = match super::staged_hash(&env.sysroot, &slots[i]) {
         Ok(h) => h,

@@ -73,11 +73,8 @@ fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
     rec.version_id = version_id;
     // the health gate's configuration as this boot will read it: a skipped line is in
     // boot.json from the start (the gate holds a first boot on it)
-    rec.config_errors = crate::config::Config::load(&env.sysroot)
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let cfg = crate::config::Config::load(&env.sysroot);
+    rec.config_errors = cfg.errors.iter().map(ToString::to_string).collect();
     let reboot = a.verdict == Verdict::Rollback
         && spend(disk.as_deref().ok(), &slots, &mut a, &mut rec)
         && !o.no_reboot;
@@ -94,6 +91,13 @@ fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
         rec.reasons.extend(fallback);
     }
 
+    if a.verdict == Verdict::NeedsHealthCheck && o.in_initrd {
+        hang_budget(&env, &cfg, &mut rec);
+    } else if a.verdict == Verdict::NeedsHealthCheck {
+        rec.reasons.push(
+            "watchdog not armed: assessed in the booted system, where PID 1 keeps its own setting; a hang before the verdict is not bounded".into(),
+        );
+    }
     let flags = write_flags(&env.run_dir, &a, &mut rec);
     if let Err(e) = &flags {
         log::error!("{e:#}");
@@ -155,6 +159,66 @@ fn probed_record(
     }
     rec.verity = Some(facts.verity.clone());
     rec
+}
+
+/// A first boot after an upgrade: arm the watchdog for HANG_BUDGET and leave the
+/// breadcrumb on ROOT that the next boot reads if this attempt never reaches a verdict.
+fn hang_budget(env: &Env, cfg: &crate::config::Config, rec: &mut Record) {
+    use crate::decide::watchdog::{plan, Plan};
+    use crate::probe::watchdog::devices;
+    let mut found = devices(&env.sysfs.root);
+    // udev loads the driver on coldplug, usually long before /sysroot is mounted; a
+    // machine given by the probe options is not this one: no waiting, no modprobe
+    for _ in 0..20 {
+        if !found.is_empty() || env.explicit {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        found = devices(&env.sysfs.root);
+    }
+    if found.is_empty() && !env.explicit && crate::act::watchdog::load_softdog() {
+        found = devices(&env.sysfs.root);
+    }
+    let budget = cfg.hang_budget.0 / 1_000_000;
+    let said = match plan(true, &found, budget) {
+        Plan::Arm {
+            device,
+            timeout_s,
+            note,
+        } => match crate::act::watchdog::arm(&env.sysfs.dev, &env.run_dir, &device, timeout_s) {
+            Ok(t) => {
+                let s = format!(
+                    "armed the watchdog {note} for {t}s until the verdict (HANG_BUDGET={})",
+                    cfg.hang_budget
+                );
+                rec.actions.push(record::Action::Other(s.clone()));
+                s
+            }
+            Err(e) => format!("watchdog not armed ({note}): {e:#}; a hang before the verdict is not bounded"),
+        },
+        _ => "no watchdog device: a hang of the kernel or PID 1 before the verdict is not bounded (HANG_BUDGET)".into(),
+    };
+    if !said.starts_with("armed the watchdog") {
+        rec.reasons.push(said.clone());
+    }
+    let (Some(booted), Some(boot_id)) = (rec.booted.as_ref(), rec.boot_id.clone()) else {
+        return;
+    };
+    let crumb = crate::types::attempt::Crumb {
+        reached: crate::types::attempt::Reached::Initrd,
+        partuuid: booted.partuuid.clone(),
+        boot_id,
+        boot_unix: crate::act::attempt::clock(&env.proc).1,
+        watchdog: said,
+        gate_started_unix: None,
+        last_seen_unix: None,
+        waiting: Vec::new(),
+    };
+    if env.sysroot.join("var").is_dir() {
+        if let Err(e) = crate::act::attempt::write(&env.sysroot, &crumb) {
+            log::warn!("breadcrumb not written: {e:#}");
+        }
+    }
 }
 
 /// A `Rollback` verdict: spend the booted slot. True when written (and a reboot makes
@@ -269,8 +333,15 @@ fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
         return Vec::new();
     }
     let history = history::read_history(&env.sysroot);
+    let crumb = crate::act::attempt::read(&env.sysroot);
     let (slot, attempt) = match detect(&now.slots, booted, &history) {
         Finding::Fallback { slot, attempt } => (&now.slots[slot], attempt),
+        // staged by update_engine, then nothing: the breadcrumb says it was tried
+        Finding::Unknown { slot }
+            if crate::decide::stage::staged(crumb.as_ref(), &now.slots[slot].partuuid) =>
+        {
+            (&now.slots[slot], None)
+        }
         Finding::Unknown { slot } => {
             let label = &now.slots[slot].label;
             log::info!("{label} is spent above the booted slot since before the history");
@@ -278,9 +349,24 @@ fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
         }
         _ => return Vec::new(),
     };
-    let kernel = super::staged_hash(&env.sysroot, slot).ok();
+    let kernel = super::staged_hash(&env.sysroot, slot);
+    // EFI-SYSTEM is mounted only in the booted system: in the initrd the kernel is unseen
+    let kernel_present = (env.sysroot.join("boot/flatcar").is_dir()
+        || env.sysroot.join("boot/coreos").is_dir())
+    .then_some(kernel.is_ok());
     let said = pstore_message(&probe::pstore::read(&env.sysfs.root));
-    let r = fallback::record(now, slot, attempt, kernel, said);
+    let why = crate::decide::stage::classify(&crate::decide::stage::Clues {
+        partuuid: &slot.partuuid,
+        attempt,
+        crumb: crumb.as_ref(),
+        kernel_said: said.as_deref(),
+        watchdog_reset: crate::decide::watchdog::reset_by_watchdog(&probe::watchdog::devices(
+            &env.sysfs.root,
+        )),
+        kernel_present,
+        now_boot_unix: Some(crate::act::attempt::clock(&env.proc).1),
+    });
+    let r = fallback::record(now, slot, attempt, kernel.ok(), said, &why);
     let line = fallback::summary(&r);
     log::error!("{line}");
     crate::act::journal::send(
@@ -290,7 +376,10 @@ fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
         &[("SLOT", &slot.label)],
     );
     match history::record_event(&env.sysroot, &r) {
-        Ok(()) => vec![line],
+        Ok(()) => {
+            crate::act::attempt::remove(&env.sysroot);
+            vec![line]
+        }
         Err(e) => vec![format!("{line} (not recorded: {e:#})")],
     }
 }

@@ -14,6 +14,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$VM_DIR/scenario.sh"
+. "$VM_DIR/faults.sh"
 ABGUARD_BIN=$(realpath "${1:?usage: e2e.sh ABGUARD_BIN}"); export ABGUARD_BIN
 SEISMO=${ABGUARD_FLATCAR_SEISMOGRAPH:-$REPO_DIR/../shared/vendor/flatcar-seismograph}
 W=$E2E_WORK/e2e
@@ -49,11 +50,13 @@ tar -xJf "$SEISMO/seismograph-bin-debian12-amd64.tar.xz" -C "$F/usr/lib/seismogr
 ln -sf ../lib/seismograph/cgpt "$F/usr/bin/cgpt"; ln -sf ../lib/seismograph/rootdev "$F/usr/bin/rootdev"
 # busybox picks the applet from its own name unless it is called "busybox"
 install -m 0755 "$(command -v busybox)" "$F/usr/lib/e2e/busybox"
+# the fault matrix's PID 1 freezer (faults.sh), static: the guest has its own libc
+gcc -static -O2 -o "$F/usr/libexec/e2e-freeze-pid1" "$VM_DIR/e2e-fault/src/freeze-pid1.c"
 for m in fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii fs/nls/nls_utf8 \
          drivers/block/loop fs/squashfs/squashfs fs/overlayfs/overlay; do
   cp "$KROOT/lib/modules/$KVER/kernel/$m.ko" "$F/usr/lib/e2e/modules/"
 done
-COMMON=$W/tree:$VM_DIR/e2e-guest:$F
+COMMON=$W/tree:$VM_DIR/e2e-guest:$F:$VM_DIR/e2e-fault
 # shellcheck disable=SC2034 # read by prestage (scenario.sh)
 FLATCAR_CGPT=$F/usr/lib/seismograph/cgpt
 # B's os-release carries a marker stored as literal bytes (ext4 as Flatcar's /usr; squashfs and
@@ -140,7 +143,9 @@ fi
 #        the next boot is ordinary; (5) a manual `abguard rollback` from B boots A, no loop ---
 if want 2 || want 5; then
   new_disk s2
-  run_guest s2 -p "$W/b.payload" "$UPDATE" "reboot" "reboot abguard rollback" "reboot" "poweroff"
+  # B's first settled boot (after the gate's verdict) reports the watchdog's state
+  WD='echo "E2E-WATCHDOG: $(cat /sys/class/watchdog/watchdog0/state)" >/dev/ttyS0'
+  run_guest s2 -p "$W/b.payload" "$UPDATE" "reboot $WD" "reboot abguard rollback" "reboot" "poweroff"
   assert_seq s2 "A B B A A"
   assert "s2 staged from inside A" 1 "$(grep -ac '^e2e-update: staged into /dev/vda4' "$(boot_log 1)")"
   assert "s2 B version" 2.0.0 "$(probe 2 version)"
@@ -151,6 +156,9 @@ if want 2 || want 5; then
   # history, oldest first: A healthy | B needs-health-check, gate-passed | B healthy | A | A
   assert "s2 initrd said first boot on B" needs-health-check "$(hist verdict 5)"
   assert "s2 gate passed" gate-passed "$(hist event 4)"
+  assert "s2 B's initrd armed the watchdog (HANG_BUDGET)" 1 "$(hist actions 5 | grep -c 'armed the watchdog watchdog0 (i6300ESB timer) for 120s')"
+  assert "s2 the verdict returned it to the node's setting" 1 "$(hist actions 4 | grep -c 'the watchdog is back to the node')"
+  assert "s2 the watchdog is off after the verdict" 1 "$(grep -ac '^E2E-WATCHDOG: inactive' "$(boot_log 2)")"
   assert "s2 B's second boot is no first boot" false "$(hist first_boot_after_upgrade 3)"
   assert "s2 B's second boot healthy" healthy "$(hist verdict 3)"
   assert "s2 the rollback is in the history" manual-rollback "$(HIST_ALL=1 hist event 3)"
@@ -194,7 +202,8 @@ fi
 
 # --- 4p. the same corrupted B, verity opened as Flatcar's bootengine opens it
 #         (--panic-on-corruption): the read is a kernel panic, panic=-1 resets at once, GRUB
-#         falls back to A (B's one try is spent) and A's boot records the fallback ---------
+#         falls back to A (B's one try is spent) and A's boot records the fallback. Staged
+#         from inside A, so the history knows B was tried (the fault matrix's stage) ----
 if want 4p; then
   [ -e "$W/b-corrupt.payload" ] || {
     cp --sparse=always "$W/b.payload" "$W/b-corrupt.payload"; cp "$W/b.payload.env" "$W/b-corrupt.payload.env"
@@ -203,15 +212,16 @@ if want 4p; then
     flip_byte "$W/b-corrupt.payload" "$at"
   }
   new_disk s4p
-  prestage "$W/b-corrupt.payload"
-  run_guest s4p -a "e2e.verity_panic=1" "poweroff"
-  assert_seq s4p "B A"
-  assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 1)")"
-  assert "s4p B left no history (the panic came first)" 1 "$(hist_count)"
+  run_guest s4p -a "e2e.verity_panic=1" -p "$W/b-corrupt.payload" "$UPDATE_SEEN" "poweroff"
+  assert_seq s4p "A B A"
+  assert "s4p B's boot ended in a kernel panic" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 2)")"
+  assert "s4p B left no history (the panic came first)" 0 "$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c '"booted":{"partition":4,' || true)"
   assert "s4p A healthy" healthy "$(hist verdict)"
   assert "s4p A's record shows GRUB's fallback (B first, spent)" "2 0 false" \
     "$(hist slots | python3 -c 'import json,sys; b=json.load(sys.stdin)[1]; print(b["priority"], b["tries"], str(b["successful"]).lower())')"
   assert "s4p B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
+  # the panic came before abguard's initrd ran, and this lab has no pstore (faults.sh)
+  fault_report usr-corrupt-panic "stage 0 or kernel" "$BOOT_ALLOWANCE"
 fi
 
 # --- 6. B's initrd fails: back on A without waiting out the emergency timeout ---------------
@@ -229,6 +239,7 @@ if want 6; then
   assert "s6 the emergency rollback is in the history" initrd-emergency "$(hist event 2)"
   assert "s6 A healthy" healthy "$(hist verdict)"
   assert "s6 B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
+  fault_report dracut-unit-fails initrd "$BOOT_ALLOWANCE"
 fi
 
 # --- 7. VERIFY_USR=yes: the full read of /usr finds a corrupted block nothing else reads ----
@@ -348,6 +359,7 @@ if want 10; then
   assert "s10 the config error is recorded" yes "$(has "$(hist_of deadline config_errors)" 'abguard.conf:3')"
   assert "s10 on A (an ordinary boot) the error is reported only" yes "$(has "$(hist_of config-error config_errors)" 'abguard.conf:3')"
   assert "s10 B spent" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+  fault_report deadline deadline $((60 + BOOT_ALLOWANCE))   # DEADLINE=1min (e2e-gate/conf/s10.conf)
 fi
 
 # --- 11. (e) a required check that fails (a port nothing listens on): rolled back -----------
@@ -436,6 +448,7 @@ if want 20 || want 21; then
   assert "s20 fallback says what is known" 1 "$(grep -c 'no verdict was reached: hang, panic, power loss or a reboot before the gate' <<<"$fb")"
   assert "s20 A healthy" healthy "$(hist verdict)"
   assert "s20 B spent, A first again (setgoodroot)" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
+  fault_report power-cut "power loss or reset" "$BOOT_ALLOWANCE"
 fi
 
 # --- 21. the same build staged again from A, update_engine's way: un-staged at once --------
@@ -604,7 +617,7 @@ PY
   while read -r f; do
     assert "ign ROOT has Ignition's $f (sha256)" "$(sha256sum <"$IG/want$f")" "$(root_cat "$DISK" "$f" | sha256sum)"
   done < <(cd "$IG/want" && find . -type f | sed 's/^\.//')
-  assert "ign the check is executable (Ignition's mode 0755)" 0755 \
+  assert "ign the check is root's own (Ignition's mode 0700)" 0700 \
     "$(root_debugfs "$DISK" "stat /etc/abguard/checks.d/ign-web-up" | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p')"
   assert "ign ROOT has Ignition's unit (sha256)" "$(sha256sum <"$VM_DIR/e2e-ign/ign-web.service")" \
     "$(root_cat "$DISK" /etc/systemd/system/ign-web.service | sha256sum)"
@@ -641,4 +654,6 @@ PY
   assert "ign2 B kept" "$KEPT" "$(gpt_state "$DISK")"
 fi
 
+fault_cases
+fault_verdict
 result="PASS ($ASSERTS_OK checks)"

@@ -35,10 +35,11 @@ DRIVES=(-drive "file=$DISK,format=raw,if=none,id=disk0,cache=unsafe" -device vir
 stamp() { local l; while IFS= read -r l; do printf '%s\n' "$l" >>"$RAW"; printf '%s %s\n' "$EPOCHREALTIME" "$l"; done; }
 t0=$EPOCHREALTIME
 # no -no-reboot: a guest reboot goes through SeaBIOS and GRUB again, as on a machine;
-# qemu exits when the guest powers off
+# qemu exits when the guest powers off. i6300esb: the hardware watchdog abguard arms on a
+# first boot after an upgrade (HANG_BUDGET); its expiry resets the guest as a machine's would
 qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -M q35 -nodefaults -no-user-config \
   -display none -m "${MEM:-512}" -smp "${SMP:-2}" -pidfile "$PIDF" \
-  "${DRIVES[@]}" -serial stdio </dev/null 2>"$WORK/logs/$TAG.qemu.err" |
+  -device i6300esb -action watchdog=reset "${DRIVES[@]}" -serial stdio </dev/null 2>"$WORK/logs/$TAG.qemu.err" |
   sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\r//g' | stamp >"$STAMPED" &
 pipe=$!
 qpid() { cat "$PIDF" 2>/dev/null || true; }

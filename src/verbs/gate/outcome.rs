@@ -136,6 +136,7 @@ impl Outcome<'_> {
                 Err(e) => r.reasons.push(format!("not marked good: {e:#}")),
             }
         }
+        settle(self.env, &mut r, true);
         log::warn!("health gate: {}: {}", r.event, r.reasons.join("; "));
         save(self.env, &r);
         Ok(ExitCode::Ok)
@@ -188,6 +189,9 @@ impl Outcome<'_> {
                 false
             }
         };
+        if reboot {
+            settle(self.env, &mut r, false);
+        }
         let actions: Vec<String> = r.actions.iter().map(Action::to_string).collect();
         let line = format!("{} → {}", r.reasons.join("; "), actions.join("; "));
         log::error!("{line}");
@@ -206,6 +210,17 @@ impl Outcome<'_> {
         }
         Ok(ExitCode::Ok)
     }
+}
+
+/// The verdict is taken: the watchdog goes back to the node's own setting (after a
+/// rollback only at the reboot: a hung shutdown still resets) and the breadcrumb goes.
+fn settle(env: &Env, r: &mut Record, reexec: bool) {
+    match crate::act::watchdog::release(&env.run_dir, reexec) {
+        Ok(Some(msg)) => r.actions.push(Action::Other(msg)),
+        Ok(None) => {}
+        Err(e) => r.reasons.push(format!("watchdog: {e:#}")),
+    }
+    crate::act::attempt::remove(&env.sysroot);
 }
 
 /// The critical units that broke or never came up, and the one whose hook fired.

@@ -89,6 +89,8 @@ fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
         o.pass_disabled(why)?;
         return Ok(ExitCode::Ok);
     }
+    let booted = boot.as_ref().ok().map(|b| b.slot().partuuid.clone());
+    let mut trail = crate::act::attempt::Trail::start(&env.sysroot, &env.proc, booted.as_deref());
     let mut w = Watch::new(env, &cfg, &boot, errors, usr);
     let mut published: Option<GateState> = None;
     let mut ready = false;
@@ -109,7 +111,7 @@ fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
             let _ = state.write_atomic_mode(GATE_JSON, now.to_json().as_bytes(), PRIVATE_MODE);
         }
         match action {
-            GateAction::Wait { .. } => {}
+            GateAction::Wait { ref waiting, .. } => trail.observe(waiting),
             GateAction::Fail { failure, rollback } => {
                 w.runner.stop();
                 return o.fail(&w.f, &failure, rollback, Some(&now));

@@ -149,6 +149,8 @@ pub(super) fn json(f: &Facts, history: usize) {
             "time": e.time,
             "reasons": e.reasons,
             "failed_units": e.failed_units,
+            "stage": e.stage,
+            "took_s": e.took_s,
             "actions": e.actions.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "text": answers::why(e, &f.history),
         })),
