@@ -143,7 +143,9 @@ set first_boot=""
 if [ -f "(\$root)/flatcar/first_boot" ]; then
     set first_boot="flatcar.first_boot=detected ignition.firstboot=1"
 fi
-set linux_cmdline="rootflags=rw rw mount.usrflags=ro consoleblank=0 \$linux_root \$linux_console quiet systemd.gpt_auto=0 panic=-1 $fst \$first_boot \$linux_rd \$linux_append"
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check fails at random
+# ("IO-APIC + timer doesn't work!", a panic before anything of the slot runs, then an extra boot)
+set linux_cmdline="rootflags=rw rw mount.usrflags=ro consoleblank=0 \$linux_root \$linux_console quiet systemd.gpt_auto=0 panic=-1 no_timer_check $fst \$first_boot \$linux_rd \$linux_append"
 
 function gptprio {
     gptprio.next -d usr_device -u usr_uuid
