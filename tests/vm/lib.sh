@@ -170,8 +170,10 @@ function gptprio {
     fi
     if [ "\$usr_uuid" = "$U_USR_A" ]; then
         set slot="a"
+        set usr_label="USR-A"
     else
         set slot="b"
+        set usr_label="USR-B"
     fi
 }
 
@@ -179,7 +181,12 @@ menuentry "Flatcar default" --id=flatcar {
     gptprio
     echo "GRUB-E2E: boot slot=\$slot \$usr_device"
     source (\$root)/flatcar/load-\$slot
-    linux /flatcar/vmlinuz-\$slot \$linux_cmdline mount.usr=/dev/mapper/usr verity.usr=PARTUUID=\$usr_uuid verity.usrhash=\$usrhash
+    # Flatcar passes verity.usr=PARTUUID=\$usr_uuid. Stage 0 (minimal-init) finds the drive by
+    # grepping partition uevents, and Debian's kernel puts PARTNAME but no PARTUUID in them
+    # (Flatcar's kernel carries a patch that adds it): the lab names the slot GRUB chose by its
+    # label, unique on Flatcar's disk.
+    linux /flatcar/vmlinuz-\$slot \$linux_cmdline mount.usr=/dev/mapper/usr verity.usr=PARTLABEL=\$usr_label verity.usrhash=\$usrhash
+    # stage 0 of the two-stage initrd (build-stage0.sh); stage 2 is in the slot's /usr
     initrd /flatcar/initrd.img
     echo "GRUB-E2E: loaded"
 }
