@@ -25,7 +25,8 @@ W=$E2E_WORK/e2e
 mkdir -p "$W"; rm -rf "$W/logs" "$W"/s*.img "$W"/s*.layout
 T_ALL=$(date +%s%N)
 result=FAIL
-trap 'log "timings:"; print_timings >&2; log "total $(secs_since "$T_ALL")s"; echo "E2E $result"' EXIT
+trap 'log "timings:"; print_timings >&2; log "total $(secs_since "$T_ALL")s"
+      log "serial console of every boot: $W/logs/ (TAG.bootK.log; TAG.serial.log per run)"; echo "E2E $result"' EXIT
 want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # --- build (kernel, rootfs and GRUB cached outside the repo) -------------------------------
@@ -280,8 +281,9 @@ if want 7; then
   cp --sparse=always "$W/b.payload" "$W/b-cold.payload"; cp "$W/b.payload.env" "$W/b-cold.payload.env"
   at=$(marker_offset "$W/b-cold.payload" "$MARKER-cold")
   [ -n "$at" ] || die "s7: the cold file is not stored literally in B's image"
-  at=$((at + 200000)); bad_block=$((at / 4096))
-  [ "$at" -lt "$HASH_OFFSET" ] || die "s7: the cold file lies beyond the data area"
+  # offsets in the payload count its header (PAYLOAD_HDR) before the slot image
+  at=$((at + 200000)); bad_block=$(( (at - PAYLOAD_HDR) / 4096 ))
+  [ "$at" -lt $((PAYLOAD_HDR + HASH_OFFSET)) ] || die "s7: the cold file lies beyond the data area"
   flip_byte "$W/b-cold.payload" "$at"
   new_disk s7
   printf 'VERIFY_USR=yes\n' >"$W/s7-verify-usr.conf"
