@@ -58,8 +58,9 @@ test-arm64:
 	$(MAKE) build TARGET=$(ARM64_TARGET)
 	./tests/arm64.sh target/$(ARM64_TARGET)/release/abguard
 
-# The VM scenarios `make test` boots: all of them, each one qemu run through Flatcar's GRUB
-# (27-180 s each under TCG here, ~20 min in all); `make e2e E2E_ONLY="3 8"` boots a subset.
+# The VM scenarios `make test` boots: all of them, each one qemu run through OVMF, Flatcar's
+# x86_64-efi GRUB and the two-stage initrd (docs/vm-lab.md: what each stage costs);
+# `make e2e E2E_ONLY="3 8"` boots a subset, `FIRMWARE=bios` boots them through SeaBIOS.
 E2E_ONLY ?= all
 e2e: build
 	ONLY="$(filter-out all,$(E2E_ONLY))" ./tests/vm/e2e.sh $(CURDIR)/$(BIN)
