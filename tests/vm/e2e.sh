@@ -534,7 +534,19 @@ if want 22; then
   DISK=$W/s22.img LAYOUT=$W/s22.layout
   mv "$ST/disk.img" "$DISK"; mv "$ST/layout.env" "$LAYOUT"
   root_write "$DISK" /etc/extensions/abguard.raw "$ST/abguard.raw"
-  usr_has() { debugfs -R "stat $1" "$DISK?offset=$(( $(gpt_attr "$DISK" 3 b) * 512 ))" 2>/dev/null | grep -c '^Inode:' || true; }
+  # usr_has PATH: 1 when USR-A's btrfs holds PATH (btrfs restore of just that path from a
+  # copy of the slot's file system; no mount, no loop device)
+  dd if="$DISK" of="$W/s22-usr-a.img" bs=4M skip="$(( $(gpt_attr "$DISK" 3 b) * 512 ))" count="$HASH_OFFSET" \
+    iflag=skip_bytes,count_bytes conv=sparse status=none
+  usr_has() {
+    local parts i re="" d=$W/s22-usr-a.restore
+    IFS=/ read -ra parts <<<"${1#/}"
+    # /lib/os-release -> ^(|/lib(|/os-release))$: btrfs restore descends only where it matches
+    for ((i = ${#parts[@]} - 1; i >= 0; i--)); do re="(|/${parts[i]}$re)"; done
+    rm -rf "$d"; mkdir -p "$d"
+    btrfs restore --path-regex "^$re\$" "$W/s22-usr-a.img" "$d" >/dev/null 2>&1 || true
+    [ -e "$d$1" ] && echo 1 || echo 0
+  }
   assert "s22 USR-A read from the host" 1 "$(usr_has /lib/os-release)"
   assert "s22 no abguard in USR-A" 0 "$(usr_has /bin/abguard)"
   prestage "$ST/b.payload"
