@@ -5,7 +5,7 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build build-cryptsetup deps demo check test test-arm64 sysext e2e bench fuzz install clean lint man
+.PHONY: all build build-cryptsetup deps demo check test test-arm64 sysext e2e e2e-bios bench fuzz install clean lint man
 
 all: build
 
@@ -54,6 +54,7 @@ test: deps build check
 	./tests/demo-bare.sh
 	$(MAKE) test-arm64
 	$(MAKE) e2e
+	$(MAKE) e2e-bios
 
 # The arm64 static binary (`make TARGET=aarch64-unknown-linux-musl` builds it alone, linked
 # by rust-lld: no aarch64 C toolchain), its unit tests and the image tests under qemu-user.
@@ -62,11 +63,19 @@ test-arm64:
 	$(MAKE) build TARGET=$(ARM64_TARGET)
 	./tests/arm64.sh target/$(ARM64_TARGET)/release/abguard
 
-# The VM scenarios `make test` boots: all of them, each one qemu run through Flatcar's GRUB
-# (27-180 s each under TCG here, ~20 min in all); `make e2e E2E_ONLY="3 8"` boots a subset.
+# The VM scenarios `make test` boots: all of them, each one qemu run through OVMF, Flatcar's
+# x86_64-efi GRUB and the two-stage initrd (docs/vm-lab.md: what each stage costs);
+# `make e2e E2E_ONLY="3 8"` boots a subset, `FIRMWARE=bios` boots them through SeaBIOS.
 E2E_ONLY ?= all
 e2e: build
 	ONLY="$(filter-out all,$(E2E_ONLY))" ./tests/vm/e2e.sh $(CURDIR)/$(BIN)
+
+# The BIOS lane: the same disks through SeaBIOS and GRUB's i386-pc build (every scenario above
+# boots UEFI): a healthy update with a manual rollback (2) and GRUB's fallback after a power
+# cut (20). Its own work folder, so both lanes' serial logs stay.
+E2E_BIOS_ONLY ?= 2 20
+e2e-bios: build
+	FIRMWARE=bios E2E_WORK=$(CURDIR)/target/e2e-bios ONLY="$(E2E_BIOS_ONLY)" ./tests/vm/e2e.sh $(CURDIR)/$(BIN)
 
 bench: build
 	./images/bench.sh $(CURDIR)/$(BIN)

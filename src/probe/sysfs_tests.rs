@@ -141,3 +141,44 @@ fn names() {
         assert_eq!(partition_number_from_name(n), want, "{n}");
     }
 }
+
+/// /usr as Flatcar's two-stage initrd leaves it for stage 2: minimal-init (no udev) opened
+/// dm-verity, so /dev/mapper/usr is a plain node, not udev's link to ../dm-0; /usr is btrfs,
+/// whose mountinfo line carries an anonymous device number (0:N), and it is mounted at
+/// /sysusr/usr, with /sysroot/usr systemd's bind mount of it. The initrd's probe must still
+/// find USR-B (vda4) under dm-0.
+#[test]
+fn stage0_btrfs_sysusr() {
+    let f = FakeSys::new();
+    f.disk("vda", "254:0");
+    f.part("vda", "vda3", 3, "254:3");
+    f.part("vda", "vda4", 4, "254:4");
+    f.dm("dm-0", "usr", "253:0", &["vda4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mi = dir.path().join("mountinfo");
+    std::fs::write(
+        &mi,
+        "\
+1 0 0:2 / / rw - overlay overlay rw,lowerdir=/underlay,upperdir=/work/realinit
+30 1 0:41 / /sysusr/usr ro,relatime - btrfs /dev/mapper/usr ro,rescue=nologreplay
+31 1 254:9 / /sysroot rw,relatime - ext4 /dev/vda9 rw
+32 31 0:41 / /sysroot/usr ro,relatime - btrfs /dev/mapper/usr ro,rescue=nologreplay
+",
+    )
+    .unwrap();
+    // a plain file stands in for the node (a block node needs mknod); no link to follow
+    std::fs::create_dir_all(dir.path().join("dev/mapper")).unwrap();
+    std::fs::write(dir.path().join("dev/mapper/usr"), "").unwrap();
+    let roots = crate::types::roots::Roots {
+        sysfs: Some(f.root().to_path_buf()),
+        dev: Some(dir.path().join("dev")),
+        mountinfo: Some(mi),
+        sysroot: Some(dir.path().join("sysroot")),
+        ..Default::default()
+    };
+    let env = crate::probe::Env::new(&roots, true);
+    let (at, name, b) = env.usr_backing().unwrap();
+    assert_eq!(at, Path::new("/sysusr/usr"));
+    assert_eq!(name, "dm-0");
+    assert_eq!(b.partition, 4);
+}

@@ -1,27 +1,34 @@
 #!/bin/bash
-# One USR slot payload, Flatcar style: [ext4|squashfs|erofs /usr, zero-padded to FS_BLOCKS*4096]
-# [dm-verity superblock + hash tree]. FS_BLOCKS is Flatcar's fs_blocks: the largest n for which
-# n + the hash tree fits the partition, so HASH_OFFSET depends on USR_MB only and the initrd can
-# carry it built in, as Flatcar's does.
+# One USR slot payload, Flatcar style: [btrfs|ext4|squashfs|erofs /usr, zero-padded to
+# FS_BLOCKS*4096] [dm-verity superblock + hash tree]. FS_BLOCKS is Flatcar's fs_blocks: for btrfs
+# (the default, as Flatcar's /usr) Flatcar's own 260094 (= the hash offset 1,065,345,024 that
+# minimal-init hard-codes) in a 2 GiB slot (build_library/disk_layout.json); otherwise the
+# largest n for which n + the hash tree fits the slot.
 # Usage: build-usr.sh ROOTFS VERSION_ID OUT.part
-# env: USRFS=ext4 (Flatcar's: exactly FS_BLOCKS blocks, so the hash tree starts where the
-#      file system's own size says, which is how bootengine finds it) | squashfs | erofs
-#      (both lz4); USR_MB=256 for ext4, 128 otherwise
+# env: USRFS=btrfs (Flatcar's: zstd-compressed when mkfs.btrfs has --compress, btrfs-progs
+#      >= 6.13; bookworm-backports has it, install-deps.sh installs it) | ext4 (exactly FS_BLOCKS
+#      blocks, so the hash tree starts where the file system's own size says, as bootengine's
+#      e2size reads it) | squashfs | erofs (both lz4); USR_MB=2048 for btrfs, 256 for ext4,
+#      128 otherwise; FS_BLOCKS (btrfs: 260094)
 #      EXTRA_USR="DIR[:DIR...]" trees laid out like / whose usr/ is copied over /usr, in order
 #      PROBE=1 install the bootprobe reporter (guest/) and the emergency->reboot drop-in
 # Output: OUT.part (exactly USR_MB MiB, sparse) and OUT.env (VERSION_ID ROOTHASH HASH_OFFSET ...)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROOTFS=${1:?rootfs}; VER=${2:?version}; OUTP=${3:?out.part}
-USRFS=${USRFS:-ext4}
-if [ "$USRFS" = ext4 ]; then USR_MB=${USR_MB:-256}; else USR_MB=${USR_MB:-128}; fi
+USRFS=${USRFS:-btrfs}
+case $USRFS in
+  btrfs) USR_MB=${USR_MB:-2048}; FS_BLOCKS=${FS_BLOCKS:-260094} ;;
+  ext4) USR_MB=${USR_MB:-256} ;;
+  *) USR_MB=${USR_MB:-128} ;;
+esac
 ROOTFS=${ROOTFS%/}
 # staging next to the rootfs: same filesystem, so the hard-link copy below works
 W=$(mktemp -d "$ROOTFS.stage.XXXX"); trap 'rm -rf "$W"' EXIT
 
 part_blocks=$((USR_MB * 256))
 hash_blocks() { local n=$1 t=1; while [ "$n" -gt 1 ]; do n=$(((n + 127) / 128)); t=$((t + n)); done; echo "$t"; }
-fs_blocks=$part_blocks
+fs_blocks=${FS_BLOCKS:-$part_blocks}
 while [ $((fs_blocks + $(hash_blocks $fs_blocks))) -gt $part_blocks ]; do fs_blocks=$((fs_blocks - 1)); done
 HASH_OFFSET=$((fs_blocks * 4096))
 
@@ -53,6 +60,14 @@ for d in "${extra[@]}"; do
 done
 
 case "$USRFS" in
+  # Flatcar's /usr: btrfs, zstd, exactly FS_BLOCKS blocks (minimal-init mounts it with
+  # rescue=nologreplay, a btrfs option); a sparse file, so the 1 GiB costs only its data
+  btrfs) FSTYPE=btrfs; comp=()
+    if mkfs.btrfs --help 2>&1 | grep -q -- --compress; then comp=(--compress zstd)
+    else log "mkfs.btrfs $(mkfs.btrfs --version | head -1 | awk '{print $NF}') has no --compress: /usr uncompressed"; fi
+    truncate -s "$HASH_OFFSET" "$W/fs.img"
+    # -m single: one copy of each metadata block, so a flipped byte is the one btrfs reads
+    mkfs.btrfs -q -f -L USR -m single -b "$HASH_OFFSET" --rootdir "$W/usr" "${comp[@]}" "$W/fs.img" >/dev/null ;;
   # read-only at runtime, as Flatcar's: no journal, no reserved blocks, root-owned
   ext4) FSTYPE=ext4
     mkfs.ext4 -q -F -b 4096 -O ^has_journal,^resize_inode -m 0 -E root_owner=0:0 -L USR \
@@ -73,9 +88,11 @@ cat >"${OUTP%.part}.env" <<ENV
 VERSION_ID=$VER
 ROOTHASH=$ROOTHASH
 HASH_OFFSET=$HASH_OFFSET
+HASH_END=$(( (HASH_OFFSET + ($(hash_blocks $fs_blocks) + 1) * 4096 + 1048575) / 1048576 * 1048576 ))
 FS_BLOCKS=$fs_blocks
 USRFS=$USRFS
 USR_FSTYPE=$FSTYPE
+USR_COMPRESS=${comp[1]:-none}
 USR_MB=$USR_MB
 ENV
-log "usr $VER: $USRFS $((fs_real >> 20)) MiB in a $USR_MB MiB slot, hash offset $HASH_OFFSET, root hash ${ROOTHASH:0:16}..."
+log "usr $VER: $USRFS${comp:+ (zstd)} $(( $(du -k "$OUTP" | cut -f1) >> 10 )) MiB allocated, $((fs_real >> 20)) MiB in a $USR_MB MiB slot, hash offset $HASH_OFFSET, root hash ${ROOTHASH:0:16}..."

@@ -51,6 +51,15 @@ print(stage)'
 # fault_report CASE EXPECTED_STAGE BUDGET: the FAULT line for the run just made; a case whose
 # stage is not the expected one or that took longer than its budget fails the e2e at the end
 # (fault_verdict), after every case has printed its line
+# gap_to_reset PATTERN: seconds from the first serial line matching PATTERN to the next GRUB start
+gap_to_reset() {
+  # (reads to the end, as fault_took)
+  strip_ansi "$RUN_STAMPED" | awk -v p="$1" '
+    done { next }
+    !f && index($0, p) { f = $1; next }
+    f && / GRUB-E2E: start$/ { printf "%.1f", $1 - f; done = 1 }'
+}
+
 fault_report() {
   local stage took verdict=ok
   stage=$(fault_stage); took=$(fault_took)
@@ -85,18 +94,42 @@ fault_cases() {
     fault_report kernel-missing "stage 0 or kernel" 20
   fi
 
-  # --- B's root hash wrong: the kernel (load-b) carries a hash its /usr does not match;
-  #     the initrd's verity check fails, abguard's emergency hook rolls back at once ------
+  # --- B's root hash wrong: B's kernel (and load-b) carry a hash its /usr does not match.
+  #     Stage 0 opens it all the same (the kernel checks nothing before a read) and dmsetup
+  #     status is still V; the first read, minimal-init's mount of /usr, fails verification
+  #     and --panic-on-corruption panics the kernel: no stage 2, so nothing of B's abguard
+  #     runs. The lab's panic=-1 resets at once (Flatcar's kernel: 60 s, docs) -----------
   if want roothash-wrong; then
     ln -sf usr-b.part "$W/usr-b-wronghash.part"
     sed 's/^ROOTHASH=\(.\)/ROOTHASH=0/; s/^ROOTHASH=00/ROOTHASH=11/' "$W/usr-b.env" >"$W/usr-b-wronghash.env"
     make_payload "$W/usr-b-wronghash.part" "$W/b-wronghash.payload"
     new_disk srh
-    prestage "$W/b-wronghash.payload"
-    run_guest srh "poweroff"
-    assert_seq srh "B A"
+    run_guest srh -p "$W/b-wronghash.payload" "$UPDATE_SEEN" "poweroff"
+    assert_seq srh "A B A"
+    assert "srh stage 0 reached the mount of B's /usr" 1 "$(grep -ac '^Mounting /usr from /dev/mapper/usr' "$(boot_log 2)")"
+    assert "srh dm-verity rejected the first block read" 1 "$(grep -ac 'device-mapper: verity: .*block [0-9]* is corrupted' "$(boot_log 2)")"
+    assert "srh the kernel panicked" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 2)")"
+    assert "srh B left no record (its stage 2 never ran)" 0 "$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c '"booted":{"partition":4,' || true)"
     assert "srh B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
-    fault_report roothash-wrong initrd "$BOOT_ALLOWANCE"
+    fault_report roothash-wrong "stage 0 or kernel" "$BOOT_ALLOWANCE"
+  fi
+
+  # --- B's /usr has no lib/flatcar/bootengine.img: stage 0 mounts /usr, its losetup fails,
+  #     minimal-init's ERR trap waits its fixed 60 s, then reboot -f (stage 0's floor) -----
+  if want bootengine-missing; then
+    timed "usr B-nobootengine" env EXTRA_USR="$W/tree:$VM_DIR/e2e-guest:$F:$VM_DIR/e2e-fault:$W/marked" \
+      "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b-nobe.part"
+    make_payload "$W/usr-b-nobe.part" "$W/b-nobe.payload"
+    new_disk sbe
+    run_guest sbe -p "$W/b-nobe.payload" "$UPDATE_SEEN" "poweroff"
+    assert_seq sbe "A B A"
+    assert "sbe stage 0 mounted B's /usr" 1 "$(grep -ac '^Mounting /usr from /dev/mapper/usr' "$(boot_log 2)")"
+    assert "sbe minimal-init failed" 1 "$(grep -ac '^ERROR: The early initrd has failed' "$(boot_log 2)")"
+    assert "sbe minimal-init rebooted itself" 1 "$(grep -ac '^INFO: Rebooting' "$(boot_log 2)")"
+    t=$(gap_to_reset "ERROR: The early initrd has failed")
+    assert "sbe the reset came after stage 0's 60 s wait" yes "$([ -n "$t" ] && lt 60 "$t" && echo yes || echo "no (${t:-?} s)")"
+    assert "sbe B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
+    fault_report bootengine-missing "stage 0 or kernel" $((BOOT_ALLOWANCE + 60))
   fi
 
   # --- PID 1 frozen on B before the verdict (ptrace stop: no more watchdog pings); the

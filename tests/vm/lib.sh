@@ -81,25 +81,39 @@ strip_ansi() { sed 's/\x1b\[[0-9;?]*[ -\/]*[@-~]//g; s/\x1b\][^\x07\x1b]*\(\x07\
 probe_field() { strip_ansi "$1" | grep -a '^BOOTPROBE: version=' | head -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # --- Flatcar's GRUB (install-boot.sh, run-guest.sh) ------------------------------------------
-# Flatcar's GRUB build, unpacked once into the cache (keyed by the tarball's hash); prints the
-# folder holding pc/. ABGUARD_FLATCAR_GRUB names the folder with the tarball (docs/test-dependencies.md).
+# FIRMWARE=uefi (default: OVMF, GRUB's x86_64-efi build as EFI/boot/bootx64.efi, as
+# flatcar_production_qemu_uefi.sh boots) | bios (SeaBIOS, GRUB's i386-pc core.img in BIOS-BOOT).
+# install-boot.sh puts both on every disk, as Flatcar's images carry both; FIRMWARE only picks
+# what qemu starts.
+FIRMWARE=${FIRMWARE:-uefi}
+# Flatcar's GRUB builds, unpacked once into the cache (keyed by the tarball's hash).
+# ABGUARD_FLATCAR_GRUB names the folder with the tarballs (shared/vendor/flatcar-grub);
+# GRUB_PC_TARBALL / GRUB_EFI_TARBALL name the files in it, to bring your own build.
 ABGUARD_FLATCAR_GRUB=${ABGUARD_FLATCAR_GRUB:-$REPO_DIR/../shared/vendor/flatcar-grub}
-GRUB_TARBALL=grub-2.06-flatcar-i386-pc.tar.xz
+GRUB_PC_TARBALL=${GRUB_PC_TARBALL:-grub-2.06-flatcar-i386-pc.tar.xz}
+GRUB_EFI_TARBALL=${GRUB_EFI_TARBALL:-grub-2.06-flatcar-x86_64-efi.tar.xz}
+# grub_tree [pc|efi]: prints the folder holding pc/ (or efi/)
 grub_tree() {
-  local tar=$ABGUARD_FLATCAR_GRUB/$GRUB_TARBALL key d
-  [ -r "$tar" ] || die "Flatcar's GRUB not found: $tar (set ABGUARD_FLATCAR_GRUB to the folder holding $GRUB_TARBALL)"
+  local plat=${1:-pc} tar key d
+  if [ "$plat" = efi ]; then tar=$GRUB_EFI_TARBALL; else tar=$GRUB_PC_TARBALL; fi
+  tar=$ABGUARD_FLATCAR_GRUB/$tar
+  [ -r "$tar" ] || die "Flatcar's GRUB not found: $tar (set ABGUARD_FLATCAR_GRUB to the folder holding it)"
   key=$(sha256sum "$tar" | cut -c1-16); d=$ABGUARD_CACHE/grub/$key
-  if [ ! -x "$d/pc/bin/grub-mkimage" ]; then
+  if [ ! -x "$d/$plat/bin/grub-mkimage" ]; then
     rm -rf "$d.tmp"; mkdir -p "$d.tmp"
     tar -xJf "$tar" -C "$d.tmp"
     rm -rf "$d"; mv "$d.tmp" "$d"
   fi
   echo "$d"
 }
+# OVMF (Debian's ovmf): read-only code + a per-run copy of the variable store
+OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
 # slot_kernel ROOTHASH OUT: the kernel for one slot, its /usr root hash as 64 ASCII hex digits
 # at byte 0x40, where Flatcar's build stores it. On this kernel 0x40 is the start of the PE
-# header, so (as on Flatcar) the image is for the BIOS/linux16 entry, not an EFI stub boot.
+# header, so (as on Flatcar) the image is no EFI stub: GRUB's `linux` enters it through the
+# boot protocol on both firmwares.
 slot_kernel() {
   # shellcheck disable=SC1091
   . "$ABGUARD_CACHE/kernel/kernel.env"
@@ -112,13 +126,13 @@ slot_kernel() {
 load_cfg() { printf 'set usrhash="%s"\n' "$(dd if="$1" bs=1 skip=64 count=64 status=none)"; }
 
 # grub_cfg USR_FSTYPE: /flatcar/grub/grub.cfg, modelled on flatcar/scripts
-# build_library/grub.cfg (BIOS path): OEM's grub.cfg may set linux_append (and here linux_rd),
+# build_library/grub.cfg (the same on BIOS and UEFI, as Flatcar's): OEM's grub.cfg may set linux_append (and here linux_rd),
 # gptprio.next picks the slot by $usr_uuid, set fallback retries the default entry. Lines
 # starting "GRUB-E2E:" on the serial console are what run-guest.sh reads.
 grub_cfg() {
   local fst=""; [ "$1" = ext4 ] || fst="mount.usrfstype=$1"
   cat <<CFG
-# abguard e2e: Flatcar's GRUB config, BIOS path (see tests/vm/README.md)
+# abguard e2e: Flatcar's GRUB config, BIOS and UEFI (see tests/vm/README.md)
 set default="flatcar"
 set fallback="0 0 0"
 set timeout=0
@@ -156,8 +170,10 @@ function gptprio {
     fi
     if [ "\$usr_uuid" = "$USR_A_PARTUUID" ]; then
         set slot="a"
+        set usr_label="USR-A"
     else
         set slot="b"
+        set usr_label="USR-B"
     fi
 }
 
@@ -165,7 +181,12 @@ menuentry "Flatcar default" --id=flatcar {
     gptprio
     echo "GRUB-E2E: boot slot=\$slot \$usr_device"
     source (\$root)/flatcar/load-\$slot
-    linux /flatcar/vmlinuz-\$slot \$linux_cmdline mount.usr=/dev/mapper/usr verity.usr=PARTUUID=\$usr_uuid verity.usrhash=\$usrhash
+    # Flatcar passes verity.usr=PARTUUID=\$usr_uuid. Stage 0 (minimal-init) finds the drive by
+    # grepping partition uevents, and Debian's kernel puts PARTNAME but no PARTUUID in them
+    # (Flatcar's kernel carries a patch that adds it): the lab names the slot GRUB chose by its
+    # label, unique on Flatcar's disk.
+    linux /flatcar/vmlinuz-\$slot \$linux_cmdline mount.usr=/dev/mapper/usr verity.usr=PARTLABEL=\$usr_label verity.usrhash=\$usrhash
+    # stage 0 of the two-stage initrd (build-stage0.sh); stage 2 is in the slot's /usr
     initrd /flatcar/initrd.img
     echo "GRUB-E2E: loaded"
 }

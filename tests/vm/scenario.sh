@@ -19,12 +19,20 @@ new_disk() {
 }
 
 # make_payload USR.part OUT: what the in-guest update stand-in (e2e-update) reads from its
-# payload disk: the slot image, then the kernel carrying the image's root hash at 0x40.
+# payload disk: a 4 KiB header "E2E-PAYLOAD slot=LEN", the first LEN bytes of the slot image
+# (the file system and its dm-verity tree: HASH_END of build-usr.sh, whole MiB), then the
+# kernel carrying the image's root hash at 0x40. Copying only LEN bytes is what Flatcar's
+# update writes too (the file system and its hash tree); it halves the 2 GiB slot copy.
+PAYLOAD_HDR=4096
 make_payload() {
-  local h
+  local h len
   # shellcheck disable=SC1090
-  h=$(. "${1%.part}.env"; echo "$ROOTHASH")
-  cp --sparse=always "$1" "$2"
+  read -r h len < <(. "${1%.part}.env"; echo "$ROOTHASH ${HASH_END:-$(stat -c %s "$1")}")
+  printf 'E2E-PAYLOAD slot=%s\n' "$len" >"$2"
+  truncate -s "$PAYLOAD_HDR" "$2"
+  dd if="$1" of="$2" bs=4M seek="$PAYLOAD_HDR" count="$len" iflag=count_bytes oflag=seek_bytes \
+    conv=notrunc,sparse status=none
+  truncate -s $((PAYLOAD_HDR + len)) "$2"
   slot_kernel "$h" "$2.kernel"
   cat "$2.kernel" >>"$2"; rm -f "$2.kernel"
   truncate -s %4096 "$2"
@@ -36,11 +44,13 @@ make_payload() {
 # with Flatcar's cgpt on the image. For scenarios about what happens after staging: it saves
 # the boot of A that would stage it (scenario 2 stages from inside the guest).
 prestage() {
-  local size esp n=4 cgpt=${FLATCAR_CGPT:?FLATCAR_CGPT: the Flatcar cgpt binary on the host}
-  size=$(( $(gpt_attr "$DISK" $n s) * 512 ))
-  head -c "$size" "$1" >"$W/prestage.part"; cp "$1.env" "$W/prestage.env"
+  local len esp n=4 cgpt=${FLATCAR_CGPT:?FLATCAR_CGPT: the Flatcar cgpt binary on the host}
+  len=$(payload_len "$1")
+  dd if="$1" of="$W/prestage.part" bs=4M skip="$PAYLOAD_HDR" count="$len" \
+    iflag=skip_bytes,count_bytes conv=sparse status=none
+  cp "$1.env" "$W/prestage.env"
   "$VM_DIR/write-slot.sh" "$DISK" $n "$W/prestage.part" "$LAYOUT"
-  tail -c +$((size + 1)) "$1" >"$W/prestage.kernel"
+  tail -c +$((PAYLOAD_HDR + len + 1)) "$1" >"$W/prestage.kernel"
   esp=$(( $(gpt_attr "$DISK" 1 b) * 512 ))
   mcopy -o -i "$DISK@@$esp" "$W/prestage.kernel" ::/flatcar/vmlinuz-b
   load_cfg "$W/prestage.kernel" >"$W/prestage.load"
@@ -49,6 +59,13 @@ prestage() {
   "$cgpt" add -i $n -S0 -T1 "$DISK"
   "$cgpt" prioritize -i $n "$DISK"
   rm -f "$W/prestage.part" "$W/prestage.env" "$W/prestage.kernel" "$W/prestage.load"
+}
+
+# payload_len PAYLOAD: LEN of its header (the slot image's bytes)
+payload_len() {
+  local l; l=$(head -c 64 "$1" | sed -n '1s/^E2E-PAYLOAD slot=\([0-9]*\)$/\1/p')
+  [ -n "$l" ] || die "$1: no E2E-PAYLOAD header"
+  echo "$l"
 }
 
 # ext4_write DISK N PATH FILE: FILE as PATH on the ext4 partition N (parents created)
@@ -91,6 +108,8 @@ run_guest() {
   RUN_WALL=$(sed -n 's/.* wall=\([0-9.]*\)s.*/\1/p' <<<"$res")
   strip_ansi "$RUN_LOG" | grep -a -e '^GRUB-E2E:' -e '^BOOTPROBE:' -e '^SEED:' -e '^e2e-' -e 'abguard' |
     sed 's/^/  | /' >&2 || true
+  # every boot's serial console in a file of its own (e2e.sh names the folder at the end)
+  local k; for k in $(seq 1 "${BOOTS:-0}"); do boot_log "$k" >/dev/null; done
   TIMINGS+=("$tag: ${BOOTS:-?} boots ${SEQ:-none}, end=$END, ${RUN_WALL}s")
   boot_timings "$RUN_STAMPED" | sed 's/^/    /' | while IFS= read -r l; do log "time: $l"; done
   while IFS= read -r l; do TIMINGS+=("  $l"); done < <(boot_timings "$RUN_STAMPED")
@@ -104,7 +123,8 @@ assert_seq() {
   assert "$1 ended in a poweroff" poweroff "$END"
 }
 
-# boot_log K: a file with the serial lines of boot K (from its GRUB start to the next)
+# boot_log K: a file with the serial lines of boot K (from its GRUB start to the next):
+# logs/TAG.bootK.log, written for every boot of every run
 boot_log() {
   local f=$W/logs/$RUN_TAG.boot$1.log
   strip_ansi "$RUN_LOG" | awk -v k="$1" '/^GRUB-E2E: start$/{n++} n==k' >"$f"
@@ -114,9 +134,11 @@ probe() { probe_field "$(boot_log "$1")" "$2"; }
 # steps_taken: how many plan steps the guest ran
 steps_taken() { strip_ansi "$RUN_LOG" | grep -ac '^BOOTPROBE: STEP [0-9]*: ' || true; }
 
-# boot_timings STAMPED: one line per boot. reset->grub: SeaBIOS and GRUB's core up to grub.cfg;
-# grub: gptprio.next and loading kernel + initrd; grub->kernel: the bzImage unpacking itself
-# until the kernel's clock starts; kernel/initrd/userspace: systemd's own split (guest clock);
+# boot_timings STAMPED: one line per boot. reset->grub: the firmware (OVMF or SeaBIOS) and
+# GRUB's core up to grub.cfg; grub: gptprio.next and loading kernel + initrd; grub->kernel: the
+# bzImage unpacking itself until the kernel's clock starts; kernel->stage0: the kernel until it
+# runs minimal-init; stage0: minimal-init until stage 2's systemd starts (guest clock);
+# kernel/initrd/userspace: systemd's own split (its "kernel" includes stage 0);
 # a boot that never reached userspace shows its loaded->reset time instead.
 boot_timings() {
   local t0; t0=$(sed -n 's/.* t0=\([0-9.]*\)$/\1/p' <<<"$(tail -1 "$W/logs/$RUN_TAG.result" 2>/dev/null)")
@@ -124,13 +146,15 @@ boot_timings() {
     function flush() {
       if (!n) return
       line = sprintf("boot %d (%s): reset->grub %.1fs, grub %.1fs, grub->kernel %.1fs", n, slot, st - prev, ld - st, k0 ? k0 - ld : 0)
+      if (s0 != "") line = line sprintf(", kernel->stage0 %.1fs, stage0 %.1fs", s0, s2 - s0)
       if (startup != "") line = line ", " startup
       else line = line sprintf(", loaded->reset %.1fs", (rs ? rs : last) - ld)
       if (rd != "") line = line ", abguard-initrd " rd (noop != "" ? " (no-op unit " noop ")" : "")
       print line
     }
     BEGIN { prev = t0 }
-    / GRUB-E2E: start$/ { flush(); n++; st = $1; prev = rs ? rs : (n > 1 ? last : prev); ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; noop = ""; slot = "?" }
+    / GRUB-E2E: start$/ { flush(); n++; st = $1; prev = rs ? rs : (n > 1 ? last : prev); ld = st; rs = 0; k0 = 0; startup = ""; rd = ""; noop = ""; s0 = ""; s2 = ""; slot = "?" }
+    / BOOTPROBE: stages: stage0=[0-9.]+s stage2=[0-9.]+s/ { s = $0; sub(/.*stage0=/, "", s); s0 = s + 0; sub(/.*stage2=/, "", s); s2 = s + 0 }
     / GRUB-E2E: boot slot=/ { s = $0; sub(/.*slot=/, "", s); slot = toupper(substr(s, 1, 1)) }
     / GRUB-E2E: loaded/ { ld = $1 }
     / BOOTPROBE: startup: / { s = $0; sub(/.*startup: /, "", s); gsub(/ \(/, "(", s); startup = s }
