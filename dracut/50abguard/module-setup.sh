@@ -18,8 +18,12 @@ depends() {
 
 # The hang budget arms the machine's watchdog from the initrd on a first boot after an
 # upgrade (docs/failure-budgets.md): its driver must be loaded there, before switch-root.
+# The next boot names a kernel panic from pstore (docs/failure-budgets.md); on UEFI machines
+# whose kernel builds the EFI backend as a module, it must be loaded before anything can
+# panic, so it is loaded early in the initrd and stays loaded after switch-root.
 installkernel() {
     hostonly='' instmods '=drivers/watchdog'
+    hostonly='' instmods efi_pstore
 }
 
 install() {
@@ -31,4 +35,9 @@ install() {
     # before Flatcar's 99emergency-timeout (300 s) and before rd.emergency= acts
     inst_hook emergency 00 "$moddir/abguard-emergency.sh"
     inst_hook shutdown-emergency 00 "$moddir/abguard-emergency.sh"
+    # only when the module was installed above (built in, or no EFI backend: nothing to load)
+    if [ -n "$(find "$initdir/lib/modules" "$initdir/usr/lib/modules" -name 'efi-pstore.ko*' 2>/dev/null)" ]; then
+        mkdir -p "$initdir/etc/modules-load.d"
+        echo efi_pstore >"$initdir/etc/modules-load.d/abguard-pstore.conf"
+    fi
 }

@@ -37,20 +37,22 @@ if [ ! -s "$D/vmlinux" ] || [ ! -e "$D/root/lib/modules/$KVER/modules.dep" ]; th
   mv "$T/root" "$T/vmlinux" "$D/"
   log "kernel $KVER extracted: $(du -sh "$D" | cut -f1)"
 fi
-# qemu_fw_cfg: Ignition's qemu platform reads its config from fw_cfg (scenario ign). A cache
-# extracted before drivers/firmware was in the list gets just that module added, in place:
-# new files plus depmod, whose outputs are replaced by rename, so a concurrent reader is safe.
-FWCFG=drivers/firmware/qemu_fw_cfg.ko
-if [ ! -e "$D/root/lib/modules/$KVER/kernel/$FWCFG" ]; then
+# qemu_fw_cfg: Ignition's qemu platform reads its config from fw_cfg (scenario ign);
+# efi-pstore: the kernel's panic text in an EFI variable for the next boot (abguard's dracut
+# module loads it). A cache extracted before drivers/firmware was in the list gets just these
+# added, in place: new files plus depmod, whose outputs are replaced by rename, so a
+# concurrent reader is safe.
+for f in drivers/firmware/qemu_fw_cfg.ko drivers/firmware/efi/efi-pstore.ko; do
+  [ ! -e "$D/root/lib/modules/$KVER/kernel/$f" ] || continue
   T=$(mktemp -d "$K/tmp.XXXX"); trap 'rm -rf "$T"' EXIT
   (cd "$T" && { apt-get download -q "$KPKG" >/dev/null 2>&1 ||
                 { apt-get update -q >/dev/null && apt-get download -q "$KPKG" >/dev/null; }; })
-  dpkg-deb --fsys-tarfile "$T/${KPKG}"_*.deb | tar -x -C "$T" "./lib/modules/$KVER/kernel/$FWCFG"
-  install -D -m 0644 "$T/lib/modules/$KVER/kernel/$FWCFG" "$D/root/lib/modules/$KVER/kernel/$FWCFG"
+  dpkg-deb --fsys-tarfile "$T/${KPKG}"_*.deb | tar -x -C "$T" "./lib/modules/$KVER/kernel/$f"
+  install -D -m 0644 "$T/lib/modules/$KVER/kernel/$f" "$D/root/lib/modules/$KVER/kernel/$f"
   depmod -b "$D/root" "$KVER"
-  log "kernel $KVER: added $FWCFG"
+  log "kernel $KVER: added $f"
   rm -rf "$T"
-fi
+done
 # a cache extracted before the watchdog drivers were (the hang budget's i6300esb): add
 # that one folder in place, so nothing another build reads disappears meanwhile
 W=lib/modules/$KVER/kernel/drivers/watchdog

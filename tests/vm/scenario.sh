@@ -46,19 +46,19 @@ make_payload() {
 prestage() {
   local len esp n=4 cgpt=${FLATCAR_CGPT:?FLATCAR_CGPT: the Flatcar cgpt binary on the host}
   len=$(payload_len "$1")
-  dd if="$1" of="$W/prestage.part" bs=4M skip="$PAYLOAD_HDR" count="$len" \
+  dd if="$1" of="$DISK.prestage.part" bs=4M skip="$PAYLOAD_HDR" count="$len" \
     iflag=skip_bytes,count_bytes conv=sparse status=none
-  cp "$1.env" "$W/prestage.env"
-  "$VM_DIR/write-slot.sh" "$DISK" $n "$W/prestage.part" "$LAYOUT"
-  tail -c +$((PAYLOAD_HDR + len + 1)) "$1" >"$W/prestage.kernel"
+  cp "$1.env" "$DISK.prestage.env"
+  "$VM_DIR/write-slot.sh" "$DISK" $n "$DISK.prestage.part" "$LAYOUT"
+  tail -c +$((PAYLOAD_HDR + len + 1)) "$1" >"$DISK.prestage.kernel"
   esp=$(( $(gpt_attr "$DISK" 1 b) * 512 ))
-  mcopy -o -i "$DISK@@$esp" "$W/prestage.kernel" ::/flatcar/vmlinuz-b
-  load_cfg "$W/prestage.kernel" >"$W/prestage.load"
-  mcopy -o -i "$DISK@@$esp" "$W/prestage.load" ::/flatcar/load-b
+  mcopy -o -i "$DISK@@$esp" "$DISK.prestage.kernel" ::/flatcar/vmlinuz-b
+  load_cfg "$DISK.prestage.kernel" >"$DISK.prestage.load"
+  mcopy -o -i "$DISK@@$esp" "$DISK.prestage.load" ::/flatcar/load-b
   "$cgpt" repair "$DISK" >/dev/null 2>&1
   "$cgpt" add -i $n -S0 -T1 "$DISK"
   "$cgpt" prioritize -i $n "$DISK"
-  rm -f "$W/prestage.part" "$W/prestage.env" "$W/prestage.kernel" "$W/prestage.load"
+  rm -f "$DISK.prestage.part" "$DISK.prestage.env" "$DISK.prestage.kernel" "$DISK.prestage.load"
 }
 
 # payload_len PAYLOAD: LEN of its header (the slot image's bytes)
@@ -186,4 +186,6 @@ print("" if v is None else (json.dumps(v) if isinstance(v, (list, dict)) else st
 ' "$@"
 }
 hist_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c . || true; }
+# jsonl_count EVENT: history lines of that event on ROOT
+jsonl_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c "\"event\":\"$1\"" || true; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
