@@ -5,7 +5,7 @@
 pub mod args;
 /// The loop guard's verbs: `allow` and `guard-staged`.
 pub mod lifecycle;
-/// `--disk` and the probe options, turned into [`crate::types::Roots`].
+/// `--disk` and the probe options, turned into [`crate::types::PathOverrides`].
 pub mod target;
 /// The options of `verify`, `read-usr` and `butane`.
 pub mod tools;

@@ -1,7 +1,7 @@
 //! The options saying where the GPT and the running system are, and their conversion
-//! into the plain [`crate::types::Roots`] the stages below take.
+//! into the plain [`crate::types::PathOverrides`] the stages below take.
 
-use crate::types::Roots;
+use crate::types::PathOverrides;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -18,9 +18,9 @@ pub struct Target {
 
 impl Target {
     /// The paths as plain data, for the stages below the command line.
-    pub fn roots(&self) -> Roots {
+    pub fn overrides(&self) -> PathOverrides {
         let p = &self.probe;
-        Roots {
+        PathOverrides {
             disk: self.disk.disk.clone(),
             cmdline: p.cmdline.clone(),
             sysfs: p.sysfs.clone(),

@@ -33,7 +33,7 @@ pub mod watchdog;
 use crate::decide::assess::Facts;
 use crate::decide::verity::{self as judge, Verity};
 use crate::disk::gpt::Table;
-use crate::types::{Backing, Roots, Slot};
+use crate::types::{Backing, PathOverrides, Slot};
 use anyhow::{anyhow, bail, Context, Result};
 use cmdline::{Cmdline, UsrRef};
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn new(p: &Roots, initrd: bool) -> Env {
+    pub fn new(p: &PathOverrides, initrd: bool) -> Env {
         let sysroot = p
             .sysroot
             .clone()

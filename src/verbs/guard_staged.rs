@@ -16,7 +16,7 @@ use std::path::Path;
 /// `guard-staged`: un-stage a held build before a reboot can use it.
 pub fn run(a: &GuardStagedArgs) -> VerbResult {
     let json = a.json;
-    let env = Env::new(&a.target.roots(), false);
+    let env = Env::new(&a.target.overrides(), false);
     let path = env.disk_path()?;
     let (_, table) = crate::disk::read_table(&path)?;
     let slots = table.slots();

@@ -15,18 +15,24 @@ use crate::disk::{gpt::Table, read_table, spend_booted};
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::{self, Env};
 use crate::safefs::SafeDir;
-use crate::types::{Booted, Roots, Slot};
+use crate::types::{Booted, PathOverrides, Slot};
 use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
 
 /// `initrd`: the assessment before pivot-root.
 pub fn initrd(a: &InitrdArgs) -> VerbResult {
-    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, true))?)
+    Ok(run(
+        &a.opts.target.overrides(),
+        &Options::of(&a.opts, true),
+    )?)
 }
 
 /// `assess`: the same assessment early in the booted system, on a stock image.
 pub fn assess(a: &StockAssessArgs) -> VerbResult {
-    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, false))?)
+    Ok(run(
+        &a.opts.target.overrides(),
+        &Options::of(&a.opts, false),
+    )?)
 }
 
 struct Options<'a> {
@@ -49,7 +55,7 @@ impl Options<'_> {
     }
 }
 
-fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
+fn run(p: &PathOverrides, o: &Options) -> Result<ExitCode> {
     let env = Env::new(p, o.in_initrd);
     if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
         log::info!("this boot was already assessed (by the initrd module)");

@@ -30,7 +30,7 @@ use crate::act::{flags, record};
 use crate::decide::booted;
 use crate::disk::gpt::Table;
 use crate::probe::{self, Env};
-use crate::types::Roots;
+use crate::types::PathOverrides;
 use std::path::Path;
 
 /// Which slot of `table` (read from `disk`) booted, by the same rules as the initrd's
@@ -69,7 +69,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn of(env: &Env, p: &Roots, disk: &Path) -> HostState {
+    pub fn of(env: &Env, p: &PathOverrides, disk: &Path) -> HostState {
         let host = is_block(disk) || env.explicit;
         HostState {
             boot_json: (host || p.run_dir.is_some())

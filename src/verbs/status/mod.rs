@@ -40,7 +40,7 @@ struct Seen {
 }
 
 fn look(a: &StatusArgs) -> Result<Seen> {
-    let p = a.target.roots();
+    let p = a.target.overrides();
     let env = Env::new(&p, false);
     let path = env.disk_path()?;
     let (_, table) = read_table(&path)?;
