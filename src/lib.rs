@@ -1,7 +1,7 @@
 //! abguard: health-gated A/B updates with automatic rollback for Flatcar Container Linux.
 //!
 //! Every verb runs the same way: [`cli`] parses the command line into the verb's own
-//! clap struct; the verb turns its `Target` into [`types::PathOverrides`] and [`probe::Env`];
+//! clap struct; the verb turns its `Target` into [`types::PathOverrides`] and [`probe::MachinePaths`];
 //! [`probe`] turns the machine (GPT, sysfs, command line, dm-verity, os-release) into
 //! plain facts; [`decide`] reaches a verdict with pure, table-tested functions; [`disk`]
 //! writes the one GPT change and [`act`] the rest (flags, records, history, metrics,

@@ -1,6 +1,6 @@
 //! Where the machine is, as the command line overrode it: every path abguard reads or
 //! writes, so tests and benchmarks point it at disk images and fake trees. `None` means
-//! the live machine's default, filled in by [`crate::probe::Env`]; the command line sets
+//! the live machine's default, filled in by [`crate::probe::MachinePaths`]; the command line sets
 //! these, and nothing below it knows how.
 
 use std::path::PathBuf;

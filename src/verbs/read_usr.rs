@@ -11,7 +11,7 @@ use crate::act::record::{self, Record};
 use crate::cli::tools::ReadUsrArgs;
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::source::read_full_at;
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::safefs;
 use crate::types::PathOverrides;
 use anyhow::{Context, Result};
@@ -275,7 +275,7 @@ fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
         sysroot: a.sysroot.clone(),
         ..PathOverrides::default()
     };
-    let env = Env::new(&p, false);
+    let env = MachinePaths::new(&p, false);
     let mut rec = Record::at(
         &env.proc,
         record::Event::ReadUsrFailed,

@@ -17,7 +17,7 @@ use crate::cli::args::StatusArgs;
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::Slot;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// What both reports start from: the disk and its slots, which one booted, where the
 /// host's state is, this boot's record and the health gate's snapshot.
 struct Seen {
-    env: Env,
+    env: MachinePaths,
     path: PathBuf,
     table: Table,
     slots: Vec<Slot>,
@@ -41,7 +41,7 @@ struct Seen {
 
 fn look(a: &StatusArgs) -> Result<Seen> {
     let p = a.target.overrides();
-    let env = Env::new(&p, false);
+    let env = MachinePaths::new(&p, false);
     let path = env.disk_path()?;
     let (_, table) = read_table(&path)?;
     let (booted, booted_notes) = match booted_slot(&env, &path, &table) {
