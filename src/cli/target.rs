@@ -13,13 +13,13 @@ pub struct Target {
     #[command(flatten)]
     pub disk: DiskArg,
     #[command(flatten)]
-    pub probe: Probe,
+    pub system: SystemPathArgs,
 }
 
 impl Target {
     /// The paths as plain data, for the stages below the command line.
     pub fn overrides(&self) -> PathOverrides {
-        let p = &self.probe;
+        let p = &self.system;
         PathOverrides {
             disk: self.disk.disk.clone(),
             cmdline: p.cmdline.clone(),
@@ -34,9 +34,10 @@ impl Target {
     }
 }
 
-// Where to find the running system; defaults are the live machine's.
+// Where the running system's files are (command line, sysfs, /dev, mounts, /usr, /run,
+// sysroot, procfs); defaults are the live machine's.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Probe {
+pub struct SystemPathArgs {
     /// Kernel command line to read [default: /proc/cmdline].
     #[arg(long, value_name = "PATH")]
     pub cmdline: Option<PathBuf>,
