@@ -16,7 +16,7 @@ use std::path::Path;
 /// `guard-staged`: un-stage a held build before a reboot can use it.
 pub fn run(a: &GuardStagedArgs) -> VerbResult {
     let json = a.json;
-    let env = MachinePaths::new(&a.target.overrides(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let path = env.disk_path()?;
     let (_, table) = crate::disk::read_table(&path)?;
     let slots = table.slots();

@@ -21,16 +21,13 @@ use std::path::{Path, PathBuf};
 
 /// `initrd`: the assessment before pivot-root.
 pub fn initrd(a: &InitrdArgs) -> VerbResult {
-    Ok(run(
-        &a.opts.target.overrides(),
-        &Options::of(&a.opts, true),
-    )?)
+    Ok(run(&a.opts.paths.overrides(), &Options::of(&a.opts, true))?)
 }
 
 /// `assess`: the same assessment early in the booted system, on a stock image.
 pub fn assess(a: &StockAssessArgs) -> VerbResult {
     Ok(run(
-        &a.opts.target.overrides(),
+        &a.opts.paths.overrides(),
         &Options::of(&a.opts, false),
     )?)
 }

@@ -53,7 +53,7 @@ fn record_manual(
 
 /// `next`: what GRUB's gptprio.next does (or only shows it, `--dry-run`).
 pub fn next(a: &NextArgs) -> VerbResult {
-    let (p, dry_run, json) = (&a.target.overrides(), a.dry_run, a.json);
+    let (p, dry_run, json) = (&a.paths.overrides(), a.dry_run, a.json);
     let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let mut pick = None;
@@ -139,7 +139,7 @@ fn booted_of(env: &MachinePaths, path: &Path) -> Option<usize> {
 
 /// `stage`: as flatcar-postinst does, unless the loop guard holds the build.
 pub fn stage(a: &StageArgs) -> VerbResult {
-    let (p, partition, json) = (&a.target.overrides(), a.partition, a.json);
+    let (p, partition, json) = (&a.paths.overrides(), a.partition, a.json);
     let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     // the loop guard: a build that failed its first boot is not staged again
@@ -167,7 +167,7 @@ pub fn stage(a: &StageArgs) -> VerbResult {
 
 /// `mark-good`: as flatcar-setgoodroot does.
 pub fn mark_good(a: &MarkGoodArgs) -> VerbResult {
-    let (p, partition, json) = (&a.target.overrides(), a.partition, a.json);
+    let (p, partition, json) = (&a.paths.overrides(), a.partition, a.json);
     let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let booted = booted_of(&env, &path);
@@ -252,7 +252,7 @@ fn booted_index(env: &MachinePaths, path: &Path) -> Result<usize, Failure> {
 
 /// `rollback`: make the other slot boot next.
 pub fn rollback(a: &RollbackArgs) -> VerbResult {
-    let (p, partition, force, json) = (&a.target.overrides(), a.partition, a.force, a.json);
+    let (p, partition, force, json) = (&a.paths.overrides(), a.partition, a.force, a.json);
     let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {

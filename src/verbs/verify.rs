@@ -138,7 +138,7 @@ fn source(env: &MachinePaths, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Re
 #[cfg(feature = "cryptsetup")]
 pub fn run(a: &VerifyArgs) -> VerbResult {
     let t0 = std::time::Instant::now();
-    let env = MachinePaths::new(&a.target.overrides(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let Some(target) = select(&env, a)? else {
         let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
         if a.json {

@@ -34,14 +34,14 @@ use outcome::Outcome;
 /// `gate-pass`: the gate on this boot ([`watch`]).
 pub fn pass(a: &GatePassArgs) -> VerbResult {
     Ok(watch::run(
-        &MachinePaths::new(&a.target.overrides(), false),
+        &MachinePaths::new(&a.paths.overrides(), false),
         a,
     )?)
 }
 
 /// `gate-fail`: a critical unit's OnFailure= hook (`--unit`) or the deadline timer.
 pub fn fail(a: &GateFailArgs) -> VerbResult {
-    let env = MachinePaths::new(&a.target.overrides(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
     if !state.exists(NEEDS_CHECK) || run.exists(HEALTHY_FLAG) {
@@ -119,7 +119,7 @@ pub fn fail(a: &GateFailArgs) -> VerbResult {
 /// spend the slot and reboot now rather than sitting in the emergency shell; otherwise
 /// do nothing.
 pub fn emergency(a: &EmergencyArgs) -> VerbResult {
-    let env = MachinePaths::new(&a.target.overrides(), true);
+    let env = MachinePaths::new(&a.paths.overrides(), true);
     let b = match this_boot::probe(&env) {
         Ok(b) => b,
         Err(e) => {

@@ -27,7 +27,7 @@ fn snapshot(env: &MachinePaths) -> Option<gate_state::GateState> {
 
 /// `pass-gate`: the pending gate passes by hand, recorded as `manual-pass-gate`.
 pub fn pass(a: &PassGateArgs) -> VerbResult {
-    let env = MachinePaths::new(&a.target.overrides(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     if !steer::gate_pending(&env.run_dir) {
         return Err(not_pending("pass"));
     }
@@ -59,7 +59,7 @@ pub fn pass(a: &PassGateArgs) -> VerbResult {
 
 /// `fail-gate`: the pending gate fails now, as a critical unit's failure makes it.
 pub fn fail(a: &FailGateArgs) -> VerbResult {
-    let env = MachinePaths::new(&a.target.overrides(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     if !steer::gate_pending(&env.run_dir) {
         return Err(not_pending("fail"));
     }

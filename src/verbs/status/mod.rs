@@ -40,7 +40,7 @@ struct Seen {
 }
 
 fn look(a: &StatusArgs) -> Result<Seen> {
-    let p = a.target.overrides();
+    let p = a.paths.overrides();
     let env = MachinePaths::new(&p, false);
     let path = env.disk_path()?;
     let (_, table) = read_table(&path)?;

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 // (not `config`, `butane`, `read-usr`), after the verb, so each page lists what its verb
 // uses.
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub struct PathArgs {
     #[command(flatten)]
     pub disk: DiskArg,
     #[command(flatten)]
     pub system: SystemPathArgs,
 }
 
-impl Target {
+impl PathArgs {
     /// The paths as plain data, for the stages below the command line.
     pub fn overrides(&self) -> PathOverrides {
         let p = &self.system;
