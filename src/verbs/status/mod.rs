@@ -192,17 +192,7 @@ fn gather(s: Seen) -> Facts {
                 .flatten()
         });
     let versions = answers::versions(&slots, booted, running_version, &hashes, &history);
-    let held_slot = slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            !s.attrs.successful
-                && held.iter().any(|h| match &hashes[i] {
-                    Some(hash) => h.root_hash.eq_ignore_ascii_case(hash),
-                    None => h.version_id.is_some() && h.version_id == versions[i],
-                })
-        })
-        .collect();
+    let held_slot = held_slots(&slots, &held, &hashes, &versions);
     Facts {
         disk: path.display().to_string(),
         source: host.source(last.as_ref()),
@@ -223,6 +213,27 @@ fn gather(s: Seen) -> Facts {
         held,
         degraded,
     }
+}
+
+/// Per slot: the loop guard holds its build (by root hash, or by version where the
+/// kernel's hash is unknown). A good slot is never held.
+fn held_slots(
+    slots: &[Slot],
+    held: &[crate::decide::loopguard::Held],
+    hashes: &[Option<String>],
+    versions: &[Option<String>],
+) -> Vec<bool> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            !s.attrs.successful
+                && held.iter().any(|h| match &hashes[i] {
+                    Some(hash) => h.root_hash.eq_ignore_ascii_case(hash),
+                    None => h.version_id.is_some() && h.version_id == versions[i],
+                })
+        })
+        .collect()
 }
 
 /// The gate on this boot. A decision is the newest gate event after this boot's
