@@ -5,7 +5,7 @@ PREFIX   ?= /usr
 DESTDIR  ?=
 CARGO    ?= cargo
 
-.PHONY: all build build-cryptsetup deps demo check test test-arm64 sysext e2e e2e-bios bench fuzz install clean lint man
+.PHONY: all build build-cryptsetup deps demo check size test test-arm64 sysext e2e e2e-bios bench fuzz install clean lint man
 
 all: build
 
@@ -44,9 +44,13 @@ demo: build
 check:
 	$(CARGO) test --locked
 
+# The static binary within its size goal (≤ 1 MiB, tests/size.sh; arm64's in test-arm64).
+size: build
+	./tests/size.sh $(BIN)
+
 # Every tier: the quick tier, loop-device tests (root), the static binary, arm64, the VM
 # e2e. Installs what it needs first (deps); `demo` and `check` do not, they need no root.
-test: deps build check
+test: deps size check
 	@# abguard verify through libcryptsetup (the userspace build's feature)
 	$(CARGO) test --locked --features cryptsetup --test verify
 	@# the same image and corpus tests against the static release binary (panic=abort)

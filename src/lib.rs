@@ -1,7 +1,8 @@
 //! abguard: health-gated A/B updates with automatic rollback for Flatcar Container Linux.
 //!
 //! Every verb runs the same way: [`cli`] parses the command line into the verb's own
-//! clap struct; the verb turns its `Target` into [`types::Roots`] and [`probe::Env`];
+//! clap struct; the verb turns its `PathArgs` into [`types::PathOverrides`] and then
+//! [`probe::MachinePaths`];
 //! [`probe`] turns the machine (GPT, sysfs, command line, dm-verity, os-release) into
 //! plain facts; [`decide`] reaches a verdict with pure, table-tested functions; [`disk`]
 //! writes the one GPT change and [`act`] the rest (flags, records, history, metrics,
@@ -52,7 +53,7 @@ use cli::{Cli, Command};
 use exit::VerbResult;
 
 /// The verb contract: a verb is a `fn(&ItsArgs) -> VerbResult`, its clap struct in (the
-/// paths it works on inside, as `Target`), an exit code or a typed failure out; the
+/// paths it works on inside, as `PathArgs`), an exit code or a typed failure out; the
 /// dispatch below accepts nothing else.
 fn verb<A>(f: fn(&A) -> VerbResult, a: &A) -> VerbResult {
     f(a)

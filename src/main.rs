@@ -5,6 +5,49 @@ static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 use abguard::exit::Failure;
 use log::LevelFilter;
 
+// Nothing in the static build can unwind: it is panic=abort and link/discard-eh-frame.ld
+// drops the unwind tables, so libunwind (≈50 KB of x86-64 code) could not walk a single
+// frame. It is linked only because std's precompiled code names these entry points (its
+// landing pads, its personality routine, the RUST_BACKTRACE printer); defining them here
+// keeps libunwind.a out. None is reached: a panic aborts before any landing pad runs, and
+// a backtrace ends at once (RUST_BACKTRACE prints no frames, as it could print none before).
+#[cfg(all(target_env = "musl", panic = "abort"))]
+mod no_unwind {
+    use std::ffi::{c_int, c_void};
+    type Ctx = *mut c_void;
+    const END_OF_STACK: c_int = 5; // _URC_END_OF_STACK
+
+    #[no_mangle]
+    extern "C" fn _Unwind_Backtrace(_trace: *mut c_void, _arg: *mut c_void) -> c_int {
+        END_OF_STACK
+    }
+    #[no_mangle]
+    extern "C" fn _Unwind_Resume(_exception: *mut c_void) -> ! {
+        std::process::abort()
+    }
+    // Each takes a frame context, which only a walk above would hand out: unreachable.
+    macro_rules! unreachable_fns {
+        ($($name:ident($($arg:ty),*) $(-> $ret:ty)?;)*) => {$(
+            #[no_mangle]
+            extern "C" fn $name($(_: $arg),*) $(-> $ret)? {
+                std::process::abort()
+            }
+        )*};
+    }
+    unreachable_fns! {
+        _Unwind_GetIP(Ctx) -> usize;
+        _Unwind_GetIPInfo(Ctx, *mut c_int) -> usize;
+        _Unwind_GetCFA(Ctx) -> usize;
+        _Unwind_GetRegionStart(Ctx) -> usize;
+        _Unwind_GetTextRelBase(Ctx) -> usize;
+        _Unwind_GetDataRelBase(Ctx) -> usize;
+        _Unwind_GetLanguageSpecificData(Ctx) -> *mut c_void;
+        _Unwind_SetGR(Ctx, c_int, usize);
+        _Unwind_SetIP(Ctx, usize);
+        _Unwind_FindEnclosingFunction(*mut c_void) -> *mut c_void;
+    }
+}
+
 fn main() {
     // like cgpt and other C tools: a closed pipe ends us quietly instead of a panic
     // (which panic=abort would turn into SIGABRT)

@@ -15,9 +15,7 @@ case "$kind" in
 *"ARM aarch64"*"statically linked"*) ;;
 *) echo "arm64: $BIN is not a static aarch64 executable: $kind" >&2; exit 1 ;;
 esac
-size=$(stat -c %s "$BIN")
-[ "$size" -le 1048576 ] || { echo "arm64: $BIN is $size bytes, over the 1 MiB goal" >&2; exit 1; }
-echo "arm64: $BIN: $size bytes, static aarch64"
+./tests/size.sh "$BIN"
 # the emulator runs it, and it is not silently the host binary
 [ "$("$QEMU" "$BIN" --version)" = "abguard $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" ]
 

@@ -67,8 +67,13 @@ fn ci_lints_first_and_sets_ci() {
         "make check"
     );
     assert!(
-        make.contains("\ntest: deps build check\n"),
-        "make test runs the quick tier"
+        make.contains("\ntest: deps size check\n"),
+        "make test runs the size check and the quick tier"
+    );
+    // the static binary's size goal fails the test tier, not just `make`'s printout
+    assert!(
+        make.contains("\nsize: build\n\t./tests/size.sh $(BIN)\n"),
+        "make size checks the built binary"
     );
 }
 

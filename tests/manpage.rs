@@ -1,7 +1,7 @@
 //! The committed man pages (man/*.8) are what clap_mangen makes of the CLI definition
 //! today: a new verb, option or help text without `make man` fails here.
 
-#[path = "../examples/mangen.rs"]
+#[path = "../examples/mangen/main.rs"]
 #[allow(dead_code)] // its main()
 mod mangen;
 

@@ -1,7 +1,7 @@
 //! The options of the slot verbs, the initrd, the gate, `config` and the generator.
 //! Each verb's help text is its struct's doc comment.
 
-use super::target::Target;
+use super::paths::PathArgs;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -24,7 +24,7 @@ pub struct AssessArgs {
     #[arg(long, hide = true, requires = "dm_status")]
     pub dm_table: Option<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// What runs, what the next reboot will do and why, and why the last first boot failed;
@@ -48,7 +48,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "PATH", requires = "prometheus")]
     pub textfile: Option<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Do what GRUB's gptprio.next does: pick the slot to boot and spend one of its tries.
@@ -61,7 +61,7 @@ pub struct NextArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Stage a slot as flatcar-postinst does: successful=0, tries=1, highest priority.
@@ -74,7 +74,7 @@ pub struct StageArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Mark a slot good as flatcar-setgoodroot does: successful=1, tries=0, highest priority.
@@ -87,7 +87,7 @@ pub struct MarkGoodArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Make the other slot boot next.
@@ -103,7 +103,7 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Assess this boot from the initrd: write /run flags and the boot record; on a
@@ -139,7 +139,7 @@ pub struct GatePassArgs {
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Health gate failed (a critical unit failed, or the deadline passed): on a first
@@ -157,7 +157,7 @@ pub struct GateFailArgs {
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Initrd emergency hook: on a first boot after an upgrade, spend the slot and
@@ -172,7 +172,7 @@ pub struct EmergencyArgs {
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Show the effective health-gate configuration.
@@ -213,7 +213,7 @@ pub struct PassGateArgs {
     #[arg(long)]
     pub mark_good: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Fail the pending health gate now, as a failed critical unit does: record why, spend
@@ -227,7 +227,7 @@ pub struct FailGateArgs {
     #[arg(long)]
     pub no_reboot: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Switch abguard's health gate off on this node (/etc/abguard/disabled): first boots

@@ -1,6 +1,6 @@
 //! The loop guard's verbs: `allow` and `guard-staged`.
 
-use super::target::Target;
+use super::paths::PathArgs;
 use clap::{ArgGroup, Args};
 use std::path::PathBuf;
 
@@ -34,5 +34,5 @@ pub struct GuardStagedArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }

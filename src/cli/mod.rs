@@ -5,8 +5,8 @@
 pub mod args;
 /// The loop guard's verbs: `allow` and `guard-staged`.
 pub mod lifecycle;
-/// `--disk` and the probe options, turned into [`crate::types::Roots`].
-pub mod target;
+/// `--disk` and the running system's path options, turned into [`crate::types::PathOverrides`].
+pub mod paths;
 /// The options of `verify`, `read-usr` and `butane`.
 pub mod tools;
 

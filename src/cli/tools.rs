@@ -1,7 +1,7 @@
 //! The options of the verbs that work offline on a slot, a device or a config:
 //! `verify`, `read-usr`, `butane`. Their checks beyond clap's run in the verbs.
 
-use super::target::Target;
+use super::paths::PathArgs;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -39,7 +39,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub target: Target,
+    pub paths: PathArgs,
 }
 
 /// Read all of /dev/mapper/usr through dm-verity; fail at the first unreadable block

@@ -33,14 +33,15 @@ pub mod watchdog;
 use crate::decide::assess::Facts;
 use crate::decide::verity::{self as judge, Verity};
 use crate::disk::gpt::Table;
-use crate::types::{Backing, Roots, Slot};
+use crate::types::{Backing, PathOverrides, Slot};
 use anyhow::{anyhow, bail, Context, Result};
 use cmdline::{Cmdline, UsrRef};
 use std::path::{Path, PathBuf};
 use sysfs::Sysfs;
 
-/// The paths to probe, with the defaults for where we run filled in.
-pub struct Env {
+/// The paths of the machine being judged: the overrides with the defaults for where we
+/// run filled in (the initrd's /sysroot and /sysusr, or the booted system's).
+pub struct MachinePaths {
     pub cmdline: PathBuf,
     pub sysfs: Sysfs,
     pub mountinfo: PathBuf,
@@ -54,8 +55,8 @@ pub struct Env {
     pub proc: PathBuf,
 }
 
-impl Env {
-    pub fn new(p: &Roots, initrd: bool) -> Env {
+impl MachinePaths {
+    pub fn new(p: &PathOverrides, initrd: bool) -> MachinePaths {
         let sysroot = p
             .sysroot
             .clone()
@@ -65,7 +66,7 @@ impl Env {
             None if initrd => vec![PathBuf::from("/sysusr/usr"), sysroot.join("usr")],
             None => vec![PathBuf::from("/usr")],
         };
-        Env {
+        MachinePaths {
             cmdline: p.cmdline.clone().unwrap_or_else(|| "/proc/cmdline".into()),
             proc: p.proc.clone().unwrap_or_else(|| "/proc".into()),
             sysfs: Sysfs {
@@ -168,7 +169,7 @@ pub fn cmdline_partition(
 
 /// dm-verity state of the device backing /usr. Test inputs replace the ioctl.
 pub fn verity(
-    env: &Env,
+    env: &MachinePaths,
     usr_dev: Option<&str>,
     expected: Option<String>,
     test_files: Option<(&Path, &Path)>,
@@ -225,7 +226,7 @@ pub fn version_id(usr_dirs: &[PathBuf]) -> Option<String> {
         .and_then(|t| osrelease::get(&t, "VERSION_ID"))
 }
 
-impl Env {
+impl MachinePaths {
     /// The disk to work on: the one given, else the disk under the booted /usr.
     pub fn disk_path(&self) -> Result<PathBuf> {
         if let Some(d) = &self.disk {
@@ -241,7 +242,7 @@ impl Env {
 /// Everything `assess` needs about the disk at `disk` (`None`: it could not be found).
 /// `dm_test` replaces the DM ioctl with dmsetup-style files.
 pub fn facts(
-    env: &Env,
+    env: &MachinePaths,
     disk: Option<&Path>,
     table: &Result<Table, String>,
     dm_test: Option<(&Path, &Path)>,

@@ -2,7 +2,7 @@
 //! an unnamed copy out of a disk image (libcryptsetup reads whole devices only).
 
 use crate::disk::gpt::Table;
-use crate::probe::Env;
+use crate::probe::MachinePaths;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub struct Source {
 }
 
 /// The kernel's node for partition `n` of a block device, through sysfs.
-pub fn partition_node(env: &Env, disk: &Path, n: u32) -> Result<PathBuf> {
+pub fn partition_node(env: &MachinePaths, disk: &Path, n: u32) -> Result<PathBuf> {
     let name = env.sysfs.name_of_path(disk)?;
     let dir = env.sysfs.root.join("class/block").join(&name);
     let rd = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;

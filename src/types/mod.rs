@@ -9,10 +9,10 @@ pub mod attrs;
 pub mod event;
 /// A history line read back, and the build a failure names.
 pub mod history;
-/// Every path the tool reads or writes, as plain data.
-pub mod roots;
+/// Every path the tool reads or writes, as plain data: `None` is the live default.
+pub mod path_overrides;
 /// A USR slot, the booted slot, the partition backing /usr.
 pub mod slot;
 
-pub use roots::Roots;
+pub use path_overrides::PathOverrides;
 pub use slot::{Backing, Booted, Slot};

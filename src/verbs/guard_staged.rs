@@ -8,7 +8,7 @@ use crate::cli::lifecycle::GuardStagedArgs;
 use crate::decide::ab;
 use crate::decide::loopguard::{self, Held};
 use crate::exit::{ExitCode, VerbResult};
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::Slot;
 use anyhow::Result;
 use std::path::Path;
@@ -16,7 +16,7 @@ use std::path::Path;
 /// `guard-staged`: un-stage a held build before a reboot can use it.
 pub fn run(a: &GuardStagedArgs) -> VerbResult {
     let json = a.json;
-    let env = Env::new(&a.target.roots(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let path = env.disk_path()?;
     let (_, table) = crate::disk::read_table(&path)?;
     let slots = table.slots();
@@ -68,7 +68,7 @@ pub fn run(a: &GuardStagedArgs) -> VerbResult {
     Ok(ExitCode::Ok)
 }
 
-fn unstage(env: &Env, path: &Path, s: &Slot, h: &Held) -> Result<Record> {
+fn unstage(env: &MachinePaths, path: &Path, s: &Slot, h: &Held) -> Result<Record> {
     let before = s.clone();
     let (after, unstaged) = crate::disk::unstage(path, &before)?;
     let mut r = Record::at(&env.proc, Event::RestageRefused, Verdict::Unstaged);

@@ -13,20 +13,23 @@ use crate::cli::args::{AssessArgs, InitrdArgs, StockAssessArgs};
 use crate::decide::assess::{self, Assessment, Facts, Verdict};
 use crate::disk::{gpt::Table, read_table, spend_booted};
 use crate::exit::{ExitCode, VerbResult};
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::safefs::SafeDir;
-use crate::types::{Booted, Roots, Slot};
+use crate::types::{Booted, PathOverrides, Slot};
 use anyhow::{anyhow, Result};
 use std::path::{Path, PathBuf};
 
 /// `initrd`: the assessment before pivot-root.
 pub fn initrd(a: &InitrdArgs) -> VerbResult {
-    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, true))?)
+    Ok(run(&a.opts.paths.overrides(), &Options::of(&a.opts, true))?)
 }
 
 /// `assess`: the same assessment early in the booted system, on a stock image.
 pub fn assess(a: &StockAssessArgs) -> VerbResult {
-    Ok(run(&a.opts.target.roots(), &Options::of(&a.opts, false))?)
+    Ok(run(
+        &a.opts.paths.overrides(),
+        &Options::of(&a.opts, false),
+    )?)
 }
 
 struct Options<'a> {
@@ -49,8 +52,8 @@ impl Options<'_> {
     }
 }
 
-fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
-    let env = Env::new(p, o.in_initrd);
+fn run(p: &PathOverrides, o: &Options) -> Result<ExitCode> {
+    let env = MachinePaths::new(p, o.in_initrd);
     if !o.in_initrd && env.run_dir.join(STATE_DIR).join(BOOT_JSON).exists() {
         log::info!("this boot was already assessed (by the initrd module)");
         return Ok(ExitCode::Ok);
@@ -131,7 +134,7 @@ fn run(p: &Roots, o: &Options) -> Result<ExitCode> {
 /// The record's part that comes from probing: the disk, the table and its problems, the
 /// command line's warnings, dm-verity.
 fn probed_record(
-    env: &Env,
+    env: &MachinePaths,
     o: &Options,
     disk: &Result<PathBuf>,
     table: &Result<Table, String>,
@@ -163,7 +166,7 @@ fn probed_record(
 
 /// A first boot after an upgrade: arm the watchdog for HANG_BUDGET and leave the
 /// breadcrumb on ROOT that the next boot reads if this attempt never reaches a verdict.
-fn hang_budget(env: &Env, cfg: &crate::config::Config, rec: &mut Record) {
+fn hang_budget(env: &MachinePaths, cfg: &crate::config::Config, rec: &mut Record) {
     use crate::decide::watchdog::{plan, Plan};
     use crate::probe::watchdog::devices;
     let mut found = devices(&env.sysfs.root);
@@ -243,7 +246,7 @@ fn spend(disk: Option<&Path>, slots: &[Slot], a: &mut Assessment, rec: &mut Reco
     }
 }
 
-fn version_dirs(env: &Env) -> Vec<PathBuf> {
+fn version_dirs(env: &MachinePaths) -> Vec<PathBuf> {
     let mut v = env.usr_candidates.clone();
     v.push(env.sysroot.join("usr"));
     v
@@ -319,7 +322,7 @@ fn log_summary(rec: &Record) {
 /// From the assessment, before its own history line: when GRUB fell back from a slot
 /// whose first boot reached no verdict, record one `fallback` event (once per attempt)
 /// and return the line this boot's record adds about it.
-fn record_fallback(env: &Env, now: &crate::act::record::Record) -> Vec<String> {
+fn record_fallback(env: &MachinePaths, now: &crate::act::record::Record) -> Vec<String> {
     use crate::act::{fallback, history};
     use crate::decide::fallback::{detect, pstore_message, Finding};
     let Some(booted) = (now.booted.as_ref())

@@ -29,15 +29,15 @@ pub mod verify;
 use crate::act::{flags, record};
 use crate::decide::booted;
 use crate::disk::gpt::Table;
-use crate::probe::{self, Env};
-use crate::types::Roots;
+use crate::probe::{self, MachinePaths};
+use crate::types::PathOverrides;
 use std::path::Path;
 
 /// Which slot of `table` (read from `disk`) booted, by the same rules as the initrd's
 /// assessment. An image file is no running system's disk: it has no booted slot unless
 /// the probe options point at a system.
 pub(crate) fn booted_slot(
-    env: &Env,
+    env: &MachinePaths,
     disk: &Path,
     table: &Table,
 ) -> Result<booted::Identified, Vec<String>> {
@@ -69,7 +69,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub fn of(env: &Env, p: &Roots, disk: &Path) -> HostState {
+    pub fn of(env: &MachinePaths, p: &PathOverrides, disk: &Path) -> HostState {
         let host = is_block(disk) || env.explicit;
         HostState {
             boot_json: (host || p.run_dir.is_some())

@@ -11,9 +11,9 @@ use crate::act::record::{self, Record};
 use crate::cli::tools::ReadUsrArgs;
 use crate::exit::{ExitCode, VerbResult};
 use crate::probe::source::read_full_at;
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::safefs;
-use crate::types::Roots;
+use crate::types::PathOverrides;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::os::unix::fs::FileExt;
@@ -270,12 +270,12 @@ impl Report {
 /// `read-usr-failed` in the history of `--sysroot`, with the report. The check already
 /// failed; a history that cannot be written is a warning.
 fn record_failure(a: &ReadUsrArgs, r: &Report, msg: &str) {
-    let p = Roots {
+    let p = PathOverrides {
         usr: a.usr.clone(),
         sysroot: a.sysroot.clone(),
-        ..Roots::default()
+        ..PathOverrides::default()
     };
-    let env = Env::new(&p, false);
+    let env = MachinePaths::new(&p, false);
     let mut rec = Record::at(
         &env.proc,
         record::Event::ReadUsrFailed,

@@ -7,7 +7,7 @@ use crate::cli::args::{MarkGoodArgs, NextArgs, RollbackArgs, StageArgs};
 use crate::decide::ab::{self, Refusal};
 use crate::disk::{change_slots, read_table};
 use crate::exit::{ExitCode, Failure, VerbResult};
-use crate::probe::Env;
+use crate::probe::MachinePaths;
 use crate::types::Slot;
 use anyhow::{anyhow, Result};
 use serde_json::json;
@@ -53,8 +53,8 @@ fn record_manual(
 
 /// `next`: what GRUB's gptprio.next does (or only shows it, `--dry-run`).
 pub fn next(a: &NextArgs) -> VerbResult {
-    let (p, dry_run, json) = (&a.target.roots(), a.dry_run, a.json);
-    let env = Env::new(p, false);
+    let (p, dry_run, json) = (&a.paths.overrides(), a.dry_run, a.json);
+    let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let mut pick = None;
     let (before, after) = if dry_run {
@@ -130,7 +130,7 @@ fn report_change(what: &str, path: &Path, before: &[Slot], after: &[Slot], json:
 }
 
 /// The booted slot's index when the probe can tell (else none: nothing is guessed).
-fn booted_of(env: &Env, path: &Path) -> Option<usize> {
+fn booted_of(env: &MachinePaths, path: &Path) -> Option<usize> {
     let (_, table) = read_table(path).ok()?;
     super::booted_slot(env, path, &table)
         .ok()
@@ -139,8 +139,8 @@ fn booted_of(env: &Env, path: &Path) -> Option<usize> {
 
 /// `stage`: as flatcar-postinst does, unless the loop guard holds the build.
 pub fn stage(a: &StageArgs) -> VerbResult {
-    let (p, partition, json) = (&a.target.roots(), a.partition, a.json);
-    let env = Env::new(p, false);
+    let (p, partition, json) = (&a.paths.overrides(), a.partition, a.json);
+    let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     // the loop guard: a build that failed its first boot is not staged again
     if let Some(root) = &HostState::of(&env, p, &path).history {
@@ -167,8 +167,8 @@ pub fn stage(a: &StageArgs) -> VerbResult {
 
 /// `mark-good`: as flatcar-setgoodroot does.
 pub fn mark_good(a: &MarkGoodArgs) -> VerbResult {
-    let (p, partition, json) = (&a.target.roots(), a.partition, a.json);
-    let env = Env::new(p, false);
+    let (p, partition, json) = (&a.paths.overrides(), a.partition, a.json);
+    let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let booted = booted_of(&env, &path);
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
@@ -203,7 +203,12 @@ pub fn mark_good(a: &MarkGoodArgs) -> VerbResult {
 
 /// When a gate is pending on this boot: take its verdict, write the flag a pass
 /// writes, record `manual-pass-gate`; the line saying so.
-fn pass_pending_gate(env: &Env, host: &HostState, after: &[Slot], booted: usize) -> Option<String> {
+fn pass_pending_gate(
+    env: &MachinePaths,
+    host: &HostState,
+    after: &[Slot],
+    booted: usize,
+) -> Option<String> {
     use crate::act::steer;
     let run = host.run_dir()?;
     if !steer::gate_pending(&run) || !steer::claim(&run) {
@@ -238,7 +243,7 @@ fn pass_pending_gate(env: &Env, host: &HostState, after: &[Slot], booted: usize)
     Some(line)
 }
 
-fn booted_index(env: &Env, path: &Path) -> Result<usize, Failure> {
+fn booted_index(env: &MachinePaths, path: &Path) -> Result<usize, Failure> {
     let (_, table) = read_table(path)?;
     super::booted_slot(env, path, &table)
         .map(|id| id.index)
@@ -247,8 +252,8 @@ fn booted_index(env: &Env, path: &Path) -> Result<usize, Failure> {
 
 /// `rollback`: make the other slot boot next.
 pub fn rollback(a: &RollbackArgs) -> VerbResult {
-    let (p, partition, force, json) = (&a.target.roots(), a.partition, a.force, a.json);
-    let env = Env::new(p, false);
+    let (p, partition, force, json) = (&a.paths.overrides(), a.partition, a.force, a.json);
+    let env = MachinePaths::new(p, false);
     let path = env.disk_path()?;
     let (before, after) = change_slots(&path, |s| -> Result<(), Failure> {
         let target = match partition {

@@ -17,7 +17,7 @@ use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, Failure, VerbResult};
 use crate::probe::source::{self, Source};
 use crate::probe::verity::{self, OffsetSource};
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::{Booted, Slot};
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -40,7 +40,7 @@ impl SlotOnDisk {
     }
 }
 
-fn booted(env: &Env, t: &SlotOnDisk) -> Option<Booted> {
+fn booted(env: &MachinePaths, t: &SlotOnDisk) -> Option<Booted> {
     let id = super::booted_slot(env, &t.disk, &t.table).ok()?;
     Some(Booted::of(&t.table.slots()[id.index], id.source))
 }
@@ -79,7 +79,7 @@ pub fn run(_a: &VerifyArgs) -> VerbResult {
 /// The slot `verify` was asked about, or `None` when nothing is staged and `--staged`
 /// says that is fine.
 #[cfg(feature = "cryptsetup")]
-fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<SlotOnDisk>>, Failure> {
+fn select(env: &MachinePaths, a: &VerifyArgs) -> Result<Option<Option<SlotOnDisk>>, Failure> {
     let need_table = a.device.is_none()
         || a.partition.is_some()
         || a.staged
@@ -107,7 +107,7 @@ fn select(env: &Env, a: &VerifyArgs) -> Result<Option<Option<SlotOnDisk>>, Failu
 
 /// The root hash to verify against, and where it came from.
 #[cfg(feature = "cryptsetup")]
-fn root_hash(env: &Env, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, String)> {
+fn root_hash(env: &MachinePaths, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, String)> {
     Ok(match (&a.root_hash, &a.kernel, slot) {
         (Some(h), _, _) => (h.trim().to_ascii_lowercase(), "--root-hash".to_string()),
         (None, Some(k), _) => (verity::kernel_root_hash(k)?, k.display().to_string()),
@@ -123,7 +123,7 @@ fn root_hash(env: &Env, a: &VerifyArgs, slot: Option<&Slot>) -> Result<(String, 
 
 /// What to read: `--device`, the slot's partition node, or a copy out of the image.
 #[cfg(feature = "cryptsetup")]
-fn source(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Result<Source> {
+fn source(env: &MachinePaths, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Result<Source> {
     match (&a.device, target) {
         (Some(dev), _) => Ok(Source::direct(dev)),
         (None, Some(t)) if is_block(&t.disk) => {
@@ -138,7 +138,7 @@ fn source(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>) -> Result<Sour
 #[cfg(feature = "cryptsetup")]
 pub fn run(a: &VerifyArgs) -> VerbResult {
     let t0 = std::time::Instant::now();
-    let env = Env::new(&a.target.roots(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let Some(target) = select(&env, a)? else {
         let msg = "no staged update (no slot that boots next with tries left and not yet successful): nothing to verify";
         if a.json {
@@ -208,7 +208,12 @@ pub fn run(a: &VerifyArgs) -> VerbResult {
 
 /// Log, un-stage when asked, print; the exit code says whether the slot verified.
 #[cfg(feature = "cryptsetup")]
-fn finish(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>, mut r: Report) -> VerbResult {
+fn finish(
+    env: &MachinePaths,
+    a: &VerifyArgs,
+    target: Option<&SlotOnDisk>,
+    mut r: Report,
+) -> VerbResult {
     let failed = r.result != Outcome::Verified;
     if failed {
         log::error!("{}", r.message);
@@ -239,7 +244,7 @@ fn finish(env: &Env, a: &VerifyArgs, target: Option<&SlotOnDisk>, mut r: Report)
 
 /// Un-stage a slot that failed: tries=0, successful=0 (ab::spend_slot), only while it
 /// is still the staged one, and record why. Never leaves nothing bootable.
-fn unstage(env: &Env, t: &SlotOnDisk, r: &mut Report) {
+fn unstage(env: &MachinePaths, t: &SlotOnDisk, r: &mut Report) {
     let before = t.slot();
     let result = crate::disk::unstage(&t.disk, &before);
     let mut rec = Record::at(

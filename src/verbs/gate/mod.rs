@@ -27,18 +27,21 @@ use crate::config::Config;
 use crate::decide::gate::{self as decide_gate, GateAction, GateFacts, UnitTrack};
 use crate::disk::spend_booted;
 use crate::exit::{ExitCode, VerbResult};
-use crate::probe::Env;
+use crate::probe::MachinePaths;
 use crate::safefs::SafeDir;
 use outcome::Outcome;
 
 /// `gate-pass`: the gate on this boot ([`watch`]).
 pub fn pass(a: &GatePassArgs) -> VerbResult {
-    Ok(watch::run(&Env::new(&a.target.roots(), false), a)?)
+    Ok(watch::run(
+        &MachinePaths::new(&a.paths.overrides(), false),
+        a,
+    )?)
 }
 
 /// `gate-fail`: a critical unit's OnFailure= hook (`--unit`) or the deadline timer.
 pub fn fail(a: &GateFailArgs) -> VerbResult {
-    let env = Env::new(&a.target.roots(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     let run = SafeDir::open(&env.run_dir)?;
     let state = run.subdir(STATE_DIR, true)?;
     if !state.exists(NEEDS_CHECK) || run.exists(HEALTHY_FLAG) {
@@ -116,7 +119,7 @@ pub fn fail(a: &GateFailArgs) -> VerbResult {
 /// spend the slot and reboot now rather than sitting in the emergency shell; otherwise
 /// do nothing.
 pub fn emergency(a: &EmergencyArgs) -> VerbResult {
-    let env = Env::new(&a.target.roots(), true);
+    let env = MachinePaths::new(&a.paths.overrides(), true);
     let b = match this_boot::probe(&env) {
         Ok(b) => b,
         Err(e) => {

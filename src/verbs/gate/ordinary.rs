@@ -6,12 +6,12 @@ use super::outcome;
 use crate::act::flags::SYSEXTS_MERGED;
 use crate::act::record::{Event, Verdict};
 use crate::decide::gate::CheckTrack;
-use crate::probe::{checks, Env};
+use crate::probe::{checks, MachinePaths};
 use crate::safefs::SafeDir;
 use std::path::Path;
 
 /// An ordinary boot: remember the merged sysexts, report configuration errors.
-pub(super) fn boot(env: &Env, errors: &[String], merged: &[String]) {
+pub(super) fn boot(env: &MachinePaths, errors: &[String], merged: &[String]) {
     let (dir, name) = SYSEXTS_MERGED
         .rsplit_once('/')
         .unwrap_or(("", SYSEXTS_MERGED));
@@ -37,7 +37,7 @@ pub(super) fn boot(env: &Env, errors: &[String], merged: &[String]) {
 }
 
 /// The sysext images the last ordinary boot had merged.
-pub(super) fn merged_before(env: &Env) -> Vec<String> {
+pub(super) fn merged_before(env: &MachinePaths) -> Vec<String> {
     crate::safefs::read_text(
         &env.sysroot.join(SYSEXTS_MERGED),
         crate::safefs::cap::RECORD,

@@ -14,14 +14,14 @@ use crate::decide::ab;
 use crate::decide::gate::{Failure, GateFacts, UnitTrack};
 use crate::disk::{change_slots, spend_booted};
 use crate::exit::ExitCode;
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::{Booted, Slot};
 use anyhow::Result;
 
 /// Where the gate runs, what it was configured with, which slot this boot is, and what
 /// the command line asked for.
 pub(crate) struct Outcome<'a> {
-    pub env: &'a Env,
+    pub env: &'a MachinePaths,
     pub cfg: &'a Config,
     /// The booted slot, or why it is unknown (then nothing is rolled back).
     pub boot: &'a Result<ThisBoot>,
@@ -31,7 +31,12 @@ pub(crate) struct Outcome<'a> {
 
 /// A record of `event` on this boot: the booted slot (when known), the version and the
 /// build's identity for the loop guard.
-pub(crate) fn record(env: &Env, event: Event, verdict: Verdict, b: Option<&ThisBoot>) -> Record {
+pub(crate) fn record(
+    env: &MachinePaths,
+    event: Event,
+    verdict: Verdict,
+    b: Option<&ThisBoot>,
+) -> Record {
     let mut r = Record::at(&env.proc, event, verdict);
     if let Some(b) = b {
         r.disk = Some(b.disk.display().to_string());
@@ -46,7 +51,7 @@ pub(crate) fn record(env: &Env, event: Event, verdict: Verdict, b: Option<&ThisB
 }
 
 /// Append `r` to the history; a history that cannot be written never stops the gate.
-pub(crate) fn save(env: &Env, r: &Record) {
+pub(crate) fn save(env: &MachinePaths, r: &Record) {
     if let Err(e) = history::record_event(&env.sysroot, r) {
         log::warn!("history not updated: {e:#}");
     }
@@ -214,7 +219,7 @@ impl Outcome<'_> {
 
 /// The verdict is taken: the watchdog goes back to the node's own setting (after a
 /// rollback only at the reboot: a hung shutdown still resets) and the breadcrumb goes.
-fn settle(env: &Env, r: &mut Record, reexec: bool) {
+fn settle(env: &MachinePaths, r: &mut Record, reexec: bool) {
     match crate::act::watchdog::release(&env.run_dir, reexec) {
         Ok(Some(msg)) => r.actions.push(Action::Other(msg)),
         Ok(None) => {}

@@ -10,7 +10,7 @@ use crate::cli::args::{FailGateArgs, PassGateArgs};
 use crate::config::Config;
 use crate::decide::gate::{self as decide_gate, Failure as GateFailure, GateFacts, UnitTrack};
 use crate::exit::{ExitCode, Failure, VerbResult};
-use crate::probe::Env;
+use crate::probe::MachinePaths;
 use anyhow::anyhow;
 
 fn not_pending(what: &str) -> Failure {
@@ -21,13 +21,13 @@ fn not_pending(what: &str) -> Failure {
 }
 
 /// The watcher's snapshot, when it left a readable one.
-fn snapshot(env: &Env) -> Option<gate_state::GateState> {
+fn snapshot(env: &MachinePaths) -> Option<gate_state::GateState> {
     gate_state::read(&env.run_dir).and_then(Result::ok)
 }
 
 /// `pass-gate`: the pending gate passes by hand, recorded as `manual-pass-gate`.
 pub fn pass(a: &PassGateArgs) -> VerbResult {
-    let env = Env::new(&a.target.roots(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     if !steer::gate_pending(&env.run_dir) {
         return Err(not_pending("pass"));
     }
@@ -59,7 +59,7 @@ pub fn pass(a: &PassGateArgs) -> VerbResult {
 
 /// `fail-gate`: the pending gate fails now, as a critical unit's failure makes it.
 pub fn fail(a: &FailGateArgs) -> VerbResult {
-    let env = Env::new(&a.target.roots(), false);
+    let env = MachinePaths::new(&a.paths.overrides(), false);
     if !steer::gate_pending(&env.run_dir) {
         return Err(not_pending("fail"));
     }

@@ -3,7 +3,7 @@
 
 use crate::decide::assess;
 use crate::disk::read_table;
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::Slot;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ impl ThisBoot {
 /// Find the disk (the one given, the one under /usr, or when /usr never got mounted the
 /// one holding the partition the command line names), read its GPT and tell which slot
 /// booted and whether this is its first boot after an upgrade.
-pub(crate) fn probe(env: &Env) -> Result<ThisBoot> {
+pub(crate) fn probe(env: &MachinePaths) -> Result<ThisBoot> {
     let disk = match env.disk_path() {
         Ok(p) => p,
         Err(e) => find_disk_by_cmdline(env).with_context(|| format!("{e:#}"))?,
@@ -53,7 +53,7 @@ pub(crate) fn probe(env: &Env) -> Result<ThisBoot> {
 
 /// When /usr never got mounted (the case the emergency hook exists for), find the disk
 /// whose GPT holds the partition the command line names.
-fn find_disk_by_cmdline(env: &Env) -> Result<PathBuf> {
+fn find_disk_by_cmdline(env: &MachinePaths) -> Result<PathBuf> {
     let c = env.read_cmdline()?;
     let Some(Ok((_, probe::cmdline::UsrRef::PartUuid(uuid)))) = c.usr else {
         bail!("the command line names no /usr PARTUUID to search the disks for");
@@ -91,7 +91,7 @@ pub(crate) struct UsrVerity {
 }
 
 impl UsrVerity {
-    pub(crate) fn of(env: &Env) -> UsrVerity {
+    pub(crate) fn of(env: &MachinePaths) -> UsrVerity {
         UsrVerity {
             dev: env.usr_backing().ok().map(|(_, name, _)| name),
             expected: env.read_cmdline().ok().and_then(|c| c.usrhash?.ok()),
@@ -99,14 +99,14 @@ impl UsrVerity {
     }
 
     /// What dm-verity says about /usr now, after the boot has read much of it.
-    pub(crate) fn problem(&self, env: &Env) -> Option<String> {
+    pub(crate) fn problem(&self, env: &MachinePaths) -> Option<String> {
         probe::verity(env, self.dev.as_deref(), self.expected.clone(), None).problem()
     }
 }
 
 /// The configuration errors of this boot: the gate's own reading and the generator's
 /// (`config-error` under /run/abguard, one a line).
-pub(crate) fn config_errors(env: &Env, cfg: &crate::config::Config) -> Vec<String> {
+pub(crate) fn config_errors(env: &MachinePaths, cfg: &crate::config::Config) -> Vec<String> {
     use crate::act::flags::{CONFIG_ERROR, STATE_DIR};
     let mut v: Vec<String> = cfg.errors.iter().map(ToString::to_string).collect();
     let marker = env.run_dir.join(STATE_DIR).join(CONFIG_ERROR);

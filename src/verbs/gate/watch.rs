@@ -16,7 +16,7 @@ use crate::cli::args::GatePassArgs;
 use crate::config::Config;
 use crate::decide::gate::{self as decide_gate, GateAction, GateFacts, GatePolicy, UnitTrack};
 use crate::exit::ExitCode;
-use crate::probe::{checks, units, Env};
+use crate::probe::{checks, units, MachinePaths};
 use crate::safefs::SafeDir;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -57,13 +57,13 @@ fn notify_ready() {
     }
 }
 
-pub(super) fn run(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
+pub(super) fn run(env: &MachinePaths, a: &GatePassArgs) -> Result<ExitCode> {
     let r = watch(env, a);
     notify_ready();
     r
 }
 
-fn watch(env: &Env, a: &GatePassArgs) -> Result<ExitCode> {
+fn watch(env: &MachinePaths, a: &GatePassArgs) -> Result<ExitCode> {
     let cfg = Config::load(&env.sysroot);
     let errors = this_boot::config_errors(env, &cfg);
     let usr = env.usr_candidates.first().cloned().unwrap_or_default();
@@ -149,7 +149,7 @@ struct Watch {
 
 impl Watch {
     fn new(
-        env: &Env,
+        env: &MachinePaths,
         cfg: &Config,
         boot: &Result<ThisBoot>,
         errors: Vec<String>,
@@ -198,7 +198,7 @@ impl Watch {
     /// One look: the units' states, the checks once every unit is up, and before a pass
     /// dm-verity's verdict on what the boot has read (it checks lazily, so a block read
     /// during the window may have failed). Only what can change is asked again.
-    fn look(&mut self, env: &Env) -> GateAction {
+    fn look(&mut self, env: &MachinePaths) -> GateAction {
         let f = &mut self.f;
         f.now = mono_us();
         if let Ok(states) = units::states(&self.required) {

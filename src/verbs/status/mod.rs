@@ -17,7 +17,7 @@ use crate::cli::args::StatusArgs;
 use crate::decide::ab;
 use crate::disk::{gpt::Table, read_table};
 use crate::exit::{ExitCode, VerbResult};
-use crate::probe::{self, Env};
+use crate::probe::{self, MachinePaths};
 use crate::types::Slot;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// What both reports start from: the disk and its slots, which one booted, where the
 /// host's state is, this boot's record and the health gate's snapshot.
 struct Seen {
-    env: Env,
+    env: MachinePaths,
     path: PathBuf,
     table: Table,
     slots: Vec<Slot>,
@@ -40,8 +40,8 @@ struct Seen {
 }
 
 fn look(a: &StatusArgs) -> Result<Seen> {
-    let p = a.target.roots();
-    let env = Env::new(&p, false);
+    let p = a.paths.overrides();
+    let env = MachinePaths::new(&p, false);
     let path = env.disk_path()?;
     let (_, table) = read_table(&path)?;
     let (booted, booted_notes) = match booted_slot(&env, &path, &table) {
@@ -192,17 +192,7 @@ fn gather(s: Seen) -> Facts {
                 .flatten()
         });
     let versions = answers::versions(&slots, booted, running_version, &hashes, &history);
-    let held_slot = slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            !s.attrs.successful
-                && held.iter().any(|h| match &hashes[i] {
-                    Some(hash) => h.root_hash.eq_ignore_ascii_case(hash),
-                    None => h.version_id.is_some() && h.version_id == versions[i],
-                })
-        })
-        .collect();
+    let held_slot = held_slots(&slots, &held, &hashes, &versions);
     Facts {
         disk: path.display().to_string(),
         source: host.source(last.as_ref()),
@@ -223,6 +213,27 @@ fn gather(s: Seen) -> Facts {
         held,
         degraded,
     }
+}
+
+/// Per slot: the loop guard holds its build (by root hash, or by version where the
+/// kernel's hash is unknown). A good slot is never held.
+fn held_slots(
+    slots: &[Slot],
+    held: &[crate::decide::loopguard::Held],
+    hashes: &[Option<String>],
+    versions: &[Option<String>],
+) -> Vec<bool> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            !s.attrs.successful
+                && held.iter().any(|h| match &hashes[i] {
+                    Some(hash) => h.root_hash.eq_ignore_ascii_case(hash),
+                    None => h.version_id.is_some() && h.version_id == versions[i],
+                })
+        })
+        .collect()
 }
 
 /// The gate on this boot. A decision is the newest gate event after this boot's

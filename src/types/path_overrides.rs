@@ -1,12 +1,12 @@
-//! Where the machine is: every path abguard reads or writes, so tests and benchmarks
-//! point it at disk images and fake trees. `None` means the live machine's default,
-//! filled in by [`crate::probe::Env`]; the command line sets these, and nothing below
-//! it knows how.
+//! Where the machine is, as the command line overrode it: every path abguard reads or
+//! writes, so tests and benchmarks point it at disk images and fake trees. `None` means
+//! the live machine's default, filled in by [`crate::probe::MachinePaths`]; the command line sets
+//! these, and nothing below it knows how.
 
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Roots {
+pub struct PathOverrides {
     /// Disk or image file holding the GPT [default: the disk of the booted /usr].
     pub disk: Option<PathBuf>,
     /// Kernel command line [default: /proc/cmdline].
@@ -27,7 +27,7 @@ pub struct Roots {
     pub sysroot: Option<PathBuf>,
 }
 
-impl Roots {
+impl PathOverrides {
     /// True when the caller pointed at a system other than this one.
     pub fn explicit(&self) -> bool {
         self.cmdline.is_some()

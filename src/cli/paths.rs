@@ -1,7 +1,7 @@
 //! The options saying where the GPT and the running system are, and their conversion
-//! into the plain [`crate::types::Roots`] the stages below take.
+//! into the plain [`crate::types::PathOverrides`] the stages below take.
 
-use crate::types::Roots;
+use crate::types::PathOverrides;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -9,18 +9,18 @@ use std::path::PathBuf;
 // (not `config`, `butane`, `read-usr`), after the verb, so each page lists what its verb
 // uses.
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub struct PathArgs {
     #[command(flatten)]
     pub disk: DiskArg,
     #[command(flatten)]
-    pub probe: Probe,
+    pub system: SystemPathArgs,
 }
 
-impl Target {
+impl PathArgs {
     /// The paths as plain data, for the stages below the command line.
-    pub fn roots(&self) -> Roots {
-        let p = &self.probe;
-        Roots {
+    pub fn overrides(&self) -> PathOverrides {
+        let p = &self.system;
+        PathOverrides {
             disk: self.disk.disk.clone(),
             cmdline: p.cmdline.clone(),
             sysfs: p.sysfs.clone(),
@@ -34,9 +34,10 @@ impl Target {
     }
 }
 
-// Where to find the running system; defaults are the live machine's.
+// Where the running system's files are (command line, sysfs, /dev, mounts, /usr, /run,
+// sysroot, procfs); defaults are the live machine's.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Probe {
+pub struct SystemPathArgs {
     /// Kernel command line to read [default: /proc/cmdline].
     #[arg(long, value_name = "PATH")]
     pub cmdline: Option<PathBuf>,
