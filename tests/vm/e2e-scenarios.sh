@@ -91,8 +91,10 @@ if want 4 || want 4p; then
   assert "s4 A's record shows GRUB's fallback (B first, spent)" "2 0 false" \
     "$(hist slots | python3 -c 'import json,sys; b=json.load(sys.stdin)[1]; print(b["priority"], b["tries"], str(b["successful"]).lower())')"
   assert "s4 B spent, A first again" "A(P2 T0 S1) B(P1 T0 S0)" "$(gpt_state "$DISK")"
-  # the panic came before abguard's stage 2 ran (the fault matrix, faults.sh)
-  fault_report usr-corrupt-panic "stage 0 or kernel" "$BOOT_ALLOWANCE"
+  # the panic came before abguard's initrd unit ran in B's stage 2, but after its dracut
+  # module loaded efi-pstore: the kernel's last words are in an EFI variable for A to read
+  pstore_said s4 'Kernel panic - not syncing: dm-verity device corrupted'
+  fault_report usr-corrupt-panic "$(panic_stage "stage 0 or kernel")" "$BOOT_ALLOWANCE"
 fi
 
 # --- 6. B's stage 2 fails (after stage 0 mounted its /usr): back on A without waiting out
@@ -166,21 +168,6 @@ fail_to_reboot() {
   TIMINGS+=("$1 failure->reboot request ${FAIL_TO_REBOOT}s")
   log "time: $1 failure -> reboot request ${FAIL_TO_REBOOT}s (failure at ${f}s, reboot asked at ${r}s)"
 }
-# hist_of EVENT FIELD [I]: FIELD of the history lines whose event is EVENT, the last one
-# (I: python index, 0 = the first)
-hist_of() {
-  root_cat "$DISK" /var/lib/abguard/attempts.jsonl | python3 -c '
-import json, sys
-v = [l for l in map(json.loads, filter(str.strip, sys.stdin)) if l.get("event") == sys.argv[1]]
-i = int(sys.argv[3]) if len(sys.argv) > 3 else -1
-v = v[i] if -len(v) <= i < len(v) else {}
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)' "$@"
-}
-has() { grep -qF -- "$2" <<<"$1" && echo yes || echo no; }
-ROLLED_BACK="A(P2 T0 S1) B(P1 T0 S0)"   # B spent; A's setgoodroot prioritized A
-KEPT="A(P1 T0 S1) B(P2 T0 S1)"          # B marked good by update-engine's setgoodroot
 
 # --- 8. (a) the nginx unit shape, failing ExecStartPre, no DEADLINE: back on A fast --
 if want 8; then
@@ -445,7 +432,7 @@ PY
   # bootengine.img carries it) and the lab's ignition-quench; the other scenarios' slots carry
   # none (+40 MB uncompressed). B's payloads are the usual ones: Ignition runs only on a first boot
   BEI=$IG/bootengine; mkdir -p "$BEI/usr/lib/flatcar"
-  timed "stage2-ign" env ABGUARD_BIN="$ABGUARD_BIN" STAGE2_TREE_OUT="$IG/stage2-tree" TREE_DRACUT_MODULES=ignition \
+  timed "stage2-ign" env ABGUARD_BIN="$ABGUARD_BIN" STAGE2_TREE_OUT="$IG/stage2-tree" TREE_DRACUT_MODULES="ignition network-legacy" \
     EXTRA_DRACUT_MODULES="$REPO_DIR/dracut/50abguard $VM_DIR/dracut/96ignition-quench $VM_DIR/dracut/97initrd-noop" \
     "$VM_DIR/build-stage2.sh" "$ROOTFS" "$BEI/usr/lib/flatcar/bootengine.img"
   for f in usr/bin/ignition usr/bin/abguard usr/lib/systemd/system-generators/ignition-generator \

@@ -186,6 +186,23 @@ print("" if v is None else (json.dumps(v) if isinstance(v, (list, dict)) else st
 ' "$@"
 }
 hist_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c . || true; }
+# hist_of EVENT FIELD [I]: FIELD of the history lines whose event is EVENT, the last one
+# (I: python index, 0 = the first)
+hist_of() {
+  root_cat "$DISK" /var/lib/abguard/attempts.jsonl | python3 -c '
+import json, sys
+v = [l for l in map(json.loads, filter(str.strip, sys.stdin)) if l.get("event") == sys.argv[1]]
+i = int(sys.argv[3]) if len(sys.argv) > 3 else -1
+v = v[i] if -len(v) <= i < len(v) else {}
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)' "$@"
+}
+has() { grep -qF -- "$2" <<<"$1" && echo yes || echo no; }
+# shellcheck disable=SC2034 # read by the scenarios and the fault matrix
+ROLLED_BACK="A(P2 T0 S1) B(P1 T0 S0)"   # B spent; A's setgoodroot prioritized A
+# shellcheck disable=SC2034
+KEPT="A(P1 T0 S1) B(P2 T0 S1)"          # B marked good by update-engine's setgoodroot
 # jsonl_count EVENT: history lines of that event on ROOT
 jsonl_count() { root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c "\"event\":\"$1\"" || true; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a < b)}'; }
