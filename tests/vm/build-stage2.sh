@@ -19,11 +19,11 @@ ROOTFS=${1:?rootfs}; OUT=${2:?out.img}; CACHE=${3:-$ABGUARD_CACHE}
 . "$CACHE/kernel/kernel.env"
 OUT=$(realpath -m "$OUT"); mkdir -p "$(dirname "$OUT")"
 # ignition, dracut-network (30ignition depends on network and url-lib), curl (url-lib's),
-# isc-dhcp-client and iproute2 (network-legacy's: the qemu platform needs no network, and
+# isc-dhcp-client, iproute2 and procps (network-legacy's: the qemu platform needs no network, and
 # systemd-networkd in the initrd would wait for one), policycoreutils (setfiles, which
 # Ignition runs for its SELinux relabeling) are only put in the images that name Ignition's
 # module; one tree serves both, so it is built once per cache
-TREE=$(ROOTFS_SUITE=trixie ROOTFS_PKGS=dracut-core,kmod,cpio,systemd-cryptsetup,ignition,dracut-network,curl,isc-dhcp-client,iproute2,policycoreutils \
+TREE=$(ROOTFS_SUITE=trixie ROOTFS_PKGS=dracut-core,kmod,cpio,systemd-cryptsetup,ignition,dracut-network,curl,isc-dhcp-client,iproute2,procps,policycoreutils \
   "$VM_DIR/build-rootfs.sh" "$CACHE/stage2")
 sdver() { awk '/^Package: systemd$/{f=1} f&&/^Version:/{print $2; exit}' "$1/var/lib/dpkg/status"; }
 [ "$(sdver "$TREE")" = "$(sdver "$ROOTFS")" ] ||

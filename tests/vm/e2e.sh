@@ -28,7 +28,8 @@ T_ALL=$(date +%s%N)
 result=FAIL
 trap 'log "timings:"; print_timings >&2; log "total $(secs_since "$T_ALL")s"
       log "serial console of every boot: $W/logs/ (TAG.bootK.log; TAG.serial.log per run)"; echo "E2E $result"' EXIT
-want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+# (bios:N asks for scenario N too: the build makes what it needs)
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* || " $ONLY " == *" bios:$1 "* ]]; }
 
 # --- build (kernel, rootfs and GRUB cached outside the repo) -------------------------------
 timed deps "$VM_DIR/install-deps.sh"
