@@ -10,7 +10,8 @@ CARGO=${CARGO:-cargo}
 scripts() {
   git ls-files -z | while IFS= read -r -d '' f; do
     [ -f "$f" ] || continue
-    head -n1 "$f" | grep -qE '^#!.*/(env )?(ba|da)?sh( |$)' && printf '%s\n' "$f"
+    # a #! line, or a sourced library's "# shellcheck shell=bash" first line
+    head -n1 "$f" | grep -qE '^(#!.*/(env )?(ba|da)?sh( |$)|# shellcheck shell=(ba|da)?sh$)' && printf '%s\n' "$f"
   done
 }
 

@@ -169,15 +169,15 @@ fn stage0_btrfs_sysusr() {
     // a plain file stands in for the node (a block node needs mknod); no link to follow
     std::fs::create_dir_all(dir.path().join("dev/mapper")).unwrap();
     std::fs::write(dir.path().join("dev/mapper/usr"), "").unwrap();
-    let roots = crate::types::roots::Roots {
+    let overrides = crate::types::path_overrides::PathOverrides {
         sysfs: Some(f.root().to_path_buf()),
         dev: Some(dir.path().join("dev")),
         mountinfo: Some(mi),
         sysroot: Some(dir.path().join("sysroot")),
         ..Default::default()
     };
-    let env = crate::probe::Env::new(&roots, true);
-    let (at, name, b) = env.usr_backing().unwrap();
+    let machine = crate::probe::MachinePaths::new(&overrides, true);
+    let (at, name, b) = machine.usr_backing().unwrap();
     assert_eq!(at, Path::new("/sysusr/usr"));
     assert_eq!(name, "dm-0");
     assert_eq!(b.partition, 4);
