@@ -137,7 +137,7 @@ install: build
 	@# optional: make build-cryptsetup && make install WITH_CRYPTSETUP=1
 	[ -z "$(WITH_CRYPTSETUP)" ] || install -D -m 0755 $(CRYPTSETUP_BIN) $(DESTDIR)$(PREFIX)/lib/abguard/abguard-cryptsetup
 	install -D -m 0755 dracut/50abguard/module-setup.sh $(DESTDIR)$(DRACUTDIR)/module-setup.sh
-	install -m 0755 dracut/50abguard/abguard-emergency.sh $(DESTDIR)$(DRACUTDIR)/
+	install -m 0755 dracut/50abguard/abguard-emergency.sh dracut/50abguard/abguard-esp.sh $(DESTDIR)$(DRACUTDIR)/
 	install -m 0644 dracut/50abguard/abguard-initrd.service $(DESTDIR)$(DRACUTDIR)/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/

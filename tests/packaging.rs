@@ -432,7 +432,10 @@ fn check_references(root: &Path, repo: &Path) -> Vec<String> {
                 let prog = line.trim_start_matches(['-', '@', ':', '+', '!', '|']);
                 let prog = prog.split_whitespace().next().unwrap_or("");
                 let base = prog.rsplit('/').next().unwrap();
-                if base.starts_with("abguard") && !executable(&at(prog)) {
+                if base.starts_with("abguard")
+                    && !executable(&at(prog))
+                    && !initrd_script_installed(prog, &at)
+                {
                     problems.push(format!(
                         "{name}: {key}={prog} is not installed (or not executable)"
                     ));
@@ -566,6 +569,22 @@ fn check_references(root: &Path, repo: &Path) -> Vec<String> {
     problems
 }
 
+/// A program the initrd unit runs that the dracut module copies in itself
+/// (`inst_script "$moddir/F" PROG` in module-setup.sh), with F executable in the tree.
+fn initrd_script_installed(prog: &str, at: &dyn Fn(&str) -> std::path::PathBuf) -> bool {
+    let Ok(setup) = std::fs::read_to_string(at(&format!("{MODDIR}/module-setup.sh"))) else {
+        return false;
+    };
+    setup.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().map(|w| w.trim_matches('"')).collect();
+        matches!(w.as_slice(), ["inst_script", src, dest] if *dest == prog
+            && src.strip_prefix("$moddir/").is_some_and(|f| {
+                std::fs::metadata(at(&format!("{MODDIR}/{f}")))
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            }))
+    })
+}
+
 #[test]
 fn installed_tree_holds_everything_it_refers_to() {
     let (repo, bin) = (repo(), bin());
@@ -585,12 +604,15 @@ fn reference_check_catches_what_is_missing() {
     let dest = make_install(&repo, &bin);
     let at = |p: &str| dest.path().join(p.trim_start_matches('/'));
     std::fs::remove_file(at(&format!("{MODDIR}/abguard-emergency.sh"))).unwrap();
+    std::fs::remove_file(at(&format!("{MODDIR}/abguard-esp.sh"))).unwrap();
     std::fs::remove_file(at(&format!("{UNITDIR}/abguard-deadline.service"))).unwrap();
     std::fs::remove_file(at("/usr/share/man/man8/abguard.8")).unwrap();
     std::fs::remove_file(at("/usr/bin/abguard")).unwrap();
     let p = check_references(dest.path(), &repo).join("\n");
     for want in [
         "module-setup.sh installs $moddir/abguard-emergency.sh",
+        "module-setup.sh installs $moddir/abguard-esp.sh",
+        "ExecStartPre=/usr/libexec/abguard-esp.sh is not installed",
         "abguard-deadline.timer: starts abguard-deadline.service",
         "Documentation=man:abguard(8): no such man page",
         "ExecStart=/usr/bin/abguard is not installed",

@@ -24,12 +24,16 @@ depends() {
 installkernel() {
     hostonly='' instmods '=drivers/watchdog'
     hostonly='' instmods efi_pstore
+    # abguard-esp.sh reads EFI-SYSTEM (FAT) for the slots' kernels
+    hostonly='' instmods vfat nls_cp437 nls_utf8
 }
 
 install() {
     # static binary: no library resolution needed
     inst_simple "${ABGUARD_BIN:-/usr/bin/abguard}" /usr/bin/abguard
     inst_simple "$moddir/abguard-initrd.service" "$systemdsystemunitdir/abguard-initrd.service"
+    inst_script "$moddir/abguard-esp.sh" /usr/libexec/abguard-esp.sh
+    inst_multiple mount umount mountpoint
     # initrd.target is what initrd-cleanup waits for, on first and later boots alike
     $SYSTEMCTL -q --root "$initdir" add-wants initrd.target abguard-initrd.service
     # before Flatcar's 99emergency-timeout (300 s) and before rd.emergency= acts

@@ -92,15 +92,19 @@ fault_cases() {
   #     gptprio.next again, which boots A in the same GRUB run (B's try is spent) ---------
   if want kernel-missing; then
     new_disk skm
-    run_guest skm -p "$W/b.payload" "$UPDATE_SEEN && rm /boot/flatcar/vmlinuz-b && sync" "poweroff"
+    run_guest skm -p "$W/b.payload" "$UPDATE_SEEN && rm /boot/flatcar/vmlinuz-b && sync" \
+      "poweroff findmnt -n -o FSTYPE,OPTIONS /boot | sed 's/^/E2E-BOOT-MOUNT: /'; echo E2E-BOOT-MOUNT-END"
     assert "skm GRUB chose B, then A in the same run" "A B A" "$SEQ"
     assert "skm two GRUB starts (no reset for B)" 2 "$BOOTS"
     assert "skm ended in a poweroff" poweroff "$END"
     assert "skm B spent, A first again" "$ROLLED_BACK" "$(gpt_state "$DISK")"
-    # the initrd cannot see EFI-SYSTEM, so it cannot tell GRUB from stage 0 (docs). GRUB's
-    # budget: its 10 s pause after an error ("Press any key to continue..."), then the
-    # fallback entry's gptprio.next and loading A (measured 12.5 s)
-    fault_report kernel-missing "stage 0 or kernel" 20
+    # A's initrd reads EFI-SYSTEM (abguard-esp.sh): B's kernel is gone, so GRUB could not
+    # have started it. GRUB's budget: its 10 s pause after an error ("Press any key to
+    # continue..."), then the fallback entry's gptprio.next and loading A (measured 12.5 s)
+    assert "skm A's initrd saw EFI-SYSTEM and no kernel of B" yes "$(has "$(hist_of fallback reasons)" "GRUB could not load it")"
+    assert "skm A's booted system listed its /boot mounts" 1 "$(grep -ac '^E2E-BOOT-MOUNT-END' "$(boot_log 2)" || true)"
+    assert "skm the initrd's EFI-SYSTEM mount did not reach the booted system" 0 "$(grep -ac '^E2E-BOOT-MOUNT: vfat' "$(boot_log 2)" || true)"
+    fault_report kernel-missing bootloader 20
   fi
 
   # --- B's root hash wrong: B's kernel (and load-b) carry a hash its /usr does not match.

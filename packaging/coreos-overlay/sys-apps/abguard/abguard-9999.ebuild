@@ -220,7 +220,7 @@ src_install() {
 
 	# dracut copies module files with their modes: the scripts must be executable
 	exeinto /usr/lib/dracut/modules.d/50abguard
-	doexe dracut/50abguard/module-setup.sh dracut/50abguard/abguard-emergency.sh
+	doexe dracut/50abguard/module-setup.sh dracut/50abguard/abguard-emergency.sh dracut/50abguard/abguard-esp.sh
 	insinto /usr/lib/dracut/modules.d/50abguard
 	doins dracut/50abguard/abguard-initrd.service
 
