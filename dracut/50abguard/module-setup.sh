@@ -25,7 +25,7 @@ installkernel() {
     hostonly='' instmods '=drivers/watchdog'
     hostonly='' instmods efi_pstore
     # abguard-esp.sh reads EFI-SYSTEM (FAT) for the slots' kernels
-    hostonly='' instmods vfat nls_cp437 nls_utf8
+    hostonly='' instmods vfat nls_cp437 nls_ascii nls_utf8
 }
 
 install() {
