@@ -87,6 +87,15 @@ fault_verdict() {
   [ "${#FAULT_FAILED[@]}" = 0 ] || die "fault matrix: ${FAULT_FAILED[*]}"
 }
 
+# stage0_run TAG PAYLOAD: B staged from inside A (the breadcrumb written), B's boot reaches
+# stage 0's mount of its /usr and fails there, GRUB falls back to A
+stage0_run() {
+  new_disk "$1"
+  run_guest "$1" -p "$2" "$UPDATE_SEEN" "poweroff"
+  assert_seq "$1" "A B A"
+  assert "$1 stage 0 reached the mount of B's /usr" 1 "$(grep -ac '^Mounting /usr from /dev/mapper/usr' "$(boot_log 2)")"
+}
+
 fault_cases() {
   # --- B's kernel missing from EFI-SYSTEM: GRUB cannot load it, its fallback entry runs
   #     gptprio.next again, which boots A in the same GRUB run (B's try is spent) ---------
@@ -116,10 +125,7 @@ fault_cases() {
     ln -sf usr-b.part "$W/usr-b-wronghash.part"
     sed 's/^ROOTHASH=\(.\)/ROOTHASH=0/; s/^ROOTHASH=00/ROOTHASH=11/' "$W/usr-b.env" >"$W/usr-b-wronghash.env"
     make_payload "$W/usr-b-wronghash.part" "$W/b-wronghash.payload"
-    new_disk srh
-    run_guest srh -p "$W/b-wronghash.payload" "$UPDATE_SEEN" "poweroff"
-    assert_seq srh "A B A"
-    assert "srh stage 0 reached the mount of B's /usr" 1 "$(grep -ac '^Mounting /usr from /dev/mapper/usr' "$(boot_log 2)")"
+    stage0_run srh "$W/b-wronghash.payload"
     assert "srh dm-verity rejected the first block read" 1 "$(grep -ac 'device-mapper: verity: .*block [0-9]* is corrupted' "$(boot_log 2)")"
     assert "srh the kernel panicked" 1 "$(grep -ac 'Kernel panic - not syncing: dm-verity device corrupted' "$(boot_log 2)")"
     assert "srh B left no record (its stage 2 never ran)" 0 "$(root_cat "$DISK" /var/lib/abguard/attempts.jsonl | grep -c '"booted":{"partition":4,' || true)"
@@ -133,10 +139,7 @@ fault_cases() {
     timed "usr B-nobootengine" env EXTRA_USR="$W/tree:$VM_DIR/e2e-guest:$F:$VM_DIR/e2e-fault:$W/marked" \
       "$VM_DIR/build-usr.sh" "$ROOTFS" 2.0.0 "$W/usr-b-nobe.part"
     make_payload "$W/usr-b-nobe.part" "$W/b-nobe.payload"
-    new_disk sbe
-    run_guest sbe -p "$W/b-nobe.payload" "$UPDATE_SEEN" "poweroff"
-    assert_seq sbe "A B A"
-    assert "sbe stage 0 mounted B's /usr" 1 "$(grep -ac '^Mounting /usr from /dev/mapper/usr' "$(boot_log 2)")"
+    stage0_run sbe "$W/b-nobe.payload"
     assert "sbe minimal-init failed" 1 "$(grep -ac '^ERROR: The early initrd has failed' "$(boot_log 2)")"
     assert "sbe minimal-init rebooted itself" 1 "$(grep -ac '^INFO: Rebooting' "$(boot_log 2)")"
     t=$(gap_to_reset "ERROR: The early initrd has failed")
