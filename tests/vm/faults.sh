@@ -19,7 +19,6 @@ UPDATE_SEEN='reboot /usr/libexec/e2e-update && for i in $(seq 150); do grep -qs 
 # panic`. Stage 0 loads no efi-pstore, so a panic there is `stage 0 or kernel`. SeaBIOS has no
 # EFI variables, and ramoops (tried: memmap= / mem= regions) came back empty after qemu's
 # reset, so the BIOS lane records a panic as what the other breadcrumbs show.
-FAULT_LINES=()
 # panic_stage NO_PSTORE_STAGE: what A records for a panic after stage 0 (pstore's word on UEFI)
 panic_stage() { if [ "$FIRMWARE" = uefi ]; then echo "kernel panic"; else echo "$1"; fi; }
 # pstore_said TAG PANIC_LINE: on UEFI, A's fallback quotes B's panic from pstore
@@ -74,7 +73,6 @@ fault_report() {
   stage=$(fault_stage); took=$(fault_took)
   [ "$stage" = "$2" ] || verdict=FAIL
   [ -n "$took" ] && lt "$took" "$3" || verdict=FAIL
-  FAULT_LINES+=("FAULT $1 stage=$stage took=${took:-?} budget=$3 $verdict")
   echo "FAULT $1 stage=$stage took=${took:-?} budget=$3 $verdict"
   if [ "$verdict" = ok ]; then ASSERTS_OK=$((ASSERTS_OK + 1))
   else FAULT_FAILED+=("$1: stage '$stage' (expected '$2'), took ${took:-?}s (budget $3 s)"); fi
@@ -83,7 +81,6 @@ FAULT_FAILED=()
 
 # fault_verdict: every FAULT line again, together; the e2e fails if one case did
 fault_verdict() {
-  [ "${#FAULT_LINES[@]}" = 0 ] || printf '%s\n' "${FAULT_LINES[@]}"
   [ "${#FAULT_FAILED[@]}" = 0 ] || die "fault matrix: ${FAULT_FAILED[*]}"
 }
 
