@@ -578,10 +578,10 @@ fn initrd_script_installed(prog: &str, at: &dyn Fn(&str) -> std::path::PathBuf) 
     setup.lines().any(|l| {
         let w: Vec<&str> = l.split_whitespace().map(|w| w.trim_matches('"')).collect();
         matches!(w.as_slice(), ["inst_script", src, dest] if *dest == prog
-            && src.strip_prefix("$moddir/").is_some_and(|f| {
-                std::fs::metadata(at(&format!("{MODDIR}/{f}")))
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            }))
+        && src.strip_prefix("$moddir/").is_some_and(|f| {
+            std::fs::metadata(at(&format!("{MODDIR}/{f}")))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }))
     })
 }
 
