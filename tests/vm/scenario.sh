@@ -14,6 +14,9 @@
 
 # new_disk TAG: a private copy of the pristine disk; sets DISK and LAYOUT
 new_disk() {
+  # one scenario disk per lane at a time: the previous one goes (a slot staged inside the
+  # guest is written in full, about 1 GiB of the host's disk per scenario otherwise)
+  [ -z "${DISK:-}" ] || [ "$DISK" = "$W/$1.img" ] || rm -f "$DISK" "$DISK".prestage.*
   DISK=$W/$1.img LAYOUT=$W/$1.layout
   cp --sparse=always "$PRISTINE" "$DISK"; cp "$PRISTINE_LAYOUT" "$LAYOUT"
 }
