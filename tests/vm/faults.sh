@@ -4,7 +4,7 @@
 # case asserts the boot sequence, the stage A records for B's attempt, and that the attempt
 # ended within its budget, and prints exactly one line:
 #   FAULT <case> stage=<recorded stage> took=<s from B's GRUB choice to the reset> budget=<s> ok|FAIL
-# Cases that an older scenario already is (4p, 6, 10, 20) call fault_report from their own
+# Cases that an older scenario already is (4, 6, 10, 20) call fault_report from their own
 # block; fault_cases runs the rest. Budgets: docs/failure-budgets.md.
 
 # A TCG boot from GRUB's choice to the point a fault strikes (kernel, initrd, userspace up
